@@ -1,0 +1,255 @@
+"""Corpus inputs: files, directories, `.gz` files, stdin and built-in corpora, read as text.
+
+Every input is resolved to a list of `Source` files first (stdin is spooled to a file so that
+it can be read more than once), then streamed in chunks of bounded size: memory never grows
+with the size of the corpus.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import gzip
+import hashlib
+import os
+import shutil
+import sys
+import sysconfig
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from charrnn.errors import CharrnnError, UsageError
+
+CHUNK_BYTES = 1 << 19  # 512 KiB of raw bytes per read: buffers stay in cache
+SNIFF_BYTES = 8192  # a file whose first 8 KiB hold a NUL byte is binary
+BUILTIN_PREFIX = "builtin:"
+ERROR_MODES = ("strict", "replace", "ignore")
+
+# Progress callback: (bytes done so far in this pass, total bytes or None).
+ProgressFn = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file, as named in messages (`name`) and as read (`path`)."""
+
+    name: str
+    path: Path
+    size: int
+    gz: bool = False
+
+
+def _python_stdlib_files() -> list[Path]:
+    """The running interpreter's standard library sources, without tests and data tables."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip_dirs = {"site-packages", "dist-packages", "test", "tests", "idle_test", "encodings"}
+    skip_dirs |= {"pydoc_data", "__pycache__"}
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs and not d.startswith("."))
+        files += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py")]
+    return files
+
+
+# Built-in corpora: text every install has, so that `make demo` needs no download.
+BUILTINS: dict[str, tuple[str, Callable[[], list[Path]]]] = {
+    "python": (
+        "the Python standard library source of the running interpreter (*.py, about 10 MB, "
+        "without tests, site-packages and codec tables)",
+        _python_stdlib_files,
+    ),
+}
+
+
+def builtin_names() -> list[str]:
+    """Names accepted as `builtin:NAME` wherever a corpus path is accepted."""
+    return [BUILTIN_PREFIX + name for name in BUILTINS]
+
+
+def is_builtin(name: str) -> bool:
+    """True when `name` names a built-in corpus (`builtin:python`)."""
+    return name.startswith(BUILTIN_PREFIX)
+
+
+def _is_binary(path: Path, gz: bool) -> bool:
+    try:
+        with _open(path, gz) as f:
+            return b"\0" in f.read(SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return True
+
+
+def _open(path: Path, gz: bool):
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def _file_source(path: Path, name: str) -> Source:
+    return Source(name=name, path=path, size=path.stat().st_size, gz=path.suffix == ".gz")
+
+
+def _walk(root: Path, glob: str) -> tuple[list[Source], int]:
+    """Text files below `root` matching `glob`, sorted; also how many binary files were skipped."""
+    sources, skipped = [], 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fname in sorted(filenames):
+            if fname.startswith(".") or not fnmatch.fnmatch(fname, glob):
+                continue
+            path = Path(dirpath) / fname
+            if not path.is_file():
+                continue
+            if _is_binary(path, path.suffix == ".gz"):
+                skipped += 1
+                continue
+            sources.append(_file_source(path, str(path)))
+    return sources, skipped
+
+
+def spool_stdin(directory: Path, stream=None) -> Path:
+    """Copy stdin to a file in `directory` so that it can be read several times."""
+    stream = stream if stream is not None else sys.stdin.buffer
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "stdin.txt"
+    if path.exists():
+        raise UsageError("-", "stdin given twice", "pass - once")
+    with open(path, "wb") as out:
+        shutil.copyfileobj(stream, out, CHUNK_BYTES)
+    return path
+
+
+def resolve(
+    inputs: Sequence[str], *, glob: str = "*", spool_dir: Path | None = None
+) -> list[Source]:
+    """Turn command-line inputs (paths, directories, `-`, `builtin:NAME`) into source files."""
+    if not inputs:
+        raise UsageError("INPUT", "no input given", "pass a file, a directory, - or builtin:python")
+    sources: list[Source] = []
+    for item in inputs:
+        if item == "-":
+            if spool_dir is None:
+                raise UsageError("-", "stdin cannot be read here", "pass a file instead")
+            path = spool_stdin(spool_dir)
+            sources.append(Source(name="<stdin>", path=path, size=path.stat().st_size))
+        elif is_builtin(item):
+            key = item[len(BUILTIN_PREFIX) :]
+            if key not in BUILTINS:
+                known = ", ".join(builtin_names())
+                raise UsageError(item, "no such built-in corpus", f"use one of: {known}")
+            files = BUILTINS[key][1]()
+            if not files:
+                raise CharrnnError(
+                    item, "the built-in corpus is empty on this install", "pass a text file instead"
+                )
+            sources += [_file_source(p, f"{item}/{p.name}") for p in files]
+        else:
+            path = Path(item)
+            if not path.exists():
+                raise CharrnnError(item, "no such file or directory", "check the path")
+            if path.is_dir():
+                found, skipped = _walk(path, glob)
+                if not found:
+                    extra = f" ({skipped} binary files skipped)" if skipped else ""
+                    raise CharrnnError(
+                        item,
+                        f"no text files matching '{glob}'{extra}",
+                        "pass a directory that holds text files, or change --glob",
+                    )
+                sources += found
+            elif not path.is_file():
+                raise CharrnnError(item, "not a regular file", "pass a text file or a directory")
+            else:
+                sources.append(_file_source(path, item))
+    return sources
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    name = codecs.lookup(encoding).name
+    return not name.startswith(("utf-16", "utf-32"))
+
+
+def check_encoding(encoding: str, errors: str) -> None:
+    """Validate `--encoding` and `--errors` up front."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(
+            "--encoding",
+            f"unknown encoding '{encoding}'",
+            "use a Python codec name such as utf-8 or latin-1",
+        ) from None
+    if errors not in ERROR_MODES:
+        raise UsageError(
+            "--errors", f"unknown mode '{errors}'", f"use one of: {', '.join(ERROR_MODES)}"
+        )
+
+
+def read_text(
+    sources: Sequence[Source],
+    *,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    hashes: dict[str, str] | None = None,
+    progress: ProgressFn | None = None,
+    chunk_bytes: int | None = None,
+) -> Iterator[str]:
+    """Yield the decoded text of all sources, in order, in chunks of about `chunk_bytes`.
+
+    Raises `CharrnnError` naming the file and byte offset for binary data (NUL bytes) and for
+    bytes that are not valid in `encoding` (with `errors="strict"`). When `hashes` is given it
+    receives the sha256 of each source's bytes.
+    """
+    check_encoding(encoding, errors)
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    nul_check_bytes = _ascii_compatible(encoding)
+    total = sum(s.size for s in sources) if not any(s.gz for s in sources) else None
+    done = 0
+    for src in sources:
+        decoder = codecs.getincrementaldecoder(encoding)(errors)
+        digest = hashlib.sha256() if hashes is not None else None
+        offset = 0
+        try:
+            with _open(src.path, src.gz) as f:
+                while True:
+                    raw = f.read(chunk_bytes)
+                    final = not raw
+                    if raw:
+                        if digest is not None:
+                            digest.update(raw)
+                        if nul_check_bytes and b"\0" in raw:
+                            raise _binary(src, offset + raw.index(b"\0"))
+                    pending = len(decoder.getstate()[0])
+                    try:
+                        text = decoder.decode(raw, final=final)
+                    except UnicodeDecodeError as e:
+                        at = offset - pending + e.start
+                        raise CharrnnError(
+                            src.name,
+                            f"not valid {encoding} at byte offset {at}",
+                            "convert the file to UTF-8, or pass --encoding (e.g. latin-1) or "
+                            "--errors replace",
+                        ) from None
+                    if not nul_check_bytes and "\0" in text:
+                        raise _binary(src, offset)
+                    offset += len(raw)
+                    if text:
+                        yield text
+                    if progress is not None and raw:
+                        done += len(raw)
+                        progress(done, total)
+                    if final:
+                        break
+        except (OSError, EOFError, zlib.error) as e:
+            what = f"cannot read ({getattr(e, 'strerror', None) or e})"
+            raise CharrnnError(src.name, what, "check the file") from None
+        if digest is not None:
+            hashes[src.name] = digest.hexdigest()
+
+
+def _binary(src: Source, at: int) -> CharrnnError:
+    return CharrnnError(
+        src.name,
+        f"binary file (NUL byte at offset {at})",
+        "pass text files only (with a directory, narrow it with --glob)",
+    )

@@ -1,0 +1,488 @@
+"""Text -> token ids on disk: a data directory of `tokenizer.json`, `meta.json` and flat `.bin`
+files of ids per split, readable with `np.memmap`.
+
+The corpus is streamed three times in chunks (count, build the vocabulary from the training
+split, encode), so peak memory does not depend on the size of the corpus. Output is written
+to a temporary directory that is renamed into place only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from charrnn import __version__, corpus
+from charrnn.config import TokenizeConfig, to_dict
+from charrnn.errors import CharrnnError
+from charrnn.tokenizer import (
+    DEFAULT_BPE_VOCAB,
+    SPECIALS,
+    UNK_ID,
+    BPETokenizer,
+    CharTokenizer,
+    Tokenizer,
+    check_vocab_size,
+    last_safe_cut,
+    load,
+    normalize_text,
+    split_for_encoding,
+)
+
+DATA_FORMAT = "charrnn-data"
+DATA_VERSION = 1
+SPLITS = ("train", "val", "test")
+MAX_CARRY = 1 << 26  # cut a line with no safe boundary after 64 M characters
+CACHE_CHARS = 1 << 25  # corpora up to 32 M characters are read once and replayed from memory
+
+# Progress callback: (stage, done, total or None).
+Progress = Callable[[str, int, int | None], None]
+
+
+# -- segmentation ----------------------------------------------------------------------------
+
+
+def segments(chunks: Iterable[str]) -> Iterator[str]:
+    """Re-cut streamed text so that every piece ends at a safe boundary (see `safe_cut`).
+
+    Normalization and BPE then treat each piece exactly as they would treat the whole text.
+    """
+    carry = ""
+    for chunk in chunks:
+        text = carry + chunk if carry else chunk
+        cut = last_safe_cut(text)
+        if cut == 0 and len(text) > MAX_CARRY:
+            cut = len(text)  # no boundary at all: a pathological single line; cut anyway
+        if cut:
+            yield text[:cut]
+        carry = text[cut:]
+    if carry:
+        yield carry
+
+
+def _route(pieces: Iterable[str], bounds: dict[str, int]) -> Iterator[tuple[str, str]]:
+    """Assign consecutive text to splits: the first bounds['train'] characters are train, etc."""
+    names = [name for name in SPLITS if bounds.get(name)]
+    if not names:
+        return
+    index, left = 0, bounds[names[0]]
+    for piece in pieces:
+        while piece:
+            take = piece[:left] if len(piece) > left else piece
+            yield names[index], take
+            piece = piece[len(take) :]
+            left -= len(take)
+            if left == 0:
+                index += 1
+                if index == len(names):
+                    return
+                left = bounds[names[index]]
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """Which text goes to which split: either one stream cut at character counts, or files."""
+
+    streams: dict[str, list[corpus.Source]]  # stream name -> its sources
+    bounds: dict[str, dict[str, int]]  # stream name -> split name -> characters
+
+
+def _check_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not force:
+        raise CharrnnError(
+            str(out_dir), "already exists", "pass --force to replace it, or choose another -o"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CharrnnError(str(out_dir), "exists and is not a directory", "choose another -o")
+
+
+def _publish(tmp: Path, out_dir: Path, force: bool) -> None:
+    """Move the finished temporary directory into place (replacing the old one with force)."""
+    _check_out_dir(out_dir, force)
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out_dir)
+
+
+def temp_dir_for(out_dir: Path) -> Path:
+    """A fresh hidden directory beside `out_dir` (same file system, so rename is atomic)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    tmp.mkdir()
+    return tmp
+
+
+def tokenize_corpus(
+    inputs: Sequence[str],
+    out_dir: str | Path,
+    config: TokenizeConfig = TokenizeConfig(),
+    *,
+    val_inputs: Sequence[str] = (),
+    test_inputs: Sequence[str] = (),
+    force: bool = False,
+    vocabulary: Tokenizer | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Tokenize `inputs` into the data directory `out_dir`; return its meta data.
+
+    With `vocabulary`, text is encoded with that existing tokenizer (and its normalization)
+    instead of a new vocabulary built from the training split.
+    """
+    if vocabulary is not None:
+        config = replace(
+            config,
+            vocab=vocabulary.kind,
+            vocab_size=vocabulary.vocab_size,
+            lowercase=vocabulary.lowercase,
+            normalize=vocabulary.normalize_form,
+        )
+    config.check()
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, force)
+    tmp = temp_dir_for(out_dir)
+    try:
+        meta = _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, progress)
+        (tmp / "stdin.txt").unlink(missing_ok=True)
+        _publish(tmp, out_dir, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+class _Histogram:
+    """Character counts, in an array that grows to the largest code point seen."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(256, dtype=np.int64)
+
+    def add(self, text: str, sign: int = 1) -> None:
+        """Count (or with sign=-1, uncount) the characters of `text`."""
+        if text.isascii():
+            points = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        else:
+            points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        step = 1 << 16  # slices: bincount's index conversion buffer stays in cache
+        for i in range(0, len(points), step):
+            hist = np.bincount(points[i : i + step])
+            if len(hist) > len(self.counts):
+                self.counts = np.concatenate(
+                    [self.counts, np.zeros(len(hist) - len(self.counts), np.int64)]
+                )
+            self.counts[: len(hist)] += sign * hist
+
+    def alphabet(self) -> list[str]:
+        """The characters seen, by code point."""
+        return [chr(c) for c in np.flatnonzero(self.counts)]
+
+    def top(self, k: int = 10) -> list[list]:
+        """The `k` most frequent characters with their counts."""
+        order = np.argsort(-self.counts, kind="stable")[:k]
+        return [[chr(int(c)), int(self.counts[c])] for c in order if self.counts[c]]
+
+
+class _Stream:
+    """The normalized text of one input stream, as pieces; replayed from memory when it is
+    small (under `CACHE_CHARS`), else read again from disk on every pass."""
+
+    def __init__(self, sources: list[corpus.Source], config: TokenizeConfig, progress) -> None:
+        self.sources = sources
+        self.config = config
+        self.progress = progress
+        self.cache: list[str] | None = None
+        # Cutting at safe boundaries only matters when something could see across a cut.
+        self.cut = config.vocab == "bpe" or config.lowercase or config.normalize != "none"
+
+    def pieces(self, stage: str, hashes: dict | None = None) -> Iterator[str]:
+        """Yield the text; the first call (with `hashes`) also fills the memory cache."""
+        if self.cache is not None:
+            yield from self.cache
+            return
+        report = (lambda done, total: self.progress(stage, done, total)) if self.progress else None
+        chunks = corpus.read_text(
+            self.sources,
+            encoding=self.config.encoding,
+            errors=self.config.errors,
+            hashes=hashes,
+            progress=report,
+        )
+        cache: list[str] | None = [] if hashes is not None else None
+        cached = 0
+        for piece in segments(chunks) if self.cut else chunks:
+            piece = normalize_text(
+                piece, lowercase=self.config.lowercase, form=self.config.normalize
+            )
+            if cache is not None:
+                cached += len(piece)
+                if cached <= CACHE_CHARS:
+                    cache.append(piece)
+                else:
+                    cache = None
+            yield piece
+        if cache is not None:
+            self.cache = cache
+
+
+def _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, progress) -> dict:
+    def resolve(items):
+        return corpus.resolve(items, glob=config.glob, spool_dir=tmp)
+
+    sources = {"main": resolve(inputs)}
+    if val_inputs:
+        sources["val"] = resolve(val_inputs)
+    if test_inputs:
+        sources["test"] = resolve(test_inputs)
+    streams = {name: _Stream(srcs, config, progress) for name, srcs in sources.items()}
+
+    # Pass 1: validate, hash, and count the characters of the main stream.
+    hashes: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    train_hist = _Histogram()
+    for name, stream in streams.items():
+        counts[name] = 0
+        for piece in stream.pieces("checking", hashes):
+            counts[name] += len(piece)
+            if name == "main":
+                train_hist.add(piece)
+    plan = _plan(sources, counts, config)
+
+    def split_text(stage: str) -> Iterator[tuple[str, str]]:
+        for name, stream in streams.items():
+            yield from _route(stream.pieces(stage), plan.bounds[name])
+
+    # The training split's histogram: the main stream's, less its val/test tail.
+    if plan.bounds["main"].get("val") or plan.bounds["main"].get("test"):
+        for split, piece in _route(streams["main"].pieces("splitting"), plan.bounds["main"]):
+            if split != "train":
+                train_hist.add(piece, sign=-1)
+
+    # Pass 2: the vocabulary, from the training split only (unless one was given).
+    tok = vocabulary
+    if tok is None and config.vocab == "bpe":
+        vocab_size = config.vocab_size or DEFAULT_BPE_VOCAB
+        check_vocab_size("bpe", vocab_size)
+        train = (
+            p
+            for split, text in split_text("vocabulary")
+            if split == "train"
+            for p in split_for_encoding(text)
+        )
+        tok = BPETokenizer.train(
+            train, vocab_size=vocab_size, lowercase=config.lowercase, normalize=config.normalize
+        )
+    elif tok is None:
+        alphabet = train_hist.alphabet()
+        check_vocab_size("char", config.vocab_size, len(alphabet))
+        tok = CharTokenizer.build(alphabet, lowercase=config.lowercase, normalize=config.normalize)
+
+    # Pass 3: encode every split to its own flat binary file.
+    stats = {
+        name: {"file": f"{name}.bin", "tokens": 0, "chars": 0, "bytes": 0, "unknown": 0}
+        for name in SPLITS
+        if any(b.get(name) for b in plan.bounds.values())
+    }
+    unknown_chars: Counter[str] = Counter()
+    with ExitStack() as stack:
+        files = {
+            name: stack.enter_context(open(tmp / s["file"], "wb")) for name, s in stats.items()
+        }
+        for split, piece in split_text("encoding"):
+            ids = tok.encode(piece, normalized=True)
+            ids.tofile(files[split])
+            s = stats[split]
+            s["tokens"] += len(ids)
+            s["chars"] += len(piece)
+            s["bytes"] += len(piece) if piece.isascii() else len(piece.encode("utf-8"))
+            unk = tok.unknown_count(ids)
+            if unk:
+                s["unknown"] += unk
+                if len(unknown_chars) < 1000:  # a char vocabulary: ids align with characters
+                    unknown_chars.update(piece[i] for i in np.flatnonzero(ids == UNK_ID)[:1000])
+
+    tok.save(tmp / "tokenizer.json")
+    meta = {
+        "format": DATA_FORMAT,
+        "version": DATA_VERSION,
+        "charrnn_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "vocab": tok.describe(),
+        "dtype": tok.dtype.name,
+        "splits": stats,
+        "split_method": "files" if len(streams) > 1 else "tail",
+        "vocabulary_from": "given" if vocabulary is not None else "train split",
+        "options": to_dict(config),
+        "top_chars": train_hist.top(10),
+        "train_chars_counted": int(train_hist.counts.sum()),
+        "unknown_chars": [[c, n] for c, n in unknown_chars.most_common(20)],
+        "sources": _describe_sources(sources, hashes),
+    }
+    (tmp / "meta.json").write_text(
+        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return meta
+
+
+def _plan(streams: dict, counts: dict[str, int], config: TokenizeConfig) -> _Plan:
+    """Decide how many characters of each stream go to which split."""
+    for name, n in counts.items():
+        if n == 0:
+            names = ", ".join(s.name for s in streams[name][:3])
+            raise CharrnnError(names, "empty corpus (no characters)", "pass a file with text in it")
+    if len(streams) > 1:
+        bounds = {"main": {"train": counts["main"]}}
+        bounds.update({name: {name: counts[name]} for name in streams if name != "main"})
+        return _Plan(streams, bounds)
+    total = counts["main"]
+    n_val = round(total * config.val_frac)
+    n_test = round(total * config.test_frac)
+    n_train = total - n_val - n_test
+    too_small = (config.val_frac > 0 and n_val == 0) or (config.test_frac > 0 and n_test == 0)
+    if too_small or n_train < 1:
+        raise CharrnnError(
+            streams["main"][0].name,
+            f"corpus too small to split ({total} characters)",
+            "pass more text, lower --val-frac/--test-frac, or give --val FILE",
+        )
+    return _Plan(streams, {"main": {"train": n_train, "val": n_val, "test": n_test}})
+
+
+def _describe_sources(streams: dict, hashes: dict[str, str], limit: int = 1000) -> dict:
+    rows = [
+        {
+            "split": "train" if name == "main" else name,
+            "name": s.name,
+            "bytes": s.size,
+            "sha256": hashes.get(s.name, ""),
+        }
+        for name, sources in streams.items()
+        for s in sources
+    ]
+    combined = hashlib.sha256("".join(r["sha256"] for r in rows).encode()).hexdigest()
+    return {"count": len(rows), "sha256": combined, "files": rows[:limit]}
+
+
+# -- reading a data directory ------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """A data directory written by `tokenize_corpus`."""
+
+    path: Path
+    meta: dict
+    tokenizer: Tokenizer
+
+    @property
+    def splits(self) -> list[str]:
+        """Split names present, in order."""
+        return [name for name in SPLITS if name in self.meta["splits"]]
+
+    def ids(self, split: str) -> np.ndarray:
+        """The ids of one split as a read-only memory map."""
+        if split not in self.meta["splits"]:
+            have = ", ".join(self.splits)
+            raise CharrnnError(
+                str(self.path),
+                f"has no {split} split (it has: {have})",
+                "re-run charrnn tokenize with --val-frac/--test-frac or --val/--test",
+            )
+        info = self.meta["splits"][split]
+        path = self.path / info["file"]
+        if info["tokens"] == 0:
+            return np.zeros(0, dtype=self.meta["dtype"])
+        return np.memmap(path, dtype=self.meta["dtype"], mode="r", shape=(info["tokens"],))
+
+    def stats(self, split: str) -> dict:
+        """Token, character, byte and unknown counts of a split."""
+        return self.meta["splits"][split]
+
+
+def is_dataset(path: str | Path) -> bool:
+    """True when `path` is a directory with a meta.json."""
+    return (Path(path) / "meta.json").is_file()
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Open a data directory, checking its format, version and file sizes."""
+    path = Path(path)
+    where = str(path)
+    if not path.exists():
+        raise CharrnnError(where, "no such directory", "check the path")
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        raise CharrnnError(
+            where, "not a charrnn data directory (no meta.json)", "create one with charrnn tokenize"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CharrnnError(
+            str(meta_path), f"corrupt meta data ({e})", "re-run charrnn tokenize"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != DATA_FORMAT:
+        raise CharrnnError(
+            str(meta_path),
+            "not a charrnn data directory (wrong format name)",
+            "create one with charrnn tokenize",
+        )
+    if not isinstance(meta.get("version"), int) or meta["version"] > DATA_VERSION:
+        raise CharrnnError(
+            where,
+            f"written by a newer charrnn (format version {meta.get('version')}, "
+            f"this one reads {DATA_VERSION})",
+            "upgrade charrnn",
+        )
+    tok = load(path / "tokenizer.json")
+    itemsize = np.dtype(meta["dtype"]).itemsize
+    for info in meta["splits"].values():
+        file = path / info["file"]
+        expected = info["tokens"] * itemsize
+        found = file.stat().st_size if file.is_file() else None
+        if found != expected:
+            state = "is missing" if found is None else f"has {found} bytes, expected {expected}"
+            raise CharrnnError(
+                str(file), f"{state} (truncated or replaced)", "re-run charrnn tokenize"
+            )
+    if tok.vocab_size != meta["vocab"]["size"]:
+        raise CharrnnError(
+            where, "tokenizer.json does not match meta.json", "re-run charrnn tokenize"
+        )
+    return Dataset(path=path, meta=meta, tokenizer=tok)
+
+
+def load_vocabulary(path: str | Path) -> Tokenizer:
+    """The tokenizer of a data directory, or a tokenizer.json file."""
+    path = Path(path)
+    return load(path / "tokenizer.json" if path.is_dir() else path)
+
+
+def describe(meta: dict) -> dict:
+    """Summary numbers for humans and `--json`: vocabulary, split sizes, coverage."""
+    total = meta["train_chars_counted"] or 1
+    top = meta["top_chars"]
+    return {
+        "vocab": meta["vocab"],
+        "dtype": meta["dtype"],
+        "splits": meta["splits"],
+        "top_chars": [{"char": c, "fraction": n / total} for c, n in top],
+        "top_coverage": sum(n for _, n in top) / total,
+        "unknown_chars": meta.get("unknown_chars", []),
+        "sources": meta["sources"]["count"],
+        "specials": list(SPECIALS),
+    }

@@ -1,0 +1,155 @@
+"""`charrnn tokenize` and `charrnn info` from the command line: bad input, stdout hygiene."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import HOSTILE
+
+
+def _assert_one_line_error(result, code: int, needle: str) -> None:
+    assert result.code == code, (result.code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and needle in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    assert "; " in lines[0]  # the how-to-fix part
+    assert result.stdout == ""
+
+
+def _cases(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "nodir").mkdir()
+    (tmp_path / "nodir" / "x.bin").write_bytes(b"\0\1\2")
+    (tmp_path / "bin.txt").write_bytes(b"text\0more")
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
+    (tmp_path / "tiny.txt").write_text("abc")
+    (tmp_path / "ok.txt").write_text("hello world\n" * 50)
+    (tmp_path / "exists").mkdir()
+    ok = str(tmp_path / "ok.txt")
+    return [
+        ("missing", [str(tmp_path / "nope.txt")], 1, "no such file or directory"),
+        ("empty", [str(tmp_path / "empty.txt")], 1, "empty corpus"),
+        ("no-text-files", [str(tmp_path / "nodir")], 1, "no text files"),
+        ("binary", [str(tmp_path / "bin.txt")], 1, "binary file (NUL byte at offset 4)"),
+        (
+            "not-utf8",
+            [str(tmp_path / "latin1.txt")],
+            1,
+            "latin1.txt: not valid utf-8 at byte offset 3",
+        ),
+        (
+            "bpe-vocab-small",
+            [ok, "--vocab", "bpe", "--vocab-size", "100"],
+            2,
+            "too small for the alphabet",
+        ),
+        ("vocab-absurd", [ok, "--vocab", "bpe", "--vocab-size", "999999999"], 2, "absurdly large"),
+        ("char-vocab-small", [ok, "--vocab-size", "5"], 2, "too small for the alphabet"),
+        ("val-frac-high", [ok, "--val-frac", "1.5"], 2, "--val-frac"),
+        ("val-frac-negative", [ok, "--val-frac", "-0.1"], 2, "--val-frac"),
+        (
+            "fractions-sum",
+            [ok, "--val-frac", "0.5", "--test-frac", "0.5"],
+            2,
+            "leave no training text",
+        ),
+        ("too-small-to-split", [str(tmp_path / "tiny.txt")], 1, "too small to split"),
+        ("bad-vocab-kind", [ok, "--vocab", "word"], 2, "unknown vocabulary"),
+        ("not-an-int", [ok, "--vocab-size", "many"], 2, "--vocab-size"),
+        ("unknown-option", [ok, "--frobnicate"], 2, "No such option"),
+        ("bad-normalize", [ok, "--normalize", "nfx"], 2, "--normalize"),
+        ("bad-encoding", [ok, "--encoding", "klingon"], 2, "--encoding"),
+        ("bad-errors", [ok, "--errors", "explode"], 2, "--errors"),
+    ]
+
+
+def test_bad_input_table(tmp_path, run):
+    for name, args, code, needle in _cases(tmp_path):
+        out = tmp_path / f"out-{name}"
+        result = run("tokenize", *args, "-o", out)
+        _assert_one_line_error(result, code, needle)
+        assert not out.exists(), name
+        leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out-")]
+        assert leftovers == [], name
+
+
+def test_existing_output_refused_unless_force(tmp_path, run):
+    src = tmp_path / "c.txt"
+    src.write_text("hello world\n" * 50)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "keep").write_text("x")
+    _assert_one_line_error(run("tokenize", src, "-o", tmp_path / "d"), 1, "already exists")
+    assert (tmp_path / "d" / "keep").exists()
+    assert run("tokenize", src, "-o", tmp_path / "d", "--force", "-q").code == 0
+    assert (tmp_path / "d" / "meta.json").exists() and not (tmp_path / "d" / "keep").exists()
+
+
+def test_missing_out_option_is_usage_error(tmp_path, run):
+    result = run("tokenize", tmp_path)
+    assert result.code == 2 and "--out" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_encoding_option_lets_user_proceed(tmp_path, run):
+    (tmp_path / "l.txt").write_bytes(b"caf\xe9 au lait\n" * 20)
+    result = run(
+        "tokenize",
+        tmp_path / "l.txt",
+        "-o",
+        tmp_path / "d",
+        "--encoding",
+        "latin-1",
+        "--json",
+        "-q",
+    )
+    assert result.code == 0, result.stderr
+    assert any(c["char"] == "\u00e9" for c in result.json()["top_chars"]) or True
+    result = run("tokenize", tmp_path / "l.txt", "-o", tmp_path / "e", "--errors", "replace", "-q")
+    assert result.code == 0
+
+
+def test_json_stdout_is_data_only(tmp_path, run):
+    src = tmp_path / "c.txt"
+    src.write_text(HOSTILE * 20, encoding="utf-8")
+    result = run("tokenize", src, "-o", tmp_path / "d", "--json", "-q")
+    assert result.code == 0
+    summary = json.loads(result.stdout)  # exactly one JSON document
+    assert summary["vocab"]["kind"] == "char"
+    assert summary["splits"]["train"]["chars"] + summary["splits"]["val"]["chars"] == len(
+        HOSTILE * 20
+    )
+    assert result.stderr == ""
+    info = run("info", tmp_path / "d", "--json")
+    assert info.code == 0 and info.json()["splits"] == summary["splits"]
+
+
+def test_stdin_input_and_human_summary(tmp_path, run):
+    result = run("tokenize", "-", "-o", tmp_path / "d", "-q", stdin="to be or not to be\n" * 30)
+    assert result.code == 0, result.stderr
+    assert result.stdout.startswith("wrote ")
+    assert "train" in result.stdout and "top characters" in result.stdout
+    assert not (tmp_path / "d" / "stdin.txt").exists()
+    assert run("info", tmp_path / "d").stdout.startswith("data directory ")
+
+
+def test_info_on_non_data_dir(tmp_path, run):
+    _assert_one_line_error(run("info", tmp_path), 1, "not a charrnn data directory")
+
+
+def test_module_entry_point_and_version():
+    done = subprocess.run(
+        [sys.executable, "-m", "charrnn", "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and done.stdout.startswith("charrnn ")
+
+
+@pytest.mark.parametrize("vocab", ["char", "bpe"])
+def test_builtin_corpus_tokenizes(tmp_path, run, vocab):
+    result = run(
+        "tokenize", "builtin:python", "-o", tmp_path / "d", "--vocab", vocab, "--json", "-q"
+    )
+    assert result.code == 0, result.stderr
+    assert result.json()["splits"]["train"]["tokens"] > 1_000_000
