@@ -69,3 +69,184 @@ class TokenizeConfig:
         )
         if self.vocab_size is not None:
             tokenizer.check_vocab_size(self.vocab, self.vocab_size)
+
+
+CELLS = ("rnn", "gru", "lstm")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the recurrent stack of a language model (and of a seq2seq encoder and
+    decoder). Field names follow PyTorch."""
+
+    cell: str = "lstm"  # rnn | gru | lstm
+    embed_size: int = 64
+    hidden_size: int = 512
+    num_layers: int = 1
+    dropout: float = 0.0  # between stacked layers and on the last layer's output
+    embed_dropout: float = 0.0  # on the embeddings
+    tie_weights: bool = False  # share input embedding and output projection (embed == hidden)
+    residual: bool = False  # add each stacked layer's input to its output (layers 2..n)
+    nonlinearity: str = "tanh"  # rnn only: tanh | relu
+
+    def check(self) -> None:
+        """Raise `UsageError` for values out of range or combinations that cannot work."""
+        _require(self.cell in CELLS, "cell", f"unknown cell '{self.cell}'", "use rnn, gru or lstm")
+        for name, top in (("embed_size", 65536), ("hidden_size", 65536), ("num_layers", 64)):
+            value = getattr(self, name)
+            _require(
+                isinstance(value, int) and 1 <= value <= top,
+                name,
+                f"{value} is out of range",
+                f"use a whole number from 1 to {top}",
+            )
+        for name in ("dropout", "embed_dropout"):
+            value = getattr(self, name)
+            _require(0.0 <= value < 1.0, name, f"{value} is out of range", "use a value in [0, 1)")
+        _require(
+            self.nonlinearity in ("tanh", "relu"),
+            "nonlinearity",
+            f"unknown nonlinearity '{self.nonlinearity}'",
+            "use tanh or relu",
+        )
+        _require(
+            not self.tie_weights or self.embed_size == self.hidden_size,
+            "tie_weights",
+            f"needs --embed-size equal to --hidden-size ({self.embed_size} vs {self.hidden_size})",
+            f"add --embed-size {self.hidden_size}",
+        )
+
+
+OPTIMIZERS = ("adamw", "adam", "rmsprop", "sgd")
+SCHEDULES = ("cosine", "constant")
+BATCHING = ("stream", "random")
+DEFAULT_TIME_BUDGET = 600.0  # seconds, when no --max-steps, --epochs or --time-budget is given
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90', '90s', '10m', '1h30m', '1.5h'."""
+    import re
+
+    raw = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", raw):
+        return float(raw)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", raw)
+    if not parts or "".join(n + u for n, u in parts) != raw.replace(" ", ""):
+        raise UsageError(
+            "--time-budget",
+            f"cannot read '{text}' as a duration",
+            "write it like 90s, 10m or 1h30m",
+        )
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How `charrnn train` trains (everything but the architecture)."""
+
+    batch_size: int = 32
+    seq_len: int = 128
+    batching: str = "stream"  # stream (truncated BPTT, carried state) | random (windows)
+    lr: float = 3e-3
+    min_lr_frac: float = 0.1  # the cosine schedule ends at lr * min_lr_frac
+    warmup_steps: int = 50
+    schedule: str = "cosine"  # cosine | constant
+    optimizer: str = "adamw"  # adamw | adam | rmsprop | sgd
+    weight_decay: float = 0.01
+    max_steps: int | None = None
+    epochs: float | None = None
+    time_budget: float | None = None  # seconds; 10 minutes when no other limit is given
+    clip_norm: float = 1.0  # clip the global gradient norm; 0 turns it off
+    clip_value: float = 0.0  # clip each gradient element (char-rnn style); 0 turns it off
+    eval_every: int = 200
+    patience: int = 10  # stop after this many evaluations without improvement; 0: never
+    checkpoint_every: int = 0  # steps; 0: at every evaluation
+    log_every: int = 10
+    seed: int = 1337
+    device: str = "auto"
+    threads: int | None = None
+    amp: bool = False  # CUDA only: mixed precision
+
+    def limits(self) -> TrainConfig:
+        """This config with the default time budget applied when no limit was given."""
+        if self.max_steps is None and self.epochs is None and self.time_budget is None:
+            return TrainConfig(**{**self.__dict__, "time_budget": DEFAULT_TIME_BUDGET})
+        return self
+
+    def check(self) -> None:
+        """Raise `UsageError` for values out of range."""
+        for name, top in (("batch_size", 1 << 16), ("seq_len", 1 << 20)):
+            value = getattr(self, name)
+            _require(
+                1 <= value <= top,
+                name,
+                f"{value} is out of range",
+                f"use a whole number from 1 to {top}",
+            )
+        _require(
+            0 < self.lr <= 10,
+            "lr",
+            f"{self.lr} is out of range",
+            "use a positive learning rate such as 3e-3",
+        )
+        _require(
+            0 <= self.min_lr_frac <= 1,
+            "min_lr_frac",
+            f"{self.min_lr_frac} is out of range",
+            "use a fraction in [0, 1]",
+        )
+        _require(self.warmup_steps >= 0, "warmup_steps", "must not be negative", "use 0 or more")
+        _require(
+            self.schedule in SCHEDULES,
+            "schedule",
+            f"unknown schedule '{self.schedule}'",
+            f"use one of: {', '.join(SCHEDULES)}",
+        )
+        _require(
+            self.optimizer in OPTIMIZERS,
+            "optimizer",
+            f"unknown optimizer '{self.optimizer}'",
+            f"use one of: {', '.join(OPTIMIZERS)}",
+        )
+        _require(
+            self.batching in BATCHING,
+            "batching",
+            f"unknown batching '{self.batching}'",
+            "use stream or random",
+        )
+        _require(self.weight_decay >= 0, "weight_decay", "must not be negative", "use 0 or more")
+        _require(
+            self.max_steps is None or self.max_steps >= 1,
+            "max_steps",
+            f"{self.max_steps} is out of range",
+            "use 1 or more",
+        )
+        _require(
+            self.epochs is None or self.epochs > 0,
+            "epochs",
+            f"{self.epochs} is out of range",
+            "use a positive number",
+        )
+        _require(
+            self.time_budget is None or self.time_budget > 0,
+            "time_budget",
+            "must be positive",
+            "write it like 90s, 10m or 1h30m",
+        )
+        _require(self.clip_norm >= 0, "clip_norm", "must not be negative", "use 0 to turn it off")
+        _require(self.clip_value >= 0, "clip_value", "must not be negative", "use 0 to turn it off")
+        for name in ("eval_every", "log_every"):
+            _require(getattr(self, name) >= 1, name, "must be at least 1", "use 1 or more")
+        _require(self.patience >= 0, "patience", "must not be negative", "use 0 to turn it off")
+        _require(
+            self.checkpoint_every >= 0,
+            "checkpoint_every",
+            "must not be negative",
+            "use 0 to checkpoint at every evaluation",
+        )
+        _require(
+            self.threads is None or self.threads >= 1,
+            "threads",
+            "must be at least 1",
+            "use 1 or more",
+        )

@@ -1,0 +1,113 @@
+"""Training speed: charrnn's training loop against a bare PyTorch loop, same model, same steps.
+
+    .venv/bin/python benchmarks/train_step.py [--steps 20] [--repeat 3]
+
+For each of LSTM and GRU at a small (hidden 256) and a medium (hidden 512, the default) size,
+trains with `charrnn.train.fit` (the loop `charrnn train` runs: data from a memory map,
+carried hidden state, LR schedule, gradient-norm watch, clipping, divergence guard, logging,
+and the final checkpoint) and with a bare loop (embedding, torch.nn LSTM/GRU, linear, AdamW,
+clip_grad_norm_, carried state, batches prepared in advance). The runs alternate and each
+figure is the best of `--repeat`. Prints tokens/s for both and the ratio (target >= 0.95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from charrnn import models
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.lm import LMTask
+from charrnn.train import RunInfo, fit
+
+VOCAB = 69  # tinyshakespeare's 65 characters and 4 special tokens
+
+
+class Bare(nn.Module):
+    """Embedding, torch.nn RNN, linear: the textbook character model."""
+
+    def __init__(self, cell: str, embed: int, hidden: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, embed)
+        self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](embed, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, VOCAB)
+
+    def forward(self, x, state=None):
+        out, state = self.rnn(self.embed(x), state)
+        return self.head(out), state
+
+
+def bare_loop(cell, embed, hidden, batches) -> float:
+    """Seconds to train on `batches` with the bare loop."""
+    torch.manual_seed(0)
+    model = Bare(cell, embed, hidden)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    state = None
+    start = time.perf_counter()
+    for x, y in batches:
+        logits, state = model(x, state)
+        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return time.perf_counter() - start
+
+
+def charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, tmp: Path) -> float:
+    """Seconds for `charrnn.train.fit` to run `steps` steps (no validation split)."""
+    config = ModelConfig(cell=cell, embed_size=embed, hidden_size=hidden)
+    torch.manual_seed(0)
+    model = models.build(cell, config, VOCAB)
+    cfg = TrainConfig(batch_size=batch, seq_len=seq, max_steps=steps, eval_every=10**9,
+                      checkpoint_every=10**9, log_every=10)
+    task = LMTask(ids, None, None, batch_size=batch, seq_len=seq, mode="stream", seed=0,
+                  device=torch.device("cpu"))
+    info = RunInfo(kind="lm", model_name=cell, model_config={}, tokenizers={}, data={})
+    start = time.perf_counter()
+    fit(tmp, model, task, cfg, info, device=torch.device("cpu"))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=128)
+    args = parser.parse_args()
+    batch, seq, steps = args.batch_size, args.seq_len, args.steps
+    rng = np.random.default_rng(0)
+    ids = rng.integers(4, VOCAB, size=batch * seq * (steps + 2) + seq).astype(np.uint16)
+    data = torch.from_numpy(ids.astype(np.int64))
+    tokens = batch * seq * steps
+    batches = []
+    for i in range(steps):
+        chunk = data[i * batch * seq : (i + 1) * batch * seq + 1]
+        batches.append((chunk[:-1].view(batch, seq), chunk[1:].view(batch, seq)))
+    print(f"threads {torch.get_num_threads()}, batch {batch} x {seq} tokens, {steps} steps, "
+          f"best of {args.repeat}")
+    print(f"{'model':<18} {'bare tok/s':>11} {'charrnn tok/s':>14} {'ratio':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in ("lstm", "gru"):
+            for label, embed, hidden in (("small", 64, 256), ("medium", 64, 512)):
+                bare, ours = [], []
+                for _ in range(args.repeat):
+                    bare.append(bare_loop(cell, embed, hidden, batches))
+                    ours.append(charrnn_loop(cell, embed, hidden, ids, steps, batch, seq,
+                                             Path(tmp)))
+                b, o = tokens / min(bare), tokens / min(ours)
+                print(f"{cell + ' ' + label + ' H' + str(hidden):<18} {b:>11,.0f} {o:>14,.0f} "
+                      f"{o / b:>7.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

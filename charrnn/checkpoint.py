@@ -1,0 +1,147 @@
+"""Versioned, self-contained checkpoints, written atomically.
+
+A checkpoint is one `torch.save` file of plain dicts, lists, numbers, strings and tensors
+(loadable with `torch.load(path, weights_only=True)`):
+
+    format, version, charrnn_version, created, command
+    kind           "lm" | "seq2seq"
+    model          {"name": registry entry, "config": ModelConfig fields (+ seq2seq fields)}
+    tokenizers     {"text": tokenizer.json text} (seq2seq: {"source": ..., "target": ...})
+    weights        the model's state_dict (on CPU, so it loads anywhere)
+    data           {"path": data directory, "val": split statistics}
+    train          config, step, epoch, index, elapsed, optimizer state, lr scale, RNG states,
+                   task state (the carried hidden state), best validation loss, patience count
+    metrics        the latest evaluation
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from charrnn import __version__
+from charrnn.errors import CharrnnError
+
+FORMAT = "charrnn-checkpoint"
+VERSION = 1
+
+
+def save(path: str | Path, payload: dict) -> None:
+    """Write `payload` to `path` atomically: a temporary file in the same directory, flushed
+    to disk, then renamed over the old one. Killing the process at any moment leaves either
+    the old or the new file, never a broken one."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "charrnn_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **payload,
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
+    """Read and validate a checkpoint (weights_only: no code runs while loading)."""
+    path = Path(path)
+    where = str(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return load(path / name, map_location=map_location)
+        raise CharrnnError(
+            where,
+            "no checkpoint in this directory (no best.pt or last.pt)",
+            "pass a run directory written by charrnn train, or a .pt file",
+        )
+    if not path.exists():
+        raise CharrnnError(where, "no such file", "check the path")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        pickle.UnpicklingError,
+        OSError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        KeyError,
+    ) as e:
+        first = str(e).strip().splitlines()[0][:100] if str(e).strip() else type(e).__name__
+        raise CharrnnError(
+            where,
+            f"not a readable checkpoint (corrupt or truncated: {first})",
+            "pass a file written by charrnn train",
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CharrnnError(
+            where,
+            "not a charrnn checkpoint (no charrnn header)",
+            "pass a file written by charrnn train",
+        )
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CharrnnError(
+            where,
+            f"written by a newer charrnn (checkpoint format {version}, "
+            f"this charrnn {__version__} reads up to {VERSION})",
+            "upgrade charrnn",
+        )
+    for key in ("kind", "model", "tokenizers", "weights"):
+        if key not in data:
+            raise CharrnnError(
+                where, f"incomplete checkpoint (no '{key}')", "pass a file written by charrnn train"
+            )
+    return data
+
+
+def rng_state() -> dict:
+    """Every random number generator's state, as plain data."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` saved."""
+    random.setstate(_tuples(state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

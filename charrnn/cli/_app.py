@@ -1,0 +1,128 @@
+"""The Typer app, output helpers and the entry point: the only place that prints, exits, or reads
+argv and the environment.
+
+stdout carries results (text, JSON); progress, logs and warnings go to stderr. Library errors
+(`CharrnnError`) become one line: `Error: <where>: <what>; <how to fix>`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from charrnn import __version__
+from charrnn.errors import CharrnnError
+
+app = typer.Typer(
+    name="charrnn",
+    help="Train and use character- and BPE-level RNN/GRU/LSTM language models and seq2seq models.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# Typer raises click's usage errors (vendored in recent Typer versions): find the class by name.
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+# -- output helpers ----------------------------------------------------------------------------
+
+
+def out(text: str = "", end: str = "\n") -> None:
+    """Write results to stdout (data only) and flush, so pipes see them at once."""
+    sys.stdout.write(text + end)
+    sys.stdout.flush()
+
+
+def out_json(obj) -> None:
+    """One JSON document on stdout."""
+    out(json.dumps(obj, ensure_ascii=False))
+
+
+def warn(message: str) -> None:
+    """A warning on stderr (shown even with -q)."""
+    err.print(f"[yellow]Warning:[/yellow] {message}", markup=True)
+
+
+@contextmanager
+def progress_bar(quiet: bool):
+    """A rich progress display on stderr; yields a `(stage, done, total)` callback or None."""
+    if quiet:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Train and use character- and BPE-level RNN/GRU/LSTM language models and seq2seq models."""
+    if version:
+        out(f"charrnn {__version__}")
+        raise typer.Exit(0)
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def _usage_line(e) -> str:
+    where = e.ctx.command_path if e.ctx else "charrnn"
+    message = " ".join(e.format_message().split()).rstrip(".")
+    return f"Error: {where}: {message}; see {where} --help"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and turn every failure into one line on stderr and an exit code."""
+    debug = os.environ.get("CHARRNN_DEBUG") == "1"
+    try:
+        code = app(args=argv, prog_name="charrnn", standalone_mode=False)
+    except CharrnnError as e:
+        if debug:
+            raise
+        err.print(f"Error: {e.message()}", markup=False)
+        code = e.exit_code
+    except _USAGE_ERROR as e:
+        err.print(_usage_line(e), markup=False)
+        code = 2
+    except typer.Abort:
+        code = 130
+    except BrokenPipeError:
+        # `charrnn ... | head`: the reader left; end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code if isinstance(code, int) else 0)

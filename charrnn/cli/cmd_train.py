@@ -1,0 +1,388 @@
+"""`charrnn train` and `charrnn models`."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from charrnn import models, runs
+from charrnn.cli._app import Json, Quiet, app, err, out, out_json, warn
+from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig, parse_duration
+from charrnn.errors import UsageError
+from charrnn.train import Hooks
+
+M, T = ModelConfig, TrainConfig  # defaults live in the dataclasses; shown in --help
+
+
+def cache_dir() -> Path:
+    """Where tokenized copies of raw-text corpora are kept: $CHARRNN_CACHE_DIR, else
+    $XDG_CACHE_HOME/charrnn, else ~/.cache/charrnn."""
+    if os.environ.get("CHARRNN_CACHE_DIR"):
+        return Path(os.environ["CHARRNN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "charrnn" / "data"
+
+
+@contextmanager
+def stop_signals(started: list[bool]):
+    """Ctrl-C / SIGTERM during training ask the loop to checkpoint and stop; before the loop
+    starts (or on a second signal) they interrupt at once."""
+    received: list[str] = []
+
+    def handler(signum, frame):
+        if received or not started:
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum).name)
+        err.print(f"\n{received[0]}: saving a checkpoint and stopping (again to abort)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class TrainDisplay:
+    """The progress display on stderr, fed by the training loop's hooks."""
+
+    def __init__(self, quiet: bool, started: list[bool]) -> None:
+        self.quiet = quiet
+        self.started = started
+        self.info = {"loss": "", "val": "", "speed": "", "grad": ""}
+        self.bar: Progress | None = None
+        self.task = None
+        self.stages: dict[str, int] = {}
+
+    def __enter__(self):
+        if not self.quiet:
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=err,
+            )
+            self.bar.__enter__()
+        return self
+
+    def data_progress(self, stage: str, done: int, total: int | None) -> None:
+        """Tokenizing a raw-text corpus before training."""
+        if self.bar is None:
+            return
+        if stage not in self.stages:
+            self.stages[stage] = self.bar.add_task(stage, total=total, info="")
+        self.bar.update(self.stages[stage], completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def event(self, record: dict) -> None:
+        kind = record["event"]
+        if kind in ("start", "resume"):
+            self.started.append(True)
+            if self.bar is not None:
+                for task_id in self.stages.values():
+                    self.bar.remove_task(task_id)
+                self.task = self.bar.add_task("starting", total=1000, info="")
+            if not self.quiet:
+                verb = "resuming at step" if kind == "resume" else "training from step"
+                err.print(f"{verb} {record['step']}: {record['params']:,} parameters")
+            for key, (old, new) in record.get("changes", {}).items():
+                err.print(f"changed on resume: {key} {old} -> {new}")
+        elif kind == "warning":
+            warn(record["message"])
+        elif kind == "train":
+            self.info["loss"] = f"loss {record['loss']:.3f}"
+            self.info["speed"] = f"{record['tokens_per_s'] / 1000:.1f}k tok/s"
+            self.info["grad"] = (
+                f"|g| {record['grad_norm']:.2f} ({100 * record['clipped']:.0f}% clipped)"
+            )
+        elif kind == "eval":
+            mark = " *" if record["best"] else ""
+            self.info["val"] = f"val bpc {record['val_bpc']:.3f}{mark}"
+            if self.quiet:
+                return
+        self._refresh(record.get("step"))
+
+    def step(self, step: int, fraction: float) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=1000 * fraction, description=f"step {step}")
+
+    def _refresh(self, step: int | None) -> None:
+        if self.bar is not None and self.task is not None:
+            info = " | ".join(v for v in self.info.values() if v)
+            self.bar.update(self.task, info=info)
+
+
+def _print_summary(summary: dict) -> None:
+    last = summary.get("last_eval") or {}
+    out(
+        f"{summary['reason'] or 'stopped'} after {summary['step']:,} steps "
+        f"({summary['elapsed']:.0f}s, {summary['tokens']:,} tokens) on {summary['device']}"
+    )
+    if summary.get("best_val_loss") is not None:
+        out(
+            f"  latest val: loss {last.get('val_loss', float('nan')):.4f} nats/token, "
+            f"{last.get('val_bpc', float('nan')):.4f} bits/char; best val loss "
+            f"{summary['best_val_loss']:.4f}"
+        )
+    out(
+        f"  checkpoints: {summary['run_dir']}/best.pt, {summary['run_dir']}/last.pt; "
+        f"log: {summary['run_dir']}/metrics.jsonl"
+    )
+
+
+@app.command()
+def train(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="INPUT",
+            help="A text file, directory, .gz, - (stdin), builtin:python, or a data "
+            "directory from charrnn tokenize. Raw text is tokenized once and cached.",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run directory for last.pt, best.pt and metrics.jsonl."),
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this run directory exactly where it stopped.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help=f"Registry entry: {', '.join(models.MODELS)} (default lstm).")
+    ] = None,
+    embed_size: Annotated[
+        int | None, typer.Option(help=f"Embedding size [{M.embed_size}].")
+    ] = None,
+    hidden_size: Annotated[
+        int | None, typer.Option(help=f"Hidden units per layer [{M.hidden_size}].")
+    ] = None,
+    num_layers: Annotated[
+        int | None, typer.Option(help=f"Stacked recurrent layers [{M.num_layers}].")
+    ] = None,
+    dropout: Annotated[
+        float | None, typer.Option(help=f"Dropout between layers and on the output [{M.dropout}].")
+    ] = None,
+    embed_dropout: Annotated[
+        float | None, typer.Option(help=f"Dropout on the embeddings [{M.embed_dropout}].")
+    ] = None,
+    tie_weights: Annotated[
+        bool | None,
+        typer.Option(
+            "--tie-weights/--no-tie-weights",
+            help="Share the input embedding and the output "
+            "layer (needs --embed-size = --hidden-size).",
+            show_default=False,
+        ),
+    ] = None,
+    residual: Annotated[
+        bool | None,
+        typer.Option(
+            "--residual/--no-residual",
+            help="Residual connections between stacked layers.",
+            show_default=False,
+        ),
+    ] = None,
+    nonlinearity: Annotated[
+        str | None, typer.Option(help="rnn cell only: tanh or relu [tanh].")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help=f"Sequences per batch [{T.batch_size}].")
+    ] = None,
+    seq_len: Annotated[
+        int | None,
+        typer.Option(help=f"Tokens per sequence: the truncated-BPTT length [{T.seq_len}]."),
+    ] = None,
+    batching: Annotated[
+        str | None,
+        typer.Option(
+            help="stream (consecutive chunks, state carried) or random (windows) [stream]."
+        ),
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help=f"Peak learning rate [{T.lr}].")] = None,
+    min_lr_frac: Annotated[
+        float | None,
+        typer.Option(help=f"Final learning rate as a fraction of --lr [{T.min_lr_frac}]."),
+    ] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(help=f"Linear warmup steps [{T.warmup_steps}].")
+    ] = None,
+    schedule: Annotated[str | None, typer.Option(help="cosine or constant [cosine].")] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="adamw, adam, rmsprop or sgd [adamw].")
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help=f"Weight decay on matrices [{T.weight_decay}].")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Stop after this many epochs.")] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Stop after this long (90s, 10m, 1h30m), evaluate and save. Default 10m when "
+            "neither --max-steps nor --epochs is given."
+        ),
+    ] = None,
+    clip_norm: Annotated[
+        float | None,
+        typer.Option(help=f"Clip the global gradient norm; 0 turns it off [{T.clip_norm}]."),
+    ] = None,
+    clip_value: Annotated[
+        float | None,
+        typer.Option(help="Clip each gradient element to +-this (char-rnn style); 0 = off [0]."),
+    ] = None,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Evaluate on the whole validation split every N steps [{T.eval_every}]."
+        ),
+    ] = None,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Early stopping: evaluations without improvement; 0 = never [{T.patience}]."
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Write last.pt every N steps; 0 = at every evaluation [0].")
+    ] = None,
+    log_every: Annotated[
+        int | None, typer.Option(help=f"Log to metrics.jsonl every N steps [{T.log_every}].")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help=f"Random seed [{T.seed}].")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto, cpu, cuda, cuda:N or mps [auto: CUDA, then MPS, then CPU]."),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads [torch's default].")] = None,
+    amp: Annotated[
+        bool | None,
+        typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).", show_default=False),
+    ] = None,
+    vocab: Annotated[str, typer.Option(help="Raw text only: char or bpe vocabulary.")] = "char",
+    vocab_size: Annotated[
+        int | None,
+        typer.Option(help="Raw text only: BPE vocabulary size [4096].", show_default=False),
+    ] = None,
+    val_frac: Annotated[
+        float, typer.Option(help="Raw text only: fraction of the text (its tail) for validation.")
+    ] = 0.1,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Start over in a run directory that already holds a run."),
+    ] = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Train an RNN/GRU/LSTM language model (truncated BPTT, AdamW, clipping, checkpoints)."""
+    if resume is None and out_dir is None:
+        raise UsageError("--out", "no run directory given", "pass -o RUN_DIR (or --resume RUN_DIR)")
+    if resume is not None and out_dir is not None and out_dir != resume:
+        raise UsageError(
+            "--out", "--out and --resume name different directories", "pass only --resume RUN_DIR"
+        )
+    model_options = {
+        "embed_size": embed_size,
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+        "dropout": dropout,
+        "embed_dropout": embed_dropout,
+        "tie_weights": tie_weights,
+        "residual": residual,
+        "nonlinearity": nonlinearity,
+    }
+    train_options = {
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "batching": batching,
+        "lr": lr,
+        "min_lr_frac": min_lr_frac,
+        "warmup_steps": warmup_steps,
+        "schedule": schedule,
+        "optimizer": optimizer,
+        "weight_decay": weight_decay,
+        "max_steps": max_steps,
+        "epochs": epochs,
+        "time_budget": parse_duration(time_budget) if time_budget is not None else None,
+        "clip_norm": clip_norm,
+        "clip_value": clip_value,
+        "eval_every": eval_every,
+        "patience": patience,
+        "checkpoint_every": checkpoint_every,
+        "log_every": log_every,
+        "seed": seed,
+        "device": device,
+        "threads": threads,
+        "amp": amp,
+    }
+    vocab_config = TokenizeConfig(vocab=vocab, vocab_size=vocab_size, val_frac=val_frac)
+    command = " ".join(shlex.quote(a) for a in ["charrnn", *sys.argv[1:]])
+    started: list[bool] = []
+    with stop_signals(started) as should_stop, TrainDisplay(quiet, started) as display:
+        hooks = Hooks(on_event=display.event, on_step=display.step, should_stop=should_stop)
+        summary = runs.start_training(
+            source,
+            resume or out_dir,
+            model_name=model,
+            model_options=model_options,
+            train_options=train_options,
+            vocab=vocab_config,
+            resume=resume is not None,
+            force=force,
+            cache_dir=cache_dir(),
+            command=command,
+            hooks=hooks,
+            progress=display.data_progress,
+        )
+    if as_json:
+        out_json(summary)
+    else:
+        _print_summary(summary)
+    reason = summary["reason"]
+    if reason.startswith("interrupted"):
+        raise typer.Exit(143 if "SIGTERM" in reason else 130)
+
+
+@app.command("models")
+def list_models(
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary size for the example counts.")] = 100,
+    as_json: Json = False,
+) -> None:
+    """List the model registry: what each entry is and how its parameter count grows."""
+    rows = []
+    for name, entry in models.MODELS.items():
+        rows.append(
+            {
+                "name": name,
+                "kind": entry.kind,
+                "cell": entry.cell,
+                "description": entry.description,
+                "parameters": models.growth(name),
+                "example": {
+                    "config": "defaults",
+                    "params": models.expected_parameters(name, ModelConfig(), vocab_size),
+                },
+            }
+        )
+    if as_json:
+        out_json(rows)
+        return
+    for row in rows:
+        out(f"{row['name']:<6} {row['kind']:<4} {row['description']}")
+        out(
+            f"       parameters: {row['parameters']}; with the defaults and {vocab_size} tokens: "
+            f"{row['example']['params']:,}"
+        )

@@ -1,0 +1,257 @@
+"""Language-model data and scoring: truncated-BPTT batches, a full-pass evaluation, and the
+`LMTask` the training loop drives.
+
+Training batches (stream mode, as in char-rnn and word_language_model): each epoch the
+training ids are cut into B rows (B = batch size x world size, each rank takes its own B),
+after a random offset below seq_len so chunk borders move between epochs. Every row is read as
+[<bos>, t0, t1, ...], so the model learns what follows a fresh start, and row k of batch i+1
+continues row k of batch i: the hidden state is carried across batches and detached.
+
+    ids:  t0 t1 t2 ... | row 1 ...            | row 2 ...
+    row 0 inputs:  <bos> t0 t1 ... t(T-2) | t(T-1) ... t(2T-2) | ...   (batch 0 | batch 1 | ...)
+    row 0 targets:   t0  t1 t2 ... t(T-1) | t(T)   ... t(2T-1) | ...
+
+Random mode (nanoGPT): every batch holds B random windows, each starting from a zero state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from charrnn.errors import CharrnnError
+from charrnn.models.rnn import State, detach_state
+from charrnn.tokenizer import BOS_ID, PAD_ID
+
+IGNORE = -100  # cross_entropy's ignore_index
+EVAL_STREAMS = 16  # a split is scored as this many parallel streams...
+EVAL_WARMUP = 256  # ...each first run over this many preceding tokens without scoring
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng([abs(int(k)) for k in key])
+
+
+class LMBatches:
+    """Training batches over one split's ids (a memmap is fine: rows are gathered per batch)."""
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        *,
+        batch_size: int,
+        seq_len: int,
+        mode: str = "stream",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.ids = ids
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.mode = mode
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        rows = batch_size * world_size
+        need = rows * seq_len + seq_len
+        if len(ids) < need:
+            raise CharrnnError(
+                "training split",
+                f"too small for one batch ({len(ids):,} tokens; batch size {batch_size} x "
+                f"sequence length {seq_len} needs {need:,})",
+                "lower --batch-size or --seq-len, or use more text",
+            )
+        if mode == "stream":
+            # the epoch offset is below seq_len, so every epoch has the same number of chunks
+            self.steps_per_epoch = (len(ids) - seq_len) // rows // seq_len
+        else:
+            self.steps_per_epoch = max(1, len(ids) // (rows * seq_len))
+
+    def batch(self, epoch: int, index: int) -> tuple[Tensor, Tensor, bool]:
+        """Inputs (B, T), targets (B, T), and whether the carried state must be reset."""
+        T = self.seq_len
+        if self.mode == "stream":
+            rows = self.batch_size * self.world_size
+            offset = int(_rng(self.seed, epoch).integers(0, T))
+            row_len = (len(self.ids) - offset) // rows
+            first = self.rank * self.batch_size
+            starts = offset + row_len * np.arange(first, first + self.batch_size)  # (B,)
+            begin = index * T
+            reset = index == 0
+        else:
+            gen = _rng(self.seed, epoch, index, self.rank)
+            starts = gen.integers(0, len(self.ids) - T + 1, size=self.batch_size)
+            begin = 0
+            reset = True
+        # position j of a row's stream is <bos> for j == 0, else ids[start + j - 1]
+        cols = begin + np.arange(T)  # (T,)
+        targets = np.take(self.ids, starts[:, None] + cols[None, :]).astype(np.int64)  # (B, T)
+        inputs = np.take(self.ids, np.maximum(starts[:, None] + cols[None, :] - 1, 0))
+        inputs = inputs.astype(np.int64)
+        if begin == 0:
+            inputs[:, 0] = BOS_ID
+        return torch.from_numpy(inputs), torch.from_numpy(targets), reset
+
+
+def eval_chunks(
+    ids: np.ndarray, *, seq_len: int, streams: int = EVAL_STREAMS, warmup: int = EVAL_WARMUP
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """A deterministic full pass over `ids`: every token is scored exactly once.
+
+    The text is read as [<bos>, ids...] and its targets are cut into `streams` contiguous
+    segments scored side by side; each segment starts `warmup` tokens early (unscored), so its
+    first tokens are predicted with context, almost exactly as in one long pass. Like every
+    training row, each segment starts from a zero state fed <bos>. Yields
+    (inputs, targets) chunks of shape (S, <=seq_len), carried state between them; unscored
+    positions have target IGNORE.
+    """
+    m = len(ids)
+    if m == 0:
+        return
+    n = max(1, min(streams, m // max(1, 4 * warmup)))  # short texts: fewer streams
+    seg = math.ceil(m / n)
+    score_from = np.arange(n) * seg  # (S,)
+    score_to = np.minimum(score_from + seg, m)
+    read_from = np.maximum(score_from - warmup, 0)
+    length = int((score_to - read_from).max())
+    for begin in range(0, length, seq_len):
+        cols = begin + np.arange(min(seq_len, length - begin))  # (T,)
+        j = read_from[:, None] + cols[None, :]  # (S, T) target positions
+        valid = j < score_to[:, None]
+        jc = np.minimum(j, m - 1)
+        scored = valid & (j >= score_from[:, None])
+        targets = np.where(scored, np.take(ids, jc).astype(np.int64), IGNORE)
+        inputs = np.take(ids, np.maximum(jc - 1, 0)).astype(np.int64)
+        # every stream starts from a zero state fed <bos>, exactly as training rows do
+        first = j == read_from[:, None]
+        inputs = np.where(valid, np.where(first, BOS_ID, inputs), PAD_ID)
+        yield torch.from_numpy(inputs), torch.from_numpy(targets)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    ids: np.ndarray,
+    *,
+    seq_len: int,
+    device: torch.device,
+    streams: int = EVAL_STREAMS,
+    warmup: int = EVAL_WARMUP,
+) -> tuple[float, int]:
+    """Sum of negative log-likelihoods (nats) and number of scored tokens over `ids`."""
+    was_training = model.training
+    model.eval()
+    state: State | None = None
+    total, count = 0.0, 0
+    for inputs, targets in eval_chunks(ids, seq_len=seq_len, streams=streams, warmup=warmup):
+        inputs, targets = inputs.to(device), targets.to(device)
+        logits, state = model(inputs, state)
+        total += F.cross_entropy(
+            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum"
+        ).item()
+        count += int((targets != IGNORE).sum())
+    model.train(was_training)
+    return total, count
+
+
+@dataclass
+class EvalResult:
+    """Scores of a full pass; bits are normalised by tokens, characters and bytes."""
+
+    nll: float  # summed, nats
+    tokens: int
+    chars: int
+    bytes: int
+
+    def as_dict(self) -> dict:
+        """loss (nats/token), perplexity, and bits per token, character and byte."""
+        loss = self.nll / max(self.tokens, 1)
+        bits = self.nll / math.log(2)
+        return {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 700.0)),
+            "bits_per_token": bits / max(self.tokens, 1),
+            "bpc": bits / max(self.chars, 1),
+            "bits_per_byte": bits / max(self.bytes, 1),
+            "tokens": self.tokens,
+            "chars": self.chars,
+            "bytes": self.bytes,
+        }
+
+
+class LMTask:
+    """What the training loop needs from a language model: batches, the loss with a carried
+    state, a full validation pass, and the state to checkpoint."""
+
+    kind = "lm"
+
+    def __init__(
+        self,
+        train_ids: np.ndarray,
+        val_ids: np.ndarray | None,
+        val_stats: dict | None,
+        *,
+        batch_size: int,
+        seq_len: int,
+        mode: str,
+        seed: int,
+        device: torch.device,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.batches = LMBatches(
+            train_ids,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            mode=mode,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        self.tokens_per_step = batch_size * seq_len * world_size
+        self.val_ids = val_ids if val_ids is not None and len(val_ids) else None
+        self.val_stats = val_stats
+        self.seq_len = seq_len
+        self.device = device
+        self.state: State | None = None
+
+    def batch(self, epoch: int, index: int):
+        """The batch at this data position, on the device."""
+        inputs, targets, reset = self.batches.batch(epoch, index)
+        return inputs.to(self.device), targets.to(self.device), reset
+
+    def loss(self, model: nn.Module, batch) -> Tensor:
+        """Mean cross-entropy of a batch, carrying (and detaching) the hidden state."""
+        inputs, targets, reset = batch
+        logits, state = model(inputs, None if reset else self.state)  # (B, T, V)
+        self.state = detach_state(state)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+    def reset(self) -> None:
+        """Forget the carried state (after a skipped or rolled-back step)."""
+        self.state = None
+
+    def evaluate(self, model: nn.Module) -> EvalResult | None:
+        """A full pass over the validation split (None when there is none)."""
+        if self.val_ids is None:
+            return None
+        nll, tokens = evaluate(model, self.val_ids, seq_len=self.seq_len, device=self.device)
+        stats = self.val_stats or {}
+        return EvalResult(nll, tokens, stats.get("chars", tokens), stats.get("bytes", tokens))
+
+    def state_dict(self) -> dict:
+        """The carried hidden state (plain tensors, for checkpoints)."""
+        return {"hidden": [s.cpu() for s in self.state] if self.state is not None else None}
+
+    def load_state_dict(self, data: dict) -> None:
+        """Restore the carried hidden state."""
+        hidden = data.get("hidden")
+        self.state = tuple(s.to(self.device) for s in hidden) if hidden is not None else None

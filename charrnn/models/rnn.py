@@ -1,0 +1,139 @@
+"""The recurrent stack shared by every model, and the RNN/GRU/LSTM language model.
+
+A state is a tuple of tensors shaped (num_layers * directions, B, H): `(h,)` for RNN and
+GRU, `(h, c)` for LSTM. Every model's forward takes a state and returns the new one, so
+training carries it across batches and decoding advances one step at a time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from charrnn.config import ModelConfig
+
+State = tuple[Tensor, ...]
+_MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph (truncated backpropagation through time)."""
+    return tuple(s.detach() for s in state)
+
+
+def select_state(state: State, index: Tensor) -> State:
+    """Keep (or reorder, or repeat) batch rows `index` of a state."""
+    return tuple(s.index_select(1, index) for s in state)
+
+
+class RNNStack(nn.Module):
+    """Stacked recurrent layers over (B, T, input_size) -> (B, T, H * directions).
+
+    Without residual connections the whole stack is one fused torch.nn RNN/GRU/LSTM module
+    (one kernel call per sequence). With them, each layer is its own module so that layer
+    i > 0 can add its input to its output: the classic answer to vanishing gradients in
+    deep stacks.
+    """
+
+    def __init__(self, input_size: int, config: ModelConfig, *, bidirectional: bool = False):
+        super().__init__()
+        self.cell = config.cell
+        self.num_layers = config.num_layers
+        self.hidden_size = config.hidden_size
+        self.directions = 2 if bidirectional else 1
+        kwargs: dict = {"batch_first": True, "bidirectional": bidirectional}
+        if config.cell == "rnn":
+            kwargs["nonlinearity"] = config.nonlinearity
+        module = _MODULES[config.cell]
+        self.residual = config.residual
+        if not self.residual:
+            between = config.dropout if config.num_layers > 1 else 0.0
+            self.rnn = module(
+                input_size, config.hidden_size, config.num_layers, dropout=between, **kwargs
+            )
+        else:
+            width = config.hidden_size * self.directions
+            self.layers = nn.ModuleList(
+                module(input_size if i == 0 else width, config.hidden_size, **kwargs)
+                for i in range(config.num_layers)
+            )
+            self.between = nn.Dropout(config.dropout)
+        self._init_forget_bias()
+
+    def _init_forget_bias(self) -> None:
+        # LSTM: start with the forget gate open (bias 1) so gradients flow through c at first.
+        if self.cell != "lstm":
+            return
+        for name, param in self.named_parameters():
+            if name.rsplit(".", 1)[-1].startswith("bias_ih"):
+                h = self.hidden_size
+                with torch.no_grad():
+                    param[h : 2 * h].fill_(1.0)
+
+    def init_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        """The zero state for `batch_size` sequences."""
+        shape = (self.num_layers * self.directions, batch_size, self.hidden_size)
+        count = 2 if self.cell == "lstm" else 1
+        return tuple(torch.zeros(shape, device=device) for _ in range(count))
+
+    def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """x: (B, T, input_size) -> output (B, T, H * directions), new state."""
+        if not self.residual:
+            out, new = self.rnn(x, _to_torch(state, self.cell))
+            return out, _from_torch(new)
+        per_layer = self.directions
+        states = []
+        for i, layer in enumerate(self.layers):
+            layer_state = None
+            if state is not None:
+                layer_state = tuple(s[i * per_layer : (i + 1) * per_layer] for s in state)
+            inp = x if i == 0 else self.between(x)
+            out, new = layer(inp, _to_torch(layer_state, self.cell))
+            x = out + inp if i > 0 else out  # residual connection from layer 2 on
+            states.append(_from_torch(new))
+        return x, tuple(torch.cat(parts, dim=0) for parts in zip(*states, strict=True))
+
+
+def _to_torch(state: State | None, cell: str):
+    if state is None:
+        return None
+    return (state[0], state[1]) if cell == "lstm" else state[0]
+
+
+def _from_torch(state) -> State:
+    return tuple(state) if isinstance(state, tuple) else (state,)
+
+
+class RNNLanguageModel(nn.Module):
+    """Embedding -> stacked RNN/GRU/LSTM -> linear: next-token logits, carrying state."""
+
+    kind = "lm"
+
+    def __init__(self, vocab_size: int, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.vocab_size = vocab_size
+        self.embed = nn.Embedding(vocab_size, config.embed_size)
+        self.embed_drop = nn.Dropout(config.embed_dropout)
+        self.rnn = RNNStack(config.embed_size, config)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size, vocab_size)
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        nn.init.zeros_(self.head.bias)
+        if config.tie_weights:
+            self.head.weight = self.embed.weight
+
+    def init_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        """The zero state."""
+        return self.rnn.init_state(batch_size, device)
+
+    def forward(self, ids: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """ids: (B, T) -> logits (B, T, V), new state."""
+        x = self.embed_drop(self.embed(ids))  # (B, T, E)
+        out, state = self.rnn(x, state)  # (B, T, H)
+        return self.head(self.drop(out)), state  # (B, T, V)
+
+    def step(self, ids: Tensor, state: State | None) -> tuple[Tensor, State]:
+        """One decoding step: ids (B,) -> logits (B, V), new state."""
+        logits, state = self(ids[:, None], state)
+        return logits[:, 0], state

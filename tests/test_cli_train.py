@@ -1,0 +1,253 @@
+"""`charrnn train`, `charrnn eval`, `charrnn models` from the command line: every registry
+entry end to end, bad input, signals and kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from charrnn import checkpoint, models
+
+SMALL = [
+    "--embed-size",
+    "8",
+    "--hidden-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "16",
+    "--eval-every",
+    "3",
+    "-q",
+]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture
+def data(env, run, shakespeare_like):
+    assert run("tokenize", shakespeare_like, "-o", env / "data", "-q").code == 0
+    return env / "data"
+
+
+def _ok(result):
+    assert result.code == 0, result.stderr
+    return result
+
+
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_every_registry_entry_end_to_end(env, data, run, shakespeare_like, name):
+    run_dir = env / f"run-{name}"
+    first = _ok(
+        run("train", data, "-o", run_dir, "--model", name, *SMALL, "--max-steps", "6", "--json")
+    ).json()
+    assert first["step"] == 6 and first["model"] == name
+    assert first["params"] == models.expected_parameters(
+        name,
+        models.ModelConfig(embed_size=8, hidden_size=16),
+        4 + len(set(shakespeare_like.read_text()[:18000])),
+    )
+    again = _ok(run("train", "--resume", run_dir, "--max-steps", "9", "--json", "-q")).json()
+    assert again["step"] == 9
+    scores = _ok(run("eval", run_dir, "--json")).json()
+    assert scores["split"] == "val" and 0 < scores["bpc"] < 8
+    assert scores["tokens"] == scores["chars"]  # a char model
+    text = _ok(run("eval", run_dir / "last.pt", shakespeare_like, "--json")).json()
+    assert text["chars"] == len(shakespeare_like.read_text())
+    info = _ok(run("info", run_dir, "--json")).json()
+    assert info["model"]["name"] == name and info["train"]["step"] == 9
+
+
+def test_raw_text_is_tokenized_once_and_cached(env, run, shakespeare_like):
+    a = _ok(
+        run("train", shakespeare_like, "-o", env / "a", *SMALL, "--max-steps", "2", "--json")
+    ).json()
+    cached = list((env / "cache").iterdir())
+    assert len(cached) == 1 and a["data"] == str(cached[0])
+    stamp = (cached[0] / "train.bin").stat().st_mtime_ns
+    b = _ok(
+        run("train", shakespeare_like, "-o", env / "b", *SMALL, "--max-steps", "2", "--json")
+    ).json()
+    assert b["data"] == a["data"] and (cached[0] / "train.bin").stat().st_mtime_ns == stamp
+
+
+def test_train_json_stdout_is_one_document(env, data, run):
+    result = _ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "3", "--json"))
+    summary = json.loads(result.stdout)
+    assert summary["reason"] == "reached --max-steps 3"
+    assert summary["last_eval"]["val_bpc"] > 0
+
+
+def test_resume_may_change_training_settings_and_logs_them(env, data, run):
+    _ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "3"))
+    _ok(run("train", "--resume", env / "r", "--max-steps", "5", "--lr", "1e-3", "-q"))
+    records = [json.loads(line) for line in (env / "r" / "metrics.jsonl").read_text().splitlines()]
+    resumed = [r for r in records if r["event"] == "resume"]
+    assert resumed and resumed[0]["changes"]["lr"] == [3e-3, 1e-3]
+
+
+def _assert_error(result, code, needle):
+    assert result.code == code, (result.code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_bad_input_table(env, data, run, shakespeare_like):
+    good = env / "good"
+    _ok(run("train", data, "-o", good, *SMALL, "--max-steps", "3"))
+    saved = (good / "last.pt").read_bytes()
+    tiny = env / "tiny.txt"
+    tiny.write_text("to be or not to be\n" * 3)
+    corrupt = env / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "last.pt").write_bytes(b"garbage" * 100)
+    truncated = env / "truncated"
+    truncated.mkdir()
+    (truncated / "last.pt").write_bytes(saved[: len(saved) // 2])
+    newer = env / "newer"
+    newer.mkdir()
+    payload = torch.load(good / "last.pt", weights_only=True)
+    torch.save({**payload, "version": 99}, newer / "last.pt")
+    foreign = env / "foreign"
+    foreign.mkdir()
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign / "last.pt")
+    (env / "empty-run").mkdir()
+    badmeta = env / "badmeta"
+    badmeta.mkdir()
+    (badmeta / "meta.json").write_text("{oops")
+    out = ["-o", env / "new"]
+    cases = [
+        (["train", env / "missing.txt", *out], 1, "no such file"),
+        (["train", badmeta, *out], 1, "corrupt meta data"),
+        (["train", tiny, *out, "-q"], 1, "too small for one batch"),
+        (["train", data, *out, "--seq-len", "0"], 2, "--seq-len"),
+        (["train", data, *out, "--batch-size", "0"], 2, "--batch-size"),
+        (["train", data, *out, "--lr", "-1"], 2, "--lr"),
+        (["train", data, *out, "--dropout", "1.5"], 2, "--dropout"),
+        (["train", data, *out, "--hidden-size", "0"], 2, "--hidden-size"),
+        (["train", data, *out, "--num-layers", "0"], 2, "--num-layers"),
+        (["train", data, *out, "--device", "cuda"], 2, "not available"),
+        (["train", data, *out, "--device", "tpu"], 2, "unknown device"),
+        (["train", data, *out, "--time-budget", "soon"], 2, "--time-budget"),
+        (["train", data, *out, "--model", "transformer"], 2, "unknown model"),
+        (["train", data, *out, "--tie-weights"], 2, "--tie-weights"),
+        (["train", data, *out, "--amp"], 2, "--amp"),
+        (["train", data], 2, "--out"),
+        (["train", "-o", env / "x"], 2, "no training data"),
+        (["train", data, "-o", good, *SMALL], 1, "already holds a run"),
+        (["train", "--resume", env / "nope"], 1, "no such run directory"),
+        (["train", "--resume", env / "empty-run"], 1, "no checkpoint to resume"),
+        (["train", "--resume", corrupt], 1, "corrupt or truncated"),
+        (["train", "--resume", truncated], 1, "corrupt or truncated"),
+        (["train", "--resume", newer], 1, "newer charrnn"),
+        (["train", "--resume", foreign], 1, "not a charrnn checkpoint"),
+        (["train", "--resume", good, "--hidden-size", "32"], 2, "cannot change the architecture"),
+        (["train", "--resume", good, "--model", "gru"], 2, "cannot change the model"),
+        (["eval", env / "missing.pt"], 1, "no such file"),
+        (["eval", corrupt / "last.pt"], 1, "corrupt or truncated"),
+        (["eval", foreign / "last.pt"], 1, "not a charrnn checkpoint"),
+        (["eval", good, env / "missing.txt"], 1, "no such file"),
+    ]
+    for args, code, needle in cases:
+        _assert_error(run(*args), code, needle)
+    assert (good / "last.pt").read_bytes() == saved  # nothing lost
+    assert not (env / "new").exists() or not any((env / "new").iterdir())
+
+
+def test_eval_rejects_data_encoded_with_another_vocabulary(env, data, run, tmp_path):
+    _ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "2"))
+    other = tmp_path / "other.txt"
+    other.write_text("completely different alphabet: xyzzy 12345 !!!\n" * 200)
+    _ok(run("tokenize", other, "-o", env / "other", "-q"))
+    _assert_error(run("eval", env / "r", env / "other"), 1, "different vocabulary")
+
+
+def test_eval_counts_unknown_characters(env, data, run, tmp_path):
+    _ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "2"))
+    text = tmp_path / "t.txt"
+    text.write_text("the king \u00e9\u00e9 and \u65e5\n")
+    scores = _ok(run("eval", env / "r", text, "--json")).json()
+    assert scores["unknown"] == 3 and scores["unknown_chars"] == {"\u00e9": 2, "\u65e5": 1}
+
+
+def test_models_lists_every_entry(run):
+    rows = _ok(run("models", "--json")).json()
+    assert [r["name"] for r in rows] == list(models.MODELS)
+    assert all(r["parameters"] and r["description"] for r in rows)
+    assert "lstm" in _ok(run("models")).stdout
+
+
+def _spawn(env, data, run_dir, *extra):
+    cmd = [
+        sys.executable,
+        "-m",
+        "charrnn",
+        "train",
+        str(data),
+        "-o",
+        str(run_dir),
+        *map(str, SMALL[:-1]),
+        "--time-budget",
+        "60s",
+        "--checkpoint-every",
+        "1",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CHARRNN_CACHE_DIR": str(env / "cache")},
+    )
+
+
+def _wait_for_steps(run_dir, steps, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        metrics = run_dir / "metrics.jsonl"
+        if metrics.exists() and metrics.read_text().count('"event": "train"') >= steps:
+            return
+        time.sleep(0.05)
+    raise AssertionError("training did not start")
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_checkpoints_and_exits(env, data, sig, code):
+    run_dir = env / "run"
+    proc = _spawn(env, data, run_dir, "--log-every", "1")
+    _wait_for_steps(run_dir, 3, proc)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    state = checkpoint.load(run_dir / "last.pt")["train"]["state"]
+    assert state["step"] >= 3
+    end = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert end["event"] == "end" and end["reason"].startswith("interrupted")
+    assert end["step"] == state["step"]
+
+
+def test_kill_9_leaves_a_loadable_checkpoint(env, data):
+    run_dir = env / "run"
+    proc = _spawn(env, data, run_dir, "--log-every", "1")
+    _wait_for_steps(run_dir, 8, proc)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait(timeout=30)
+    loaded = checkpoint.load(run_dir / "last.pt")
+    assert loaded["train"]["state"]["step"] >= 1
+    assert all(torch.isfinite(w).all() for w in loaded["weights"].values())

@@ -1,0 +1,122 @@
+"""Language-model batches (truncated BPTT layout) and the full-pass evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from charrnn import lm, models
+from charrnn.config import ModelConfig
+from charrnn.errors import CharrnnError
+from charrnn.tokenizer import BOS_ID
+
+IDS = (np.arange(5000) + 4).astype(np.uint16)  # id = position + 4: unique, never <bos>
+
+
+def test_stream_rows_continue_across_batches():
+    batches = lm.LMBatches(IDS, batch_size=4, seq_len=16, seed=3)
+    x0, y0, reset0 = batches.batch(0, 0)
+    x1, y1, reset1 = batches.batch(0, 1)
+    assert reset0 and not reset1
+    assert x0.shape == (4, 16) and y0.dtype == torch.int64
+    assert torch.all(x0[:, 0] == BOS_ID)
+    # inputs are the targets shifted by one, and row r of batch 1 continues row r of batch 0
+    assert torch.equal(x0[:, 1:], y0[:, :-1])
+    assert torch.equal(x1[:, 0], y0[:, -1])
+    assert torch.equal(x1[:, 1:], y1[:, :-1])
+    for r in range(4):
+        seq = np.concatenate([y0[r].numpy(), y1[r].numpy()]) - 4  # positions in IDS
+        assert np.array_equal(seq, np.arange(seq[0], seq[0] + 32))
+
+
+def test_stream_epoch_covers_disjoint_rows_and_offsets_move():
+    batches = lm.LMBatches(IDS, batch_size=4, seq_len=16, seed=3)
+    seen = []
+    for i in range(batches.steps_per_epoch):
+        seen.append(batches.batch(0, i)[1])
+    targets = torch.cat(seen, dim=1)  # (B, steps*T): each row a contiguous run
+    for row in targets.numpy() - 4:  # each row is one contiguous run of the text
+        assert np.array_equal(row, np.arange(row[0], row[0] + len(row)))
+    assert len(set((targets.numpy() - 4).ravel().tolist())) == targets.numel()  # no overlap
+    offsets = {int(lm._rng(3, e).integers(0, 16)) for e in range(8)}
+    assert len(offsets) > 1
+
+
+def test_ranks_take_disjoint_rows():
+    a = lm.LMBatches(IDS, batch_size=2, seq_len=8, seed=1, rank=0, world_size=2)
+    b = lm.LMBatches(IDS, batch_size=2, seq_len=8, seed=1, rank=1, world_size=2)
+    whole = lm.LMBatches(IDS, batch_size=4, seq_len=8, seed=1)
+    assert a.steps_per_epoch == whole.steps_per_epoch
+    assert torch.equal(torch.cat([a.batch(0, 3)[1], b.batch(0, 3)[1]]), whole.batch(0, 3)[1])
+
+
+def test_random_windows():
+    batches = lm.LMBatches(IDS, batch_size=5, seq_len=12, mode="random", seed=0)
+    x, y, reset = batches.batch(2, 7)
+    assert reset and torch.all(x[:, 0] == BOS_ID) and torch.equal(x[:, 1:], y[:, :-1])
+    assert not torch.equal(y, batches.batch(2, 8)[1])
+    assert torch.equal(y, batches.batch(2, 7)[1])  # deterministic by position
+
+
+def test_corpus_too_small_for_one_batch():
+    with pytest.raises(CharrnnError, match="too small for one batch"):
+        lm.LMBatches(IDS[:100], batch_size=8, seq_len=16)
+
+
+@pytest.mark.parametrize(
+    "streams,warmup,length",
+    [(1, 0, 300), (4, 8, 301), (16, 64, 2000), (16, 256, 50), (16, 16, 5000)],
+)
+def test_eval_chunks_score_every_token_once(streams, warmup, length):
+    ids = IDS[:length]
+    scored_targets, scored_inputs = [], []
+    rows: list[list] = []
+    for inputs, targets in lm.eval_chunks(ids, seq_len=7, streams=streams, warmup=warmup):
+        if not rows:
+            rows = [[] for _ in range(len(inputs))]
+        for r in range(len(inputs)):
+            rows[r] += list(zip(inputs[r].tolist(), targets[r].tolist(), strict=True))
+    for row in rows:
+        for inp, tgt in row:
+            if tgt != lm.IGNORE:
+                scored_targets.append(tgt)
+                scored_inputs.append(inp)
+    assert scored_targets == ids.tolist()
+    expected = [BOS_ID, *ids[:-1].tolist()]
+    if warmup:  # a segment's own first input is <bos>; with warm-up it is never scored
+        assert scored_inputs == expected
+    for row in rows:
+        assert row[0][0] == BOS_ID  # every stream starts fed <bos>
+
+
+def _naive_nll(model, ids: np.ndarray) -> float:
+    seq = torch.tensor([[BOS_ID, *ids.tolist()]])
+    with torch.no_grad():
+        logits, _ = model(seq[:, :-1])
+    return float(F.cross_entropy(logits[0], seq[0, 1:], reduction="sum"))
+
+
+def test_evaluate_single_stream_equals_naive_pass():
+    torch.manual_seed(0)
+    model = models.build("gru", ModelConfig(embed_size=8, hidden_size=16), 260).eval()
+    ids = (IDS[:700] % 250 + 4).astype(np.uint16)
+    nll, count = lm.evaluate(model, ids, seq_len=33, device=torch.device("cpu"), streams=1)
+    assert count == 700
+    assert nll == pytest.approx(_naive_nll(model, ids), rel=1e-5)
+    # parallel streams with warm-up give nearly the same number
+    nll16, _ = lm.evaluate(
+        model, ids, seq_len=33, device=torch.device("cpu"), streams=4, warmup=100
+    )
+    assert nll16 == pytest.approx(nll, rel=1e-3)
+
+
+def test_eval_result_units():
+    result = lm.EvalResult(nll=100 * math.log(2), tokens=50, chars=200, bytes=400).as_dict()
+    assert result["bits_per_token"] == pytest.approx(2.0)
+    assert result["bpc"] == pytest.approx(0.5)
+    assert result["bits_per_byte"] == pytest.approx(0.25)
+    assert result["perplexity"] == pytest.approx(math.exp(result["loss"]))

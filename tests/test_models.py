@@ -1,0 +1,133 @@
+"""The model registry and the recurrent stack, checked against torch.nn cells in a naive loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from charrnn import models
+from charrnn.config import ModelConfig
+from charrnn.errors import UsageError
+from charrnn.models.rnn import RNNStack, select_state
+
+CELLS = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
+CONFIGS = [
+    ModelConfig(embed_size=8, hidden_size=12),
+    ModelConfig(embed_size=8, hidden_size=12, num_layers=3),
+    ModelConfig(embed_size=12, hidden_size=12, num_layers=3, residual=True, tie_weights=True),
+]
+
+
+@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("config", CONFIGS)
+def test_parameter_formula_matches_model(name, config):
+    model = models.build(name, config, vocab_size=37)
+    assert models.count_parameters(model) == models.expected_parameters(name, config, 37)
+
+
+def _naive(stack: RNNStack, x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The same stack, one torch.nn cell step at a time, weights copied over."""
+    B, T, _ = x.shape
+    params = dict(stack.named_parameters())
+    layer_input = x
+    for layer in range(config.num_layers):
+        if config.residual:
+            prefix, suffix = f"layers.{layer}.", "_l0"
+        else:
+            prefix, suffix = "rnn.", f"_l{layer}"
+        size = layer_input.shape[-1]
+        kwargs = {"nonlinearity": config.nonlinearity} if config.cell == "rnn" else {}
+        cell = CELLS[config.cell](size, config.hidden_size, **kwargs)
+        with torch.no_grad():
+            for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, part).copy_(params[f"{prefix}{part}{suffix}"])
+        h = torch.zeros(B, config.hidden_size)
+        c = torch.zeros(B, config.hidden_size)
+        outputs = []
+        for t in range(T):
+            if config.cell == "lstm":
+                h, c = cell(layer_input[:, t], (h, c))
+            else:
+                h = cell(layer_input[:, t], h)
+            outputs.append(h)
+        out = torch.stack(outputs, dim=1)
+        layer_input = out + layer_input if (config.residual and layer > 0) else out
+    return layer_input
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_stack_matches_torch_cells(cell, residual):
+    torch.manual_seed(0)
+    config = ModelConfig(
+        cell=cell,
+        hidden_size=10,
+        num_layers=3,
+        residual=residual,
+        nonlinearity="relu" if cell == "rnn" else "tanh",
+    )
+    stack = RNNStack(10, config)
+    x = torch.randn(3, 7, 10)
+    out, _ = stack(x)
+    torch.testing.assert_close(out, _naive(stack, x, config), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("residual", [False, True])
+def test_step_by_step_equals_full_forward(name, residual):
+    torch.manual_seed(1)
+    config = ModelConfig(embed_size=16, hidden_size=16, num_layers=2, residual=residual)
+    model = models.build(name, config, vocab_size=11).eval()
+    ids = torch.randint(0, 11, (2, 9))
+    full, _ = model(ids)
+    state = None
+    for t in range(9):
+        logits, state = model.step(ids[:, t], state)
+        torch.testing.assert_close(logits, full[:, t], rtol=1e-5, atol=1e-5)
+    # carrying the state across two calls equals one call
+    first, mid = model(ids[:, :4])
+    second, _ = model(ids[:, 4:], mid)
+    torch.testing.assert_close(torch.cat([first, second], 1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_select_state_reorders_rows():
+    model = models.build("lstm", ModelConfig(embed_size=4, hidden_size=5, num_layers=2), 7).eval()
+    _, state = model(torch.randint(0, 7, (3, 4)))
+    picked = select_state(state, torch.tensor([2, 0, 0]))
+    assert torch.equal(picked[0][:, 0], state[0][:, 2]) and torch.equal(
+        picked[1][:, 2], state[1][:, 0]
+    )
+
+
+def test_tied_weights_share_storage_and_mismatch_is_an_error():
+    model = models.build("gru", ModelConfig(embed_size=8, hidden_size=8, tie_weights=True), 9)
+    assert model.head.weight is model.embed.weight
+    with pytest.raises(UsageError, match="--tie-weights"):
+        models.build("gru", ModelConfig(embed_size=4, hidden_size=8, tie_weights=True), 9)
+
+
+def test_lstm_forget_gate_bias_starts_open():
+    model = models.build("lstm", ModelConfig(embed_size=4, hidden_size=6), 9)
+    bias = model.rnn.rnn.bias_ih_l0
+    assert torch.all(bias[6:12] == 1.0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(hidden_size=0),
+        dict(num_layers=0),
+        dict(dropout=1.0),
+        dict(embed_dropout=-0.1),
+        dict(nonlinearity="sigmoid"),
+    ],
+)
+def test_config_ranges(bad):
+    with pytest.raises(UsageError):
+        ModelConfig(**bad).check()
+
+
+def test_unknown_model_lists_choices():
+    with pytest.raises(UsageError, match="lstm"):
+        models.spec("transformer")

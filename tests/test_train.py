@@ -1,0 +1,154 @@
+"""The training loop: exact resume, divergence guard, clipping, limits, schedule."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from charrnn import checkpoint, runs
+from charrnn.config import TokenizeConfig, TrainConfig
+from charrnn.data import tokenize_corpus
+from charrnn.errors import CharrnnError
+from charrnn.lm import LMTask
+from charrnn.train import Hooks, LoopState, learning_rate, progress_fraction
+
+TINY_MODEL = {"embed_size": 16, "hidden_size": 32, "num_layers": 2, "dropout": 0.2}
+TINY_TRAIN = {"batch_size": 16, "seq_len": 64, "eval_every": 5, "log_every": 1, "warmup_steps": 3}
+
+
+@pytest.fixture
+def data_dir(tmp_path, shakespeare_like):
+    out = tmp_path / "data"
+    tokenize_corpus([str(shakespeare_like)], out, TokenizeConfig())
+    return out
+
+
+def _records(run_dir, event="train"):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+def _train(data_dir, run_dir, *, stop_at=None, resume=False, model="lstm", **options):
+    seen = {"step": 0}
+    hooks = Hooks(
+        on_step=lambda step, p: seen.update(step=step),
+        should_stop=lambda: "SIGINT" if stop_at and seen["step"] >= stop_at else None,
+    )
+    return runs.start_training(
+        None if resume else str(data_dir),
+        run_dir,
+        model_name=None if resume else model,
+        model_options={} if resume else dict(TINY_MODEL),
+        train_options={**TINY_TRAIN, **options},
+        resume=resume,
+        hooks=hooks,
+    )
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru"])
+def test_resume_is_exact(tmp_path, data_dir, model):
+    full = _train(data_dir, tmp_path / "full", max_steps=24, model=model)
+    assert full["step"] == 24 and full["epoch"] >= 1  # crosses an epoch boundary
+    half = _train(data_dir, tmp_path / "half", max_steps=24, stop_at=11, model=model)
+    assert half["reason"] == "interrupted (SIGINT)" and half["step"] == 11
+    resumed = _train(data_dir, tmp_path / "half", resume=True, max_steps=24)
+    assert resumed["step"] == 24
+    want = [(r["step"], r["loss"]) for r in _records(tmp_path / "full")]
+    got = [(r["step"], r["loss"]) for r in _records(tmp_path / "half")]
+    assert got == want  # identical, not approximately equal
+    a = checkpoint.load(tmp_path / "full" / "last.pt")["weights"]
+    b = checkpoint.load(tmp_path / "half" / "last.pt")["weights"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_is_self_contained(tmp_path, data_dir):
+    _train(data_dir, tmp_path / "run", max_steps=5)
+    data = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert data["format"] == "charrnn-checkpoint" and data["version"] == 1
+    assert data["model"]["name"] == "lstm" and data["model"]["config"]["hidden_size"] == 32
+    assert '"WordLevel"' in data["tokenizers"]["text"]
+    train = data["train"]
+    assert train["state"]["step"] == 5 and "optimizer" in train and "rng" in train
+    assert len(train["task"]["hidden"]) == 2  # LSTM (h, c) carried across batches
+    assert set(train["rng"]) >= {"python", "numpy", "torch"}
+    assert data["command"] == "" and data["data"]["val"]["chars"] > 0
+    assert all(t.device.type == "cpu" for t in data["weights"].values())
+
+
+def test_divergence_guard_skips_and_rolls_back(tmp_path, data_dir, monkeypatch):
+    original = LMTask.loss
+    calls = {"n": 0}
+    bad = {4, 9, 10, 11}  # one bad step, then three in a row
+
+    def flaky(self, model, batch):
+        calls["n"] += 1
+        loss = original(self, model, batch)
+        return loss * float("nan") if calls["n"] in bad else loss
+
+    monkeypatch.setattr(LMTask, "loss", flaky)
+    summary = _train(data_dir, tmp_path / "run", max_steps=12, dropout=None)
+    assert summary["skipped_steps"] == 4 and summary["rollbacks"] == 1
+    warnings = [r["message"] for r in _records(tmp_path / "run", "warning")]
+    assert sum("update skipped" in w for w in warnings) == 4
+    assert any("rolled back" in w for w in warnings)
+    lrs = {r["step"]: r["lr"] for r in _records(tmp_path / "run")}
+    cfg = TrainConfig(**{**TINY_TRAIN, "max_steps": 12})
+    assert lrs[3] == pytest.approx(learning_rate(cfg, 2, 2 / 12))
+    assert lrs[5] == pytest.approx(learning_rate(cfg, 4, 4 / 12) * 0.5)  # halved once
+    weights = checkpoint.load(tmp_path / "run" / "last.pt")["weights"]
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_divergence_gives_up_after_repeated_rollbacks(tmp_path, data_dir, monkeypatch):
+    original = LMTask.loss
+    monkeypatch.setattr(LMTask, "loss", lambda self, m, b: original(self, m, b) * float("inf"))
+    with pytest.raises(CharrnnError, match="diverged"):
+        _train(data_dir, tmp_path / "run", max_steps=50)
+
+
+def test_logged_gradient_norm_is_before_clipping(tmp_path, data_dir):
+    _train(data_dir, tmp_path / "free", max_steps=2, clip_norm=0.0)
+    _train(data_dir, tmp_path / "clipped", max_steps=2, clip_norm=1e-3, clip_value=1e-4)
+    free, clipped = _records(tmp_path / "free"), _records(tmp_path / "clipped")
+    assert clipped[0]["grad_norm"] == pytest.approx(free[0]["grad_norm"], rel=1e-6)
+    assert clipped[0]["clipped"] == 1.0 and free[0]["clipped"] == 0.0
+    assert set(free[0]["layer_grad_norms"]) == {"embed", "rnn.rnn.l0", "rnn.rnn.l1", "head"}
+
+
+def test_time_budget_stops_evaluates_and_saves(tmp_path, data_dir):
+    summary = _train(data_dir, tmp_path / "run", time_budget=1.5, eval_every=10_000)
+    assert "time-budget" in summary["reason"]
+    assert summary["last_eval"]["val_bpc"] > 0  # a final evaluation happened
+    assert (tmp_path / "run" / "last.pt").exists() and (tmp_path / "run" / "best.pt").exists()
+
+
+def test_early_stopping(tmp_path, data_dir):
+    summary = _train(
+        data_dir,
+        tmp_path / "run",
+        max_steps=100,
+        eval_every=2,
+        patience=2,
+        lr=1e-30,
+        schedule="constant",
+        weight_decay=0.0,
+        dropout=None,
+    )
+    assert summary["reason"].startswith("early stopping") and summary["step"] == 6
+
+
+def test_schedule_warmup_and_cosine():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_frac=0.1, max_steps=100)
+    assert learning_rate(cfg, 0, 0.0) == pytest.approx(0.1)
+    assert learning_rate(cfg, 9, 0.09) == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.09))
+    )
+    assert learning_rate(cfg, 99, 1.0) == pytest.approx(0.1)
+    constant = TrainConfig(lr=1.0, warmup_steps=0, schedule="constant")
+    assert learning_rate(constant, 50, 0.7) == 1.0
+    timed = TrainConfig(time_budget=100.0, max_steps=1000)
+    assert progress_fraction(timed, LoopState(step=10, elapsed=50.0), 10) == 0.5
+    assert TrainConfig().limits().time_budget == 600.0
