@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from charrnn.errors import CharrnnError
-from charrnn.models.rnn import State, detach_state
+from charrnn.models.rnn import State, detach_state, select_state
 from charrnn.tokenizer import BOS_ID, PAD_ID
 
 IGNORE = -100  # cross_entropy's ignore_index
@@ -255,3 +255,39 @@ class LMTask:
         """Restore the carried hidden state."""
         hidden = data.get("hidden")
         self.state = tuple(s.to(self.device) for s in hidden) if hidden is not None else None
+
+
+class Stepper:
+    """A language model seen one token at a time, for `charrnn.decode`."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.model = model
+        self.device = device
+
+    def start(self, prompts: list[list[int]]) -> tuple[Tensor, State]:
+        """Feed each prompt through the model in one call per distinct length (no padding, so
+        nothing changes the state); return the logits after each prompt's last token (N, V)
+        and the state there, rows in the order given."""
+        by_length: dict[int, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            by_length.setdefault(len(prompt), []).append(i)
+        logits_parts, state_parts, order = [], [], []
+        for rows in by_length.values():
+            ids = torch.tensor([prompts[i] for i in rows], device=self.device)  # (G, L)
+            logits, state = self.model(ids)
+            logits_parts.append(logits[:, -1])  # (G, V)
+            state_parts.append(state)
+            order += rows
+        logits = torch.cat(logits_parts)
+        state = tuple(torch.cat(parts, dim=1) for parts in zip(*state_parts, strict=True))
+        back = torch.empty(len(order), dtype=torch.long, device=self.device)
+        back[torch.tensor(order, device=self.device)] = torch.arange(len(order), device=self.device)
+        return logits.index_select(0, back), select_state(state, back)
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step for every row: tokens (N,) -> logits (N, V)."""
+        return self.model.step(tokens, state)
+
+    def select(self, state: State, index: Tensor) -> State:
+        """Keep, reorder or repeat rows."""
+        return select_state(state, index)

@@ -1,0 +1,372 @@
+"""`charrnn sample` and `charrnn beam`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from charrnn import decode, generate, runs
+from charrnn import device as devices
+from charrnn.cli._app import Json, Quiet, app, err, out_json, warn
+from charrnn.errors import CharrnnError, UsageError
+
+S, B = decode.SampleConfig, decode.BeamConfig  # defaults live in the dataclasses
+BATCH = 64  # prompts decoded together with --per-line
+
+
+class Writer:
+    """Text to stdout as it is produced: flushed at once on a terminal, at most every 50 ms
+    into a pipe (so `| cat` sees text arrive without a system call per token)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.last = 0.0
+
+    def write(self, text: str) -> None:
+        sys.stdout.write(text)
+        now = time.monotonic()
+        if self.tty or now - self.last > 0.05:
+            sys.stdout.flush()
+            self.last = now
+
+    def close(self) -> None:
+        sys.stdout.flush()
+
+
+def _prompts(prompt: str | None, per_line: bool) -> list[str]:
+    """The prompt texts: --prompt TEXT, all of stdin (--prompt -), or stdin lines."""
+    if per_line:
+        if prompt not in (None, "-"):
+            raise UsageError("--per-line", "reads its prompts from stdin", "drop --prompt TEXT")
+        lines = _stdin().splitlines()
+        if not lines:
+            raise CharrnnError(
+                "stdin",
+                "no lines to continue (stdin is empty)",
+                "pipe text in, one prompt per line",
+            )
+        return lines
+    if prompt == "-":
+        text = _stdin()
+        if not text:
+            raise CharrnnError(
+                "--prompt -",
+                "the prompt is empty (nothing on stdin)",
+                "pipe a prompt in, or leave out --prompt to start from nothing",
+            )
+        return [text]
+    return [prompt or ""]
+
+
+def _stdin() -> str:
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CharrnnError(
+            "stdin", f"not valid utf-8 at byte offset {e.start}", "convert the input to UTF-8"
+        ) from None
+
+
+def _encode(trained, texts: list[str], unknown: str) -> list[list[int]]:
+    encoded, missing = [], 0
+    for i, text in enumerate(texts):
+        where = "--prompt" if len(texts) == 1 else f"stdin line {i + 1}"
+        ids, n = generate.encode_prompt(trained.tokenizer, text, unknown, where)
+        encoded.append(ids)
+        missing += n
+    if missing:
+        verb = "skipped" if unknown == "skip" else "encoded as <unk>"
+        warn(f"{missing} prompt character(s) not in the vocabulary were {verb}")
+    return encoded
+
+
+def _stops(stop: list[str] | None) -> list[str]:
+    stops = [generate.unescape(s) for s in stop or []]
+    if any(not s for s in stops):
+        raise UsageError(
+            "--stop", "a stop string is empty", "give a non-empty string, e.g. '\\n\\n'"
+        )
+    return stops
+
+
+@app.command()
+def sample(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint (.pt) or a run directory (uses best.pt).", show_default=False
+        ),
+    ],
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="Text to continue; - reads it from stdin. Default: start from nothing."),
+    ] = None,
+    per_line: Annotated[
+        bool,
+        typer.Option(
+            "--per-line",
+            help="Each stdin line is a prompt: one output line per input line, "
+            "newlines escaped as \\n.",
+        ),
+    ] = False,
+    length: Annotated[int, typer.Option(help="New tokens at most.")] = S.length,
+    max_chars: Annotated[
+        int | None,
+        typer.Option(help="Stop each sample after this many characters.", show_default=False),
+    ] = None,
+    temperature: Annotated[
+        float, typer.Option(help="Divide logits by this; 0 = greedy (argmax).")
+    ] = S.temperature,
+    top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens; 0 = off.")] = S.top_k,
+    top_p: Annotated[
+        float, typer.Option(help="Nucleus: keep the most likely tokens up to this mass; 1 = off.")
+    ] = S.top_p,
+    min_p: Annotated[
+        float, typer.Option(help="Keep tokens at least this x the top probability; 0 = off.")
+    ] = S.min_p,
+    repetition_penalty: Annotated[
+        float, typer.Option(help="Penalise tokens already in the text (CTRL); 1 = off.")
+    ] = S.repetition_penalty,
+    no_repeat_ngram: Annotated[
+        int, typer.Option(help="Never repeat an n-gram of this size; 0 = off.")
+    ] = S.no_repeat_ngram,
+    stop: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="End a sample at this string, not printed (repeatable; \\n, \\t understood)."
+        ),
+    ] = None,
+    num_samples: Annotated[int, typer.Option(help="Samples per prompt, drawn as one batch.")] = 1,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Random seed: the same command gives the same output.", show_default=False
+        ),
+    ] = None,
+    unknown: Annotated[
+        str, typer.Option(help="Prompt characters outside the vocabulary: error, skip or unk.")
+    ] = "error",
+    echo: Annotated[
+        bool | None,
+        typer.Option(
+            "--echo/--no-echo",
+            help="Print the prompt before its continuation [on for one "
+            "prompt, off with --per-line].",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Generate text: temperature, top-k, top-p, min-p, repetition filters; streamed to stdout."""
+    cfg = decode.SampleConfig(
+        length=length,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram=no_repeat_ngram,
+    )
+    cfg.check()
+    if num_samples < 1:
+        raise UsageError("--num-samples", f"{num_samples} must be at least 1", "use 1 or more")
+    if max_chars is not None and max_chars < 1:
+        raise UsageError("--max-chars", f"{max_chars} must be at least 1", "use 1 or more")
+    if per_line and num_samples > 1 and not as_json:
+        raise UsageError(
+            "--num-samples",
+            "--per-line writes one line per input line",
+            "use --json for several samples per line",
+        )
+    stops = _stops(stop)
+    trained = runs.load_trained(checkpoint, devices.resolve(device))
+    texts = _prompts(prompt, per_line)
+    prompts = _encode(trained, texts, unknown)
+    echo = (not per_line) if echo is None else echo
+    settings = {
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "min_p": min_p,
+        "repetition_penalty": repetition_penalty,
+        "no_repeat_ngram": no_repeat_ngram,
+        "length": length,
+        "max_chars": max_chars,
+        "stop": stops,
+        "seed": seed,
+    }
+    writer = Writer()
+    stream = not per_line and num_samples == 1 and not as_json
+    if stream and echo:
+        writer.write(texts[0])
+    for start in range(0, len(prompts), BATCH):
+        chunk = prompts[start : start + BATCH]
+        on_text = (lambda row, text: writer.write(text)) if stream else None
+        results = generate.sample(
+            trained,
+            chunk,
+            cfg,
+            num_samples=num_samples,
+            stops=stops,
+            max_chars=max_chars,
+            seed=None if seed is None else seed + start,
+            on_text=on_text,
+        )
+        for r in results:
+            line = start + r.prompt_index
+            if as_json:
+                out_json(
+                    {
+                        "prompt": texts[line],
+                        "text": r.text,
+                        "tokens": r.tokens,
+                        "logprob": r.logprob,
+                        "finished": r.finished,
+                        "sample": r.sample_index,
+                        **({"line": line + 1} if per_line else {}),
+                        "settings": settings,
+                    }
+                )
+            elif per_line:
+                prefix = texts[line] if echo else ""
+                writer.write(generate.escape_line(prefix + r.text) + "\n")
+            elif not stream:
+                prefix = texts[line] if echo else ""
+                ending = "" if (prefix + r.text).endswith("\n") else "\n"
+                writer.write(
+                    prefix + r.text + ending + ("\n" if r.sample_index < num_samples - 1 else "")
+                )
+    if stream:
+        writer.write("\n")
+    writer.close()
+
+
+class BeamDisplay:
+    """--show-beams: the live beams of the first input in the batch, on stderr."""
+
+    def __init__(self, tokenizer, enabled: bool) -> None:
+        self.tokenizer = tokenizer
+        self.live = Live(console=err, refresh_per_second=8, transient=True) if enabled else None
+        self.last = 0.0
+
+    def __enter__(self):
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def update(self, length: int, beams) -> None:
+        if self.live is None or not beams or time.monotonic() - self.last < 0.1:
+            return
+        self.last = time.monotonic()
+        table = Table(title=f"beam search, step {length}", show_lines=False)
+        table.add_column("score", justify="right")
+        table.add_column("hypothesis")
+        for tokens, score in beams[0]:
+            text = generate.escape_line(self.tokenizer.decode(tokens))[-80:]
+            table.add_row(f"{score:.3f}", text)
+        self.live.update(table)
+
+
+@app.command()
+def beam(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint (.pt) or a run directory (uses best.pt).", show_default=False
+        ),
+    ],
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="Text to continue; - reads it from stdin. Default: start from nothing."),
+    ] = None,
+    per_line: Annotated[
+        bool,
+        typer.Option(
+            "--per-line",
+            help="Each stdin line is a prompt, decoded as one batch; output lines "
+            "in input order, newlines escaped as \\n.",
+        ),
+    ] = False,
+    beam_size: Annotated[int, typer.Option(help="Hypotheses kept per input.")] = B.beam_size,
+    n_best: Annotated[int, typer.Option(help="Print the N best, with scores.")] = B.n_best,
+    max_len: Annotated[int, typer.Option(help="New tokens at most.")] = B.max_len,
+    min_len: Annotated[int, typer.Option(help="No ending before this many tokens.")] = B.min_len,
+    length_penalty: Annotated[
+        str,
+        typer.Option(help="none (sum of log-probs), avg (per token) or gnmt ((5+len)/6)^alpha."),
+    ] = B.length_penalty,
+    alpha: Annotated[float, typer.Option(help="The gnmt length-penalty exponent.")] = B.alpha,
+    no_repeat_ngram: Annotated[
+        int, typer.Option(help="Never repeat an n-gram of this size; 0 = off.")
+    ] = B.no_repeat_ngram,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            help="A language model's end of sequence, e.g. '\\n' for one line per name.",
+            show_default=False,
+        ),
+    ] = None,
+    show_beams: Annotated[
+        bool, typer.Option("--show-beams", help="Draw the live beams on stderr.")
+    ] = False,
+    unknown: Annotated[
+        str, typer.Option(help="Prompt characters outside the vocabulary: error, skip or unk.")
+    ] = "error",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Beam search: the most likely continuations, with length penalties and n-best lists."""
+    cfg = decode.BeamConfig(
+        beam_size=beam_size,
+        n_best=n_best,
+        max_len=max_len,
+        min_len=min_len,
+        length_penalty=length_penalty,
+        alpha=alpha,
+        no_repeat_ngram=no_repeat_ngram,
+    )
+    cfg.check()
+    end_text = generate.unescape(end) if end is not None else None
+    if end is not None and not end_text:
+        raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
+    trained = runs.load_trained(checkpoint, devices.resolve(device))
+    texts = _prompts(prompt, per_line)
+    prompts = _encode(trained, texts, unknown)
+    writer = Writer()
+    with BeamDisplay(trained.tokenizer, show_beams and not quiet) as display:
+        for start in range(0, len(prompts), BATCH):
+            chunk = prompts[start : start + BATCH]
+            results = generate.beam(trained, chunk, cfg, end=end_text, on_step=display.update)
+            for i, hyps in enumerate(results):
+                line = start + i
+                for rank, h in enumerate(hyps, 1):
+                    if as_json:
+                        out_json(
+                            {
+                                "prompt": texts[line],
+                                **h,
+                                "rank": rank,
+                                **({"line": line + 1} if per_line else {}),
+                            }
+                        )
+                    elif n_best > 1:
+                        writer.write(f"{h['score']:.4f}\t{generate.escape_line(h['text'])}\n")
+                    elif per_line:
+                        writer.write(generate.escape_line(h["text"]) + "\n")
+                    else:
+                        text = texts[line] + h["text"]
+                        writer.write(text + ("" if text.endswith("\n") else "\n"))
+    writer.close()

@@ -1,0 +1,553 @@
+"""Decoding: greedy, sampling filters and beam search, for any model, through a step function.
+
+A model decodes here when it offers a *stepper*: `step(tokens (N,), state) -> (logits (N, V),
+state)` and `select(state, index) -> state` (keep, reorder or repeat batch rows). Language
+models (`charrnn.lm.Stepper`) and seq2seq models share this module; nothing here knows which
+one it drives.
+
+Sampling filters apply in this order (each is skipped when off):
+  1. repetition penalty (CTRL): logits of tokens already in the text are divided by the
+     penalty when positive, multiplied by it when negative;
+  2. no-repeat n-gram: tokens that would repeat an n-gram of the text are banned;
+  3. special tokens (<pad>, <bos>, <unk>) are banned; <eos> ends a sequence;
+  4. temperature: logits / T (T = 0 means greedy argmax);
+  5. top-k: keep the k most likely tokens;
+  6. top-p (nucleus): keep the smallest set of most likely tokens whose mass reaches p;
+  7. min-p: keep tokens whose probability is at least min_p x the top probability;
+then one token is drawn from what is left. Reported log-probabilities are the model's own
+(temperature 1, no filters), so they measure how likely the model finds the text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from charrnn.errors import UsageError
+from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
+BANNED = (PAD_ID, BOS_ID, UNK_ID)
+LENGTH_PENALTIES = ("none", "avg", "gnmt")
+
+
+class Stepper(Protocol):
+    """What decoding needs from a model."""
+
+    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]: ...
+
+    def select(self, state: Any, index: Tensor) -> Any: ...
+
+
+# -- settings --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How `charrnn sample` draws text."""
+
+    length: int = 500  # new tokens at most
+    temperature: float = 1.0  # 0: greedy
+    top_k: int = 0  # 0: off
+    top_p: float = 1.0  # 1: off
+    min_p: float = 0.0  # 0: off
+    repetition_penalty: float = 1.0  # 1: off
+    no_repeat_ngram: int = 0  # 0: off
+
+    def check(self) -> None:
+        """Raise `UsageError` for values out of range."""
+        _need(
+            self.length >= 1,
+            "--length",
+            f"{self.length} must be at least 1",
+            "ask for 1 or more tokens",
+        )
+        _need(
+            self.temperature >= 0,
+            "--temperature",
+            f"{self.temperature} is negative",
+            "use 0 (greedy) or more",
+        )
+        _need(self.top_k >= 0, "--top-k", f"{self.top_k} is negative", "use 0 (off) or more")
+        _need(
+            0 < self.top_p <= 1,
+            "--top-p",
+            f"{self.top_p} is outside (0, 1]",
+            "use e.g. 0.9 (1 turns it off)",
+        )
+        _need(0 <= self.min_p < 1, "--min-p", f"{self.min_p} is outside [0, 1)", "use e.g. 0.05")
+        _need(
+            self.repetition_penalty > 0,
+            "--repetition-penalty",
+            f"{self.repetition_penalty} must be positive",
+            "use 1 (off) or e.g. 1.2",
+        )
+        _need(
+            self.no_repeat_ngram >= 0,
+            "--no-repeat-ngram",
+            "must not be negative",
+            "use 0 (off) or e.g. 3",
+        )
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """How `charrnn beam` searches."""
+
+    beam_size: int = 5
+    n_best: int = 1
+    max_len: int = 200  # new tokens at most
+    min_len: int = 0  # <eos> is banned before this many tokens
+    length_penalty: str = "none"  # none | avg | gnmt
+    alpha: float = 0.6  # gnmt: score / ((5 + len) / 6) ** alpha
+    no_repeat_ngram: int = 0
+
+    def check(self) -> None:
+        """Raise `UsageError` for values out of range."""
+        _need(
+            self.beam_size >= 1, "--beam-size", f"{self.beam_size} must be at least 1", "use e.g. 5"
+        )
+        _need(
+            1 <= self.n_best <= self.beam_size,
+            "--n-best",
+            f"{self.n_best} must be between 1 and the beam size ({self.beam_size})",
+            "lower --n-best or raise --beam-size",
+        )
+        _need(self.max_len >= 1, "--max-len", f"{self.max_len} must be at least 1", "use 1 or more")
+        _need(
+            0 <= self.min_len <= self.max_len,
+            "--min-len",
+            f"{self.min_len} must be between 0 and --max-len",
+            "lower --min-len",
+        )
+        _need(
+            self.length_penalty in LENGTH_PENALTIES,
+            "--length-penalty",
+            f"unknown form '{self.length_penalty}'",
+            f"use one of: {', '.join(LENGTH_PENALTIES)}",
+        )
+        _need(self.alpha >= 0, "--alpha", "must not be negative", "use e.g. 0.6")
+        _need(
+            self.no_repeat_ngram >= 0,
+            "--no-repeat-ngram",
+            "must not be negative",
+            "use 0 (off) or e.g. 3",
+        )
+
+
+def _need(ok: bool, where: str, what: str, fix: str) -> None:
+    if not ok:
+        raise UsageError(where, what, fix)
+
+
+# -- filters (each tested against hand-computed distributions) -----------------------------------
+
+
+def top_k_filter(logits: Tensor, k: int) -> Tensor:
+    """Keep the k largest logits per row; the rest become -inf."""
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, -math.inf)
+
+
+def top_p_filter(logits: Tensor, p: float) -> Tensor:
+    """Keep the smallest set of most likely tokens whose probability mass reaches p."""
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    before = torch.cumsum(probs, dim=-1) - probs  # mass of the strictly more likely tokens
+    drop_sorted = before >= p  # the first token whose prefix already reaches p is kept
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, -math.inf)
+
+
+def min_p_filter(logits: Tensor, min_p: float) -> Tensor:
+    """Keep tokens whose probability is at least min_p times the most likely one's."""
+    if min_p <= 0.0:
+        return logits
+    probs = torch.softmax(logits, dim=-1)
+    floor = min_p * probs.max(dim=-1, keepdim=True).values
+    return logits.masked_fill(probs < floor, -math.inf)
+
+
+def repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
+    """CTRL's penalty on tokens already in the text (`seen`: a bool mask, like logits)."""
+    if penalty == 1.0:
+        return logits
+    scaled = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, scaled, logits)
+
+
+class NgramBan:
+    """Each batch row's text and n-grams; bans tokens that would repeat an n-gram. Its rows
+    follow the batch: `select` keeps, reorders or repeats them exactly as the stepper does."""
+
+    def __init__(self, n: int, histories: Sequence[Sequence[int]]) -> None:
+        self.n = n
+        self.histories = [list(h) for h in histories]
+        self.grams: list[dict[tuple, set[int]]] = []
+        for history in self.histories:
+            grams: dict[tuple, set[int]] = {}
+            for i in range(len(history) - n + 1):
+                grams.setdefault(tuple(history[i : i + n - 1]), set()).add(history[i + n - 1])
+            self.grams.append(grams)
+
+    def apply(self, logits: Tensor) -> Tensor:
+        """Set to -inf, row by row, the tokens that would complete a repeated n-gram."""
+        banned_rows, banned_tokens = [], []
+        for row, history in enumerate(self.histories):
+            if len(history) >= self.n - 1:
+                key = tuple(history[len(history) - self.n + 1 :])
+                for token in self.grams[row].get(key, ()):
+                    banned_rows.append(row)
+                    banned_tokens.append(token)
+        if not banned_rows:
+            return logits
+        index = (
+            torch.tensor(banned_rows, device=logits.device),
+            torch.tensor(banned_tokens, device=logits.device),
+        )
+        return logits.index_put(index, torch.tensor(-math.inf, device=logits.device))
+
+    def push(self, tokens: Sequence[int]) -> None:
+        """Append one token to every row."""
+        for row, token in enumerate(tokens):
+            history = self.histories[row]
+            history.append(token)
+            if len(history) >= self.n:
+                key = tuple(history[len(history) - self.n : -1])
+                self.grams[row].setdefault(key, set()).add(token)
+
+    def select(self, rows: Sequence[int]) -> None:
+        """Keep rows `rows`, in that order (a repeated row is copied)."""
+        used: set[int] = set()
+        histories, grams = [], []
+        for row in rows:
+            if row in used:
+                histories.append(list(self.histories[row]))
+                grams.append({k: set(v) for k, v in self.grams[row].items()})
+            else:
+                used.add(row)
+                histories.append(self.histories[row])
+                grams.append(self.grams[row])
+        self.histories, self.grams = histories, grams
+
+
+def filter_logits(logits: Tensor, cfg: SampleConfig) -> Tensor:
+    """Steps 4-7 above: temperature, top-k, top-p, min-p (temperature > 0)."""
+    logits = logits / cfg.temperature if cfg.temperature != 1.0 else logits
+    logits = top_k_filter(logits, cfg.top_k)
+    logits = top_p_filter(logits, cfg.top_p)
+    return min_p_filter(logits, cfg.min_p)
+
+
+# -- sampling ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """One generated sequence."""
+
+    tokens: list[int] = field(default_factory=list)
+    logprob: float = 0.0
+    finished: str = ""  # "eos", "stop", "length" or "" while running
+
+
+def sample(
+    stepper: Stepper,
+    logits: Tensor,
+    state: Any,
+    cfg: SampleConfig,
+    *,
+    histories: Sequence[Sequence[int]],
+    generator: torch.Generator | None = None,
+    should_end: Callable[[int, int], bool] | None = None,
+    banned: Sequence[int] = BANNED,
+) -> list[Sample]:
+    """Draw one continuation per row of `logits` (the model's prediction after each prompt).
+
+    All rows advance together as one batch; a finished row leaves the batch. `histories` are
+    the prompts' tokens (for the repetition filters). `should_end(row, token)` is called for
+    every new token (after it is recorded) and may end the row (stop strings, streaming).
+    `banned` tokens are never drawn (a language model also bans <eos>: it has no end)."""
+    rows = len(logits)
+    samples = [Sample() for _ in range(rows)]
+    alive = list(range(rows))  # batch position -> row
+    seen = None
+    if cfg.repetition_penalty != 1.0:
+        seen = torch.zeros(rows, logits.shape[-1], dtype=torch.bool, device=logits.device)
+        for row, history in enumerate(histories):
+            seen[row, list(history)] = True
+    ngram = NgramBan(cfg.no_repeat_ngram, histories) if cfg.no_repeat_ngram else None
+    banned = torch.tensor(list(banned), device=logits.device)
+    for _ in range(cfg.length):
+        raw = logits.float()
+        scores = raw
+        if seen is not None:
+            scores = repetition_penalty(scores, seen, cfg.repetition_penalty)
+        if ngram is not None:
+            scores = ngram.apply(scores)
+        scores = scores.index_fill(-1, banned, -math.inf)
+        if cfg.temperature == 0:
+            tokens = scores.argmax(dim=-1)
+        else:
+            probs = torch.softmax(filter_logits(scores, cfg), dim=-1)
+            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        logprobs = raw.gather(-1, tokens[:, None]).squeeze(-1) - torch.logsumexp(raw, dim=-1)
+        token_list = tokens.tolist()
+        if seen is not None:
+            seen[torch.arange(len(alive), device=seen.device), tokens] = True
+        if ngram is not None:
+            ngram.push(token_list)
+        keep = []
+        for i, (token, logprob) in enumerate(zip(token_list, logprobs.tolist(), strict=True)):
+            row = alive[i]
+            s = samples[row]
+            if token == EOS_ID:
+                s.finished = "eos"
+                continue
+            s.tokens.append(token)
+            s.logprob += logprob
+            if should_end is not None and should_end(row, token):
+                s.finished = "stop"
+                continue
+            keep.append(i)
+        if len(keep) < len(alive):
+            if not keep:
+                return samples
+            index = torch.tensor(keep, device=logits.device)
+            state = stepper.select(state, index)
+            tokens = tokens[index]
+            alive = [alive[i] for i in keep]
+            if seen is not None:
+                seen = seen[index]
+            if ngram is not None:
+                ngram.select(keep)
+        logits, state = stepper.step(tokens, state)
+    for row in alive:
+        samples[row].finished = samples[row].finished or "length"
+    return samples
+
+
+# -- beam search ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Hypothesis:
+    """A finished beam: tokens, summed log-probability and length-penalised score."""
+
+    tokens: list[int]
+    logprob: float
+    score: float
+    finished: str  # "eos" or "length"
+
+
+def length_score(logprob: float, length: int, cfg: BeamConfig) -> float:
+    """The ranking score of a hypothesis of `length` tokens."""
+    if cfg.length_penalty == "avg":
+        return logprob / max(length, 1)
+    if cfg.length_penalty == "gnmt":
+        return logprob / (((5 + length) / 6) ** cfg.alpha)
+    return logprob
+
+
+def beam_search(
+    stepper: Stepper,
+    logits: Tensor,
+    state: Any,
+    cfg: BeamConfig,
+    *,
+    histories: Sequence[Sequence[int]],
+    ends: Sequence[int] = (EOS_ID,),
+    max_lens: Sequence[int] | None = None,
+    on_step: Callable[[int, list[list[tuple[list[int], float]]]], None] | None = None,
+    banned: Sequence[int] = BANNED,
+) -> list[list[Hypothesis]]:
+    """The `cfg.n_best` best continuations of each row of `logits` (one row per input).
+
+    All beams of all inputs advance as one batch; an input whose search is over leaves the
+    batch, so an input's result does not depend on what else is decoded with it. `ends` are
+    token ids that finish a hypothesis (<eos>, or a newline for a line-based language model);
+    `max_lens` caps each input's new tokens (default cfg.max_len). `on_step` receives, after
+    every step, each live input's beams as (tokens, score), for live displays. `banned`
+    tokens are never chosen."""
+    inputs, vocab = logits.shape
+    K = cfg.beam_size
+    device = logits.device
+    max_lens = list(max_lens) if max_lens is not None else [cfg.max_len] * inputs
+    # Every input starts with K copies of its state; only the first copy is live at step 0
+    # (the others score -inf), so the first top-k picks K distinct tokens.
+    state = stepper.select(state, torch.arange(inputs, device=device).repeat_interleave(K))
+    logits = logits.repeat_interleave(K, dim=0)
+    scores = torch.full((inputs, K), -math.inf, device=device)
+    scores[:, 0] = 0.0
+    tokens: list[list[list[int]]] = [[[] for _ in range(K)] for _ in range(inputs)]
+    ngram = None
+    if cfg.no_repeat_ngram:
+        ngram = NgramBan(cfg.no_repeat_ngram, histories)
+        ngram.select([i for i in range(inputs) for _ in range(K)])
+    finished: list[list[Hypothesis]] = [[] for _ in range(inputs)]
+    alive = list(range(inputs))  # batch block -> input
+    ends_t = torch.tensor(list(ends), device=device)
+    ends_set = set(ends)
+    banned = torch.tensor(list(banned), device=device)
+    length = 0
+    while alive:
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # (A*K, V)
+        logprobs = logprobs.index_fill(-1, banned, -math.inf)
+        if length < cfg.min_len:
+            logprobs = logprobs.index_fill(-1, ends_t, -math.inf)
+        if ngram is not None:
+            logprobs = ngram.apply(logprobs)
+        total = (scores[:, :, None] + logprobs.view(len(alive), K, vocab)).view(len(alive), -1)
+        top_scores, top_index = torch.topk(total, 2 * K, dim=-1)  # room for finished ones
+        # equal scores in index order, as argmax breaks ties: beam size 1 is exactly greedy
+        top_index, order = torch.sort(top_index, dim=-1, stable=True)
+        top_scores = top_scores.gather(-1, order)
+        top_scores, order = torch.sort(top_scores, dim=-1, descending=True, stable=True)
+        top_index = top_index.gather(-1, order)
+        beam_of = (top_index // vocab).tolist()
+        token_of = (top_index % vocab).tolist()
+        top_scores_list = top_scores.tolist()
+        length += 1
+        next_tokens, next_scores, keep_blocks = [], [], []
+        for b, inp in enumerate(alive):
+            new_beams: list[tuple[int, int, float]] = []
+            for beam, token, score in zip(beam_of[b], token_of[b], top_scores_list[b], strict=True):
+                if score == -math.inf:
+                    break
+                if token in ends_set:
+                    seq = tokens[b][beam] + ([] if token == EOS_ID else [token])
+                    finished[inp].append(
+                        Hypothesis(seq, score, length_score(score, length, cfg), "eos")
+                    )
+                elif len(new_beams) < K:
+                    new_beams.append((beam, token, score))
+                if len(new_beams) == K:  # an <eos> ranked below the K-th live beam is ignored
+                    break
+            at_limit = length >= max_lens[inp]
+            if at_limit:
+                for beam, token, score in new_beams:
+                    finished[inp].append(
+                        Hypothesis(
+                            tokens[b][beam] + [token],
+                            score,
+                            length_score(score, length, cfg),
+                            "length",
+                        )
+                    )
+            if at_limit or not new_beams or _search_over(finished[inp], new_beams, length, cfg):
+                continue
+            while len(new_beams) < K:  # pad with dead beams
+                new_beams.append((new_beams[0][0], new_beams[0][1], -math.inf))
+            keep_blocks.append((b, inp, new_beams))
+        if not keep_blocks:
+            break
+        new_tokens_lists, new_alive, rows = [], [], []
+        for b, inp, new_beams in keep_blocks:
+            block_tokens = []
+            for beam, token, score in new_beams:
+                rows.append(b * K + beam)
+                next_tokens.append(token)
+                next_scores.append(score)
+                block_tokens.append(tokens[b][beam] + [token])
+            new_tokens_lists.append(block_tokens)
+            new_alive.append(inp)
+        if ngram is not None:
+            ngram.select(rows)
+            ngram.push(next_tokens)
+        index = torch.tensor(rows, device=device)
+        state = stepper.select(state, index)
+        scores = torch.tensor(next_scores, device=device).view(len(new_alive), K)
+        tokens = new_tokens_lists
+        alive = new_alive
+        if on_step is not None:
+            on_step(
+                length,
+                [
+                    [(t, s) for t, s in zip(tokens[b], scores[b].tolist(), strict=True)]
+                    for b in range(len(alive))
+                ],
+            )
+        logits, state = stepper.step(torch.tensor(next_tokens, device=device), state)
+    out = []
+    for hyps in finished:
+        hyps.sort(key=lambda h: h.score, reverse=True)
+        out.append(hyps[: cfg.n_best])
+    return out
+
+
+def _search_over(
+    done: list[Hypothesis], live: list[tuple[int, int, float]], length: int, cfg: BeamConfig
+) -> bool:
+    """An input is finished when it has a full beam of finished hypotheses, or (without a
+    length penalty, where scores only fall as hypotheses grow) when no live one can still beat
+    the n-best finished ones."""
+    if len(done) >= cfg.beam_size:
+        return True
+    if cfg.length_penalty == "none" and len(done) >= cfg.n_best:
+        worst_kept = sorted((h.score for h in done), reverse=True)[cfg.n_best - 1]
+        return max(score for _, _, score in live) <= worst_kept
+    return False
+
+
+# -- text ------------------------------------------------------------------------------------------
+
+
+class TextAssembler:
+    """Turns one row's tokens into text as they arrive, ending at stop strings.
+
+    Text that might be the beginning of a stop string is held back until it is clear; a stop
+    string itself is never emitted. `max_chars` ends the row after that many characters."""
+
+    def __init__(self, stream_decoder, stops: Sequence[str] = (), max_chars: int | None = None):
+        self.decoder = stream_decoder
+        self.stops = [s for s in stops if s]
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.max_chars = max_chars
+        self.pending = ""
+        self.emitted = 0
+        self.done = False
+
+    def feed(self, token: int) -> str:
+        """Add a token; return the text that is now final (may be empty)."""
+        if self.done:
+            return ""
+        self.pending += self.decoder.feed([token])
+        return self._release(final=False)
+
+    def finish(self) -> str:
+        """The rest of the text at the end of generation."""
+        if not self.done:
+            self.pending += self.decoder.flush()
+        return self._release(final=True)
+
+    def _release(self, final: bool) -> str:
+        text = self.pending
+        for stop in self.stops:
+            at = text.find(stop)
+            if at >= 0:
+                text, self.done = text[:at], True
+        if self.max_chars is not None and self.emitted + len(text) >= self.max_chars:
+            text, self.done = text[: self.max_chars - self.emitted], True
+        if self.done or final:
+            self.pending = ""
+        else:
+            keep = self._unsafe_tail(text)
+            text, self.pending = text[: len(text) - keep], text[len(text) - keep :]
+        self.emitted += len(text)
+        return text
+
+    def _unsafe_tail(self, text: str) -> int:
+        """Length of the longest suffix of `text` that begins some stop string."""
+        for size in range(min(self.hold, len(text)), 0, -1):
+            tail = text[-size:]
+            if any(stop.startswith(tail) for stop in self.stops):
+                return size
+        return 0

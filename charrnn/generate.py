@@ -1,0 +1,190 @@
+"""From text to text: encode prompts, run `charrnn.decode` on a trained model's stepper, and
+assemble the output text (streaming, stop strings). Used by `charrnn sample` and `beam`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from charrnn import decode, lm
+from charrnn.errors import CharrnnError, UsageError
+from charrnn.runs import Trained
+from charrnn.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
+
+UNKNOWN_MODES = ("error", "skip", "unk")
+# A language model is trained on a stream without ends: it never produces <eos>.
+LM_BANNED = (*decode.BANNED, EOS_ID)
+
+
+def unescape(text: str) -> str:
+    """`\\n`, `\\t`, `\\r` and `\\\\` in a command-line string become the characters."""
+    out, i = [], 0
+    table = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in table:
+            out.append(table[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def escape_line(text: str) -> str:
+    """One output line: backslash, newline and carriage return escaped."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def encode_prompt(
+    tokenizer: Tokenizer, text: str, unknown: str = "error", where: str = "--prompt"
+) -> tuple[list[int], int]:
+    """[<bos>] + the prompt's ids, and how many characters were not in the vocabulary.
+
+    unknown: error (name them), skip (drop them) or unk (keep them as <unk>)."""
+    if unknown not in UNKNOWN_MODES:
+        raise UsageError("--unknown", f"unknown mode '{unknown}'", "use error, skip or unk")
+    ids = tokenizer.encode(text) if text else np.zeros(0, dtype=np.int64)
+    missing = int(np.count_nonzero(ids == UNK_ID))
+    if missing and unknown == "error":
+        normalized = tokenizer.normalize(text)
+        chars = sorted({normalized[i] for i in np.flatnonzero(ids == UNK_ID)})
+        shown = ", ".join(repr(c) for c in chars[:10])
+        raise CharrnnError(
+            where,
+            f"{missing} character(s) not in the model's vocabulary: {shown}",
+            "remove them, or pass --unknown skip or --unknown unk",
+        )
+    if missing and unknown == "skip":
+        ids = ids[ids != UNK_ID]
+    return [BOS_ID, *ids.tolist()], missing
+
+
+@dataclass
+class Generated:
+    """One output: its text, token count, total log-probability, how it ended."""
+
+    prompt_index: int
+    sample_index: int
+    text: str
+    tokens: int
+    logprob: float
+    finished: str
+
+
+def stepper_for(trained: Trained):
+    """The model's single-step interface."""
+    if trained.kind != "lm":
+        raise CharrnnError(
+            str(trained.path),
+            f"a {trained.kind} checkpoint cannot continue a prompt",
+            "pass a language-model checkpoint",
+        )
+    return lm.Stepper(trained.model, trained.device)
+
+
+@torch.inference_mode()
+def sample(
+    trained: Trained,
+    prompts: Sequence[list[int]],
+    cfg: decode.SampleConfig,
+    *,
+    num_samples: int = 1,
+    stops: Sequence[str] = (),
+    max_chars: int | None = None,
+    seed: int | None = None,
+    on_text: Callable[[int, str], None] | None = None,
+) -> list[Generated]:
+    """`num_samples` continuations of every prompt (token lists from `encode_prompt`), all
+    generated together as one batch. `on_text(row, text)` streams each row's final text."""
+    stepper = stepper_for(trained)
+    generator = torch.Generator(device=trained.device)
+    generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+    logits, state = stepper.start(list(prompts))
+    rows = torch.arange(len(prompts), device=trained.device).repeat_interleave(num_samples)
+    logits, state = logits.index_select(0, rows), stepper.select(state, rows)
+    histories = [prompts[i // num_samples] for i in range(len(rows))]
+    texts = [
+        decode.TextAssembler(trained.tokenizer.stream_decoder(), stops, max_chars)
+        for _ in histories
+    ]
+    outputs = ["" for _ in histories]
+
+    def should_end(row: int, token: int) -> bool:
+        piece = texts[row].feed(token)
+        if piece:
+            outputs[row] += piece
+            if on_text is not None:
+                on_text(row, piece)
+        return texts[row].done
+
+    samples = decode.sample(
+        stepper,
+        logits,
+        state,
+        cfg,
+        histories=histories,
+        generator=generator,
+        should_end=should_end,
+        banned=LM_BANNED,
+    )
+    results = []
+    for row, s in enumerate(samples):
+        rest = texts[row].finish()
+        if rest:
+            outputs[row] += rest
+            if on_text is not None:
+                on_text(row, rest)
+        results.append(
+            Generated(
+                row // num_samples,
+                row % num_samples,
+                outputs[row],
+                len(s.tokens),
+                s.logprob,
+                s.finished,
+            )
+        )
+    return results
+
+
+@torch.inference_mode()
+def beam(
+    trained: Trained,
+    prompts: Sequence[list[int]],
+    cfg: decode.BeamConfig,
+    *,
+    end: str | None = None,
+    on_step=None,
+) -> list[list[dict]]:
+    """The n-best beam-search continuations of every prompt, all searched as one batch.
+
+    `end` (a language model's end string, e.g. a newline) finishes a hypothesis at any token
+    whose text contains it; the text is cut there."""
+    stepper = stepper_for(trained)
+    tok = trained.tokenizer
+    ends = [i for i, b in enumerate(tok.token_bytes) if end.encode() in b] if end else []
+    logits, state = stepper.start(list(prompts))
+    hyps = decode.beam_search(
+        stepper, logits, state, cfg, histories=prompts, ends=ends, on_step=on_step, banned=LM_BANNED
+    )
+    results = []
+    for per_input in hyps:
+        rows = []
+        for h in per_input:
+            text = tok.decode(h.tokens)
+            if end and end in text:
+                text = text[: text.index(end)]
+            rows.append(
+                {
+                    "text": text,
+                    "tokens": len(h.tokens),
+                    "logprob": h.logprob,
+                    "score": h.score,
+                    "finished": h.finished,
+                }
+            )
+        results.append(rows)
+    return results

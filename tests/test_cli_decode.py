@@ -1,0 +1,264 @@
+"""`charrnn sample` and `charrnn beam` from the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from charrnn import generate, runs
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A tiny char LSTM trained for a few steps on generated text."""
+    import random
+
+    from charrnn.config import TokenizeConfig
+    from charrnn.data import tokenize_corpus
+
+    tmp = tmp_path_factory.mktemp("decode")
+    rng = random.Random(0)
+    words = ["the", "king", "queen", "and", "of", "to", "my", "thy", "love", "night", "day"]
+    text = (
+        "\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(2, 8))) for _ in range(800))
+        + "\n"
+    )
+    (tmp / "c.txt").write_text(text)
+    tokenize_corpus([str(tmp / "c.txt")], tmp / "data", TokenizeConfig())
+    runs.start_training(
+        str(tmp / "data"),
+        tmp / "run",
+        model_name="lstm",
+        model_options={"embed_size": 16, "hidden_size": 32},
+        train_options={
+            "batch_size": 8,
+            "seq_len": 32,
+            "max_steps": 40,
+            "eval_every": 40,
+            "lr": 1e-2,
+        },
+    )
+    return tmp / "run" / "best.pt"
+
+
+def _ok(result):
+    assert result.code == 0, result.stderr
+    return result
+
+
+def _error(result, code, needle):
+    assert result.code == code, (result.code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_seed_makes_sampling_repeatable(run, model):
+    a = _ok(run("sample", model, "--length", "60", "--seed", "7")).stdout
+    b = _ok(run("sample", model, "--length", "60", "--seed", "7")).stdout
+    c = _ok(run("sample", model, "--length", "60", "--seed", "8")).stdout
+    assert a == b and a != c
+
+
+def test_prompt_is_echoed_and_continued(run, model):
+    out = _ok(run("sample", model, "--prompt", "the king", "--length", "20", "--seed", "1")).stdout
+    assert out.startswith("the king") and len(out) > len("the king")
+    bare = _ok(
+        run("sample", model, "--prompt", "the king", "--length", "20", "--seed", "1", "--no-echo")
+    ).stdout
+    assert out == "the king" + bare
+
+
+def test_json_lines_one_per_sample(run, model):
+    result = _ok(
+        run(
+            "sample",
+            model,
+            "--prompt",
+            "the",
+            "--num-samples",
+            "3",
+            "--length",
+            "15",
+            "--seed",
+            "2",
+            "--json",
+            "--top-p",
+            "0.9",
+        )
+    )
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 3 and [r["sample"] for r in rows] == [0, 1, 2]
+    assert all(r["tokens"] == 15 and r["logprob"] < 0 and r["prompt"] == "the" for r in rows)
+    assert rows[0]["settings"]["top_p"] == 0.9
+
+
+def test_greedy_is_temperature_zero_and_top_k_1(run, model):
+    args = ("sample", model, "--prompt", "the ", "--length", "30")
+    greedy = _ok(run(*args, "--temperature", "0")).stdout
+    assert greedy == _ok(run(*args, "--top-k", "1", "--seed", "5")).stdout
+
+
+def test_per_line_one_output_line_per_input_line(run, model):
+    stdin = "the king\nmy love\n\nthy night\n"
+    result = _ok(run("sample", model, "--per-line", "--length", "40", "--seed", "3", stdin=stdin))
+    lines = result.stdout.split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == 4  # escaped newlines keep one line each
+    as_json = _ok(
+        run("sample", model, "--per-line", "--length", "40", "--seed", "3", "--json", stdin=stdin)
+    ).stdout.splitlines()
+    texts = [json.loads(line)["text"] for line in as_json]
+    assert [generate.escape_line(t) for t in texts] == lines[:-1]
+    assert [json.loads(line)["line"] for line in as_json] == [1, 2, 3, 4]
+
+
+def test_stop_string_ends_and_is_not_printed(run, model):
+    result = _ok(
+        run(
+            "sample",
+            model,
+            "--length",
+            "300",
+            "--stop",
+            "\\n",
+            "--seed",
+            "4",
+            "--no-echo",
+            "--json",
+        )
+    )
+    row = json.loads(result.stdout)
+    assert "\n" not in row["text"] and row["finished"] in ("stop", "length")
+
+
+def test_max_chars(run, model):
+    row = json.loads(_ok(run("sample", model, "--max-chars", "5", "--json", "--seed", "1")).stdout)
+    assert len(row["text"]) == 5
+
+
+def test_unknown_prompt_characters(run, model):
+    _error(
+        run("sample", model, "--prompt", "the \u00e9\u00e9 king \u65e5"),
+        1,
+        "3 character(s) not in the model's vocabulary: '\u00e9', '\u65e5'",
+    )
+    result = _ok(
+        run("sample", model, "--prompt", "the \u00e9 king", "--unknown", "skip", "--length", "5")
+    )
+    assert result.stdout.startswith("the \u00e9 king") and "1 prompt character" in result.stderr
+
+
+def test_bad_input(run, model, tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    cases = [
+        (["sample", tmp_path / "none.pt"], 1, "no such file"),
+        (["sample", tmp_path / "bad.pt"], 1, "corrupt or truncated"),
+        (["sample", model, "--length", "0"], 2, "--length"),
+        (["sample", model, "--length", "-3"], 2, "--length"),
+        (["sample", model, "--top-p", "0"], 2, "--top-p"),
+        (["sample", model, "--top-p", "1.5"], 2, "--top-p"),
+        (["sample", model, "--top-k", "-1"], 2, "--top-k"),
+        (["sample", model, "--temperature", "-0.5"], 2, "--temperature"),
+        (["sample", model, "--stop", ""], 2, "--stop"),
+        (["sample", model, "--num-samples", "0"], 2, "--num-samples"),
+        (["sample", model, "--per-line", "--num-samples", "2"], 2, "--num-samples"),
+        (["beam", model, "--beam-size", "0"], 2, "--beam-size"),
+        (["beam", model, "--n-best", "9"], 2, "--n-best"),
+        (["beam", model, "--max-len", "0"], 2, "--max-len"),
+        (["beam", model, "--length-penalty", "log"], 2, "--length-penalty"),
+    ]
+    for args, code, needle in cases:
+        _error(run(*args), code, needle)
+    _error(run("sample", model, "--prompt", "-", stdin=""), 1, "the prompt is empty")
+    _error(run("sample", model, "--per-line", stdin=""), 1, "stdin is empty")
+
+
+def test_beam_n_best_json_and_greedy_equivalence(run, model):
+    nbest = _ok(
+        run(
+            "beam",
+            model,
+            "--prompt",
+            "the ",
+            "--beam-size",
+            "4",
+            "--n-best",
+            "3",
+            "--max-len",
+            "12",
+        )
+    ).stdout.splitlines()
+    assert len(nbest) == 3
+    scores = [float(line.split("\t")[0]) for line in nbest]
+    assert scores == sorted(scores, reverse=True)
+    rows = [
+        json.loads(line)
+        for line in _ok(
+            run("beam", model, "--prompt", "the ", "--json", "--max-len", "12")
+        ).stdout.splitlines()
+    ]
+    assert len(rows) == 1 and rows[0]["rank"] == 1 and rows[0]["tokens"] == 12
+    beam1 = _ok(
+        run("beam", model, "--prompt", "the ", "--beam-size", "1", "--max-len", "25")
+    ).stdout
+    greedy = _ok(
+        run("sample", model, "--prompt", "the ", "--temperature", "0", "--length", "25")
+    ).stdout
+    assert beam1 == greedy
+
+
+def test_beam_per_line_batch_equals_one_by_one(run, model):
+    prompts = ["the king", "my", "thy night and", "love"]
+    batch = _ok(
+        run(
+            "beam",
+            model,
+            "--per-line",
+            "--max-len",
+            "15",
+            "--end",
+            "\\n",
+            stdin="\n".join(prompts) + "\n",
+        )
+    ).stdout.splitlines()
+    alone = [
+        _ok(
+            run("beam", model, "--per-line", "--max-len", "15", "--end", "\\n", stdin=p + "\n")
+        ).stdout.strip("\n")
+        for p in prompts
+    ]
+    assert batch == alone
+    assert all("\\n" not in line for line in batch)  # --end cut each at the first newline
+
+
+def test_show_beams_does_not_touch_stdout(run, model):
+    plain = _ok(run("beam", model, "--prompt", "the", "--max-len", "10")).stdout
+    shown = _ok(run("beam", model, "--prompt", "the", "--max-len", "10", "--show-beams")).stdout
+    assert plain == shown
+
+
+def test_streaming_into_head_ends_quietly(model):
+    done = subprocess.run(
+        f"{sys.executable} -m charrnn sample {model} --length 100000 | head -c 100",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert len(done.stdout) == 100 and done.stderr == ""
+
+
+def test_text_arrives_before_generation_ends(model):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charrnn", "sample", str(model), "--length", "1000000", "--no-echo"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        first = proc.stdout.read(20)
+        assert len(first) == 20 and proc.poll() is None  # still generating
+    finally:
+        proc.kill()
+        proc.wait()

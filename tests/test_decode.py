@@ -1,0 +1,275 @@
+"""Decoding against hand-computed distributions and hand-made log-probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from charrnn import decode
+from charrnn.decode import BeamConfig, SampleConfig
+from charrnn.errors import UsageError
+from charrnn.tokenizer import EOS_ID, CharTokenizer
+
+NEG = -math.inf
+
+
+def _logits(*probs: float) -> torch.Tensor:
+    return torch.log(torch.tensor([probs]))
+
+
+def _kept(logits: torch.Tensor) -> list[int]:
+    return torch.isfinite(logits[0]).nonzero().flatten().tolist()
+
+
+def test_top_k_keeps_k_largest_and_top_k_1_is_greedy():
+    logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
+    assert _kept(decode.top_k_filter(logits, 2)) == [1, 2]
+    assert _kept(decode.top_k_filter(logits, 1)) == [int(logits.argmax())]
+    assert torch.equal(decode.top_k_filter(logits, 0), logits)
+
+
+def test_top_p_keeps_smallest_set_reaching_p():
+    logits = _logits(0.125, 0.5, 0.125, 0.25)  # token 1 > token 3 > tokens 0, 2
+    assert _kept(decode.top_p_filter(logits, 0.5)) == [1]
+    assert _kept(decode.top_p_filter(logits, 0.75)) == [1, 3]  # 0.5 + 0.25 reaches 0.75
+    assert len(_kept(decode.top_p_filter(logits, 0.76))) == 3
+    assert len(_kept(decode.top_p_filter(logits, 0.9))) == 4  # 0.875 < 0.9: all four
+    assert len(_kept(decode.top_p_filter(_logits(0.5, 0.3, 0.15, 0.05), 0.9))) == 3
+
+
+def test_top_p_renormalised_probabilities():
+    filtered = decode.top_p_filter(_logits(0.5, 0.25, 0.125, 0.125), 0.75)
+    probs = torch.softmax(filtered, -1)[0]
+    torch.testing.assert_close(probs, torch.tensor([2 / 3, 1 / 3, 0.0, 0.0]))
+
+
+def test_min_p_relative_to_top_probability():
+    logits = _logits(0.5, 0.25, 0.125, 0.125)
+    assert _kept(decode.min_p_filter(logits, 0.3)) == [0, 1]  # floor 0.15
+    assert _kept(decode.min_p_filter(logits, 0.25)) == [0, 1, 2, 3]
+
+
+def test_temperature_scales_logits_before_the_filters():
+    logits = _logits(0.6, 0.3, 0.1)
+    # at T=1 top-p 0.85 keeps two tokens; at T=0.5 the distribution sharpens to
+    # (0.36, 0.09, 0.01)/0.46 = (0.783, 0.196, 0.022): 0.783 < 0.85, so still two
+    kept_t1 = _kept(decode.filter_logits(logits, SampleConfig(top_p=0.85)))
+    kept_sharp = _kept(decode.filter_logits(logits, SampleConfig(temperature=0.25, top_p=0.85)))
+    assert kept_t1 == [0, 1] and kept_sharp == [0]  # T=0.25: 0.6^4/(sum) = 0.988 >= 0.85
+    scaled = decode.filter_logits(logits, SampleConfig(temperature=2.0))
+    torch.testing.assert_close(scaled, logits / 2)
+
+
+def test_repetition_penalty_is_ctrl_style():
+    logits = torch.tensor([[2.0, -2.0, 1.0]])
+    seen = torch.tensor([[True, True, False]])
+    out = decode.repetition_penalty(logits, seen, 2.0)
+    assert out.tolist() == [[1.0, -4.0, 1.0]]
+
+
+def test_ngram_ban():
+    ban = decode.NgramBan(3, [[5, 6, 7, 5, 6]])
+    out = ban.apply(torch.zeros(1, 9))
+    assert _kept(out) == [0, 1, 2, 3, 4, 5, 6, 8]  # 7 would repeat "5 6 7"
+    ban.push([8])
+    assert len(_kept(ban.apply(torch.zeros(1, 9)))) == 9
+    ban.select([0, 0])
+    ban.push([5, 9])
+    assert ban.histories == [[5, 6, 7, 5, 6, 8, 5], [5, 6, 7, 5, 6, 8, 9]]
+
+
+class TableStepper:
+    """A 'model' whose next-token log-probabilities depend only on the last token."""
+
+    def __init__(self, table: dict[int, dict[int, float]], vocab: int) -> None:
+        self.table = torch.full((vocab, vocab), NEG)
+        for prev, nexts in table.items():
+            for token, prob in nexts.items():
+                self.table[prev, token] = math.log(prob)
+        self.calls = 0
+
+    def start(self, last_tokens):
+        state = torch.tensor(last_tokens)
+        return self.table[state], state
+
+    def step(self, tokens, state):
+        self.calls += 1
+        return self.table[tokens], tokens
+
+    def select(self, state, index):
+        return state[index]
+
+
+A, B, C = 4, 5, 6
+# greedy goes A (0.6) then A (0.55): 0.33; beam finds B B (0.4 * 0.9 = 0.36)
+TABLE = {1: {A: 0.6, B: 0.4}, A: {A: 0.55, B: 0.45}, B: {B: 0.9, EOS_ID: 0.1}, C: {EOS_ID: 1.0}}
+
+
+def test_beam_finds_what_greedy_misses_and_beam_1_is_greedy():
+    stepper = TableStepper(TABLE, 7)
+    logits, state = stepper.start([1])
+    greedy = decode.sample(
+        stepper, logits, state, SampleConfig(temperature=0, length=2), histories=[[1]]
+    )
+    assert greedy[0].tokens[0] == A
+    logits, state = stepper.start([1])
+    one = decode.beam_search(
+        stepper, logits, state, BeamConfig(beam_size=1, max_len=2), histories=[[1]]
+    )
+    assert one[0][0].tokens == greedy[0].tokens
+    assert one[0][0].logprob == pytest.approx(greedy[0].logprob)
+    logits, state = stepper.start([1])
+    two = decode.beam_search(
+        stepper, logits, state, BeamConfig(beam_size=2, max_len=2, n_best=2), histories=[[1]]
+    )
+    assert two[0][0].tokens == [B, B]
+    assert two[0][0].logprob == pytest.approx(math.log(0.36))
+    assert two[0][1].logprob == pytest.approx(math.log(0.33))
+
+
+def test_beam_eos_min_len_and_length_penalty():
+    table = {1: {B: 1.0}, B: {B: 0.5, EOS_ID: 0.5}}
+    stepper = TableStepper(table, 7)
+    run = lambda **kw: decode.beam_search(  # noqa: E731
+        stepper,
+        *stepper.start([1]),
+        BeamConfig(beam_size=3, max_len=6, n_best=3, **kw),
+        histories=[[1]],
+    )
+    hyps = run()[0]
+    assert [h.tokens for h in hyps][0] == [B]  # B <eos> has the highest raw probability
+    assert all(h.finished == "eos" for h in hyps)
+    assert hyps[0].logprob == pytest.approx(math.log(0.5))
+    assert all(len(h.tokens) >= 3 for h in run(min_len=3)[0])
+    for h in run(length_penalty="gnmt", alpha=2.0)[0]:
+        steps = len(h.tokens) + (h.finished == "eos")  # <eos> counts as a step
+        assert h.score == pytest.approx(h.logprob / ((5 + steps) / 6) ** 2)
+    avg = run(length_penalty="avg")[0]
+    assert avg[0].score >= avg[-1].score
+
+
+def test_beam_batch_equals_one_by_one():
+    stepper = TableStepper(TABLE, 7)
+    starts = [1, A, B, C]
+    batch = decode.beam_search(
+        stepper,
+        *stepper.start(starts),
+        BeamConfig(beam_size=3, max_len=4, n_best=2),
+        histories=[[s] for s in starts],
+    )
+    for i, s in enumerate(starts):
+        alone = decode.beam_search(
+            stepper,
+            *stepper.start([s]),
+            BeamConfig(beam_size=3, max_len=4, n_best=2),
+            histories=[[s]],
+        )
+        assert [(h.tokens, round(h.score, 6)) for h in alone[0]] == [
+            (h.tokens, round(h.score, 6)) for h in batch[i]
+        ]
+
+
+def test_ties_break_towards_the_lowest_index_like_argmax():
+    stepper = TableStepper({1: {A: 0.5, B: 0.5}, A: {A: 0.5, B: 0.5}, B: {A: 0.5, B: 0.5}}, 7)
+    hyps = decode.beam_search(stepper, *stepper.start([1]), BeamConfig(beam_size=1, max_len=3),
+                              histories=[[1]])
+    assert hyps[0][0].tokens == [A, A, A]
+
+
+def test_finished_rows_leave_the_batch():
+    stepper = TableStepper({1: {C: 1.0}, C: {EOS_ID: 1.0}, A: {A: 1.0}}, 7)
+    logits, state = stepper.start([1, A])
+    out = decode.sample(
+        stepper, logits, state, SampleConfig(temperature=0, length=10), histories=[[1], [A]]
+    )
+    assert out[0].tokens == [C] and out[0].finished == "eos"
+    assert out[1].tokens == [A] * 10 and out[1].finished == "length"
+
+
+def test_sampling_follows_the_filtered_distribution():
+    stepper = TableStepper({1: {A: 0.5, B: 0.25, C: 0.25}}, 7)
+    logits, state = stepper.start([1] * 4000)
+    gen = torch.Generator().manual_seed(0)
+    out = decode.sample(
+        stepper,
+        logits,
+        state,
+        SampleConfig(length=1, top_p=0.6),
+        histories=[[1]] * 4000,
+        generator=gen,
+    )
+    counts = {t: sum(o.tokens == [t] for o in out) for t in (A, B, C)}
+    # top-p 0.6 keeps A (0.5) and the first of the tied 0.25s: 2/3 vs 1/3
+    assert counts[A] / 4000 == pytest.approx(2 / 3, abs=0.03)
+    assert min(counts[B], counts[C]) == 0
+    assert all(
+        o.logprob == pytest.approx(math.log({A: 0.5, B: 0.25, C: 0.25}[o.tokens[0]]))
+        for o in out[:20]
+    )
+
+
+def test_same_seed_same_samples():
+    stepper = TableStepper({1: {A: 0.5, B: 0.5}, A: {A: 0.5, B: 0.5}, B: {A: 0.5, B: 0.5}}, 7)
+
+    def draw(seed):
+        gen = torch.Generator().manual_seed(seed)
+        return [
+            s.tokens
+            for s in decode.sample(
+                stepper,
+                *stepper.start([1, 1]),
+                SampleConfig(length=30),
+                histories=[[1], [1]],
+                generator=gen,
+            )
+        ]
+
+    assert draw(3) == draw(3) and draw(3) != draw(4)
+
+
+def test_text_assembler_holds_back_possible_stop_strings():
+    tok = CharTokenizer.build("ab\n")
+    ids = {c: int(tok.encode(c)[0]) for c in "ab\n"}
+    text = decode.TextAssembler(tok.stream_decoder(), stops=["\n\n"])
+    assert text.feed(ids["a"]) == "a"
+    assert text.feed(ids["\n"]) == ""  # might start "\n\n"
+    assert text.feed(ids["b"]) == "\nb"
+    assert text.feed(ids["\n"]) == ""
+    assert text.feed(ids["\n"]) == "" and text.done  # the stop string is never emitted
+    capped = decode.TextAssembler(tok.stream_decoder(), max_chars=2)
+    assert capped.feed(ids["a"]) + capped.feed(ids["b"]) == "ab" and capped.done
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(length=0),
+        dict(temperature=-1),
+        dict(top_k=-1),
+        dict(top_p=0.0),
+        dict(top_p=1.5),
+        dict(min_p=1.0),
+        dict(repetition_penalty=0.0),
+        dict(no_repeat_ngram=-1),
+    ],
+)
+def test_sample_config_ranges(bad):
+    with pytest.raises(UsageError):
+        SampleConfig(**bad).check()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(beam_size=0),
+        dict(n_best=6),
+        dict(max_len=0),
+        dict(min_len=500),
+        dict(length_penalty="log"),
+    ],
+)
+def test_beam_config_ranges(bad):
+    with pytest.raises(UsageError):
+        BeamConfig(**bad).check()
