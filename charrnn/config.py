@@ -88,6 +88,10 @@ class ModelConfig:
     tie_weights: bool = False  # share input embedding and output projection (embed == hidden)
     residual: bool = False  # add each stacked layer's input to its output (layers 2..n)
     nonlinearity: str = "tanh"  # rnn only: tanh | relu
+    # seq2seq only
+    attention: str = "general"  # dot | general | additive | none
+    bidirectional: bool = True  # encoder
+    input_feeding: bool = True  # feed the previous attentional vector to the decoder
 
     def check(self) -> None:
         """Raise `UsageError` for values out of range or combinations that cannot work."""
@@ -108,6 +112,12 @@ class ModelConfig:
             "nonlinearity",
             f"unknown nonlinearity '{self.nonlinearity}'",
             "use tanh or relu",
+        )
+        _require(
+            self.attention in ("dot", "general", "additive", "none"),
+            "attention",
+            f"unknown attention '{self.attention}'",
+            "use dot, general, additive or none",
         )
         _require(
             not self.tie_weights or self.embed_size == self.hidden_size,
@@ -166,6 +176,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     amp: bool = False  # CUDA only: mixed precision
+    scheduled_sampling: float = 0.0  # seq2seq: feed own predictions, ramping up to this rate
 
     def limits(self) -> TrainConfig:
         """This config with the default time budget applied when no limit was given."""
@@ -249,4 +260,10 @@ class TrainConfig:
             "threads",
             "must be at least 1",
             "use 1 or more",
+        )
+        _require(
+            0 <= self.scheduled_sampling <= 1,
+            "scheduled_sampling",
+            f"{self.scheduled_sampling} is out of range",
+            "use a rate in [0, 1]",
         )

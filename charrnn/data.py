@@ -319,6 +319,7 @@ def _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, pro
     meta = {
         "format": DATA_FORMAT,
         "version": DATA_VERSION,
+        "kind": "lm",
         "charrnn_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "vocab": tok.describe(),
@@ -448,6 +449,10 @@ def load_dataset(path: str | Path) -> Dataset:
             f"this one reads {DATA_VERSION})",
             "upgrade charrnn",
         )
+    if meta.get("kind", "lm") == "pairs":
+        from charrnn.pairs import load_pair_dataset  # pairs builds on this module
+
+        return load_pair_dataset(path, meta)
     tok = load(path / "tokenizer.json")
     itemsize = np.dtype(meta["dtype"]).itemsize
     for info in meta["splits"].values():

@@ -217,6 +217,8 @@ class LMTask:
         )
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.tokens_per_step = batch_size * seq_len * world_size
+        self.last_tokens = self.tokens_per_step  # tokens in the latest batch (all ranks)
+        self.progress = 0.0  # set by the training loop (unused here)
         self.val_ids = val_ids if val_ids is not None and len(val_ids) else None
         self.val_stats = val_stats
         self.seq_len = seq_len

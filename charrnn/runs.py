@@ -18,6 +18,8 @@ from charrnn import device as devices
 from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig, from_dict
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.lm import LMTask
+from charrnn.pairs import PAIR_BUILTINS, PairDataset, tokenize_pairs
+from charrnn.seq2seq import PairTask
 from charrnn.tokenizer import Tokenizer, from_json
 from charrnn.train import Hooks, RunInfo, fit
 
@@ -32,12 +34,15 @@ def prepare_data(
     *,
     cache_dir: Path | None,
     vocab: TokenizeConfig = TokenizeConfig(),
+    pairs: bool = False,
     scratch: Path | None = None,
     progress=None,
-) -> datamod.Dataset:
+):
     """A data directory as is; raw text (a file, directory, builtin:NAME or -) tokenized once
     into `cache_dir` (keyed by the sources' paths, sizes and times and the options) and
-    reused by later runs. Stdin cannot be cached: it goes to `scratch`."""
+    reused by later runs. Stdin cannot be cached: it goes to `scratch`. With `pairs` (or a
+    built-in pair task such as builtin:dates) the text is parallel: source TAB target."""
+    pairs = pairs or source in PAIR_BUILTINS
     if source != "-" and datamod.is_dataset(source):
         return datamod.load_dataset(source)
     if source == "-" or cache_dir is None:
@@ -47,12 +52,15 @@ def prepare_data(
         if datamod.is_dataset(target):
             shutil.rmtree(target)
     else:
-        key = _cache_key(source, vocab)
+        key = _cache_key(source, vocab, pairs)
         target = Path(cache_dir) / key
         if datamod.is_dataset(target):
             return datamod.load_dataset(target)
     try:
-        datamod.tokenize_corpus([source], target, vocab, progress=progress)
+        if pairs:
+            tokenize_pairs([source], target, vocab, progress=progress)
+        else:
+            datamod.tokenize_corpus([source], target, vocab, progress=progress)
     except CharrnnError:
         if datamod.is_dataset(target):  # another process tokenized it at the same time
             return datamod.load_dataset(target)
@@ -60,14 +68,48 @@ def prepare_data(
     return datamod.load_dataset(target)
 
 
-def _cache_key(source: str, vocab: TokenizeConfig) -> str:
-    files = [
-        [str(s.path.resolve()), s.size, s.path.stat().st_mtime_ns]
-        for s in corpus.resolve([source], glob=vocab.glob)
-    ]
-    blob = json.dumps({"files": files, "options": asdict(vocab)}, sort_keys=True)
+def _cache_key(source: str, vocab: TokenizeConfig, pairs: bool) -> str:
+    files = (
+        [source]
+        if source in PAIR_BUILTINS
+        else [
+            [str(s.path.resolve()), s.size, s.path.stat().st_mtime_ns]
+            for s in corpus.resolve([source], glob=vocab.glob)
+        ]
+    )
+    blob = json.dumps({"files": files, "options": asdict(vocab), "pairs": pairs}, sort_keys=True)
     name = Path(source).name.replace(":", "-") or "corpus"
-    return f"{name}-{vocab.vocab}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+    kind = "pairs" if pairs else "text"
+    return f"{name}-{kind}-{vocab.vocab}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def _tokenizers(dataset) -> dict[str, Tokenizer]:
+    if isinstance(dataset, PairDataset):
+        return {"source": dataset.source_tokenizer, "target": dataset.target_tokenizer}
+    return {"text": dataset.tokenizer}
+
+
+def _build(name: str, config: ModelConfig, tokenizers: dict[str, Tokenizer]) -> nn.Module:
+    if "text" in tokenizers:
+        return models.build(name, config, tokenizers["text"].vocab_size)
+    return models.build(
+        name, config, tokenizers["target"].vocab_size, tokenizers["source"].vocab_size
+    )
+
+
+def _check_kind(model_name: str, dataset) -> str:
+    """The run's kind; a language model on parallel text (or the reverse) is a usage error."""
+    kind = "seq2seq" if isinstance(dataset, PairDataset) else "lm"
+    entry = models.spec(model_name)
+    if entry.kind != kind:
+        data = "parallel text" if kind == "seq2seq" else "plain text"
+        fitting = [n for n, e in models.MODELS.items() if e.kind == kind]
+        raise UsageError(
+            "--model",
+            f"{model_name} is a {entry.kind} model but the data is {data}",
+            f"use one of: {', '.join(fitting)}",
+        )
+    return kind
 
 
 # -- training ------------------------------------------------------------------------------------
@@ -111,6 +153,7 @@ def start_training(
     resume: bool = False,
     force: bool = False,
     cache_dir: Path | None = None,
+    pairs: bool = False,
     command: str = "",
     hooks: Hooks | None = None,
     progress=None,
@@ -171,8 +214,8 @@ def start_training(
                 "no training data given",
                 "pass a text file, a data directory or builtin:python, or --resume RUN_DIR",
             )
-        model_name = model_name or "lstm"
-        models.spec(model_name)
+        if model_name is not None:
+            models.spec(model_name)  # an unknown model fails before any tokenizing
         model_config = ModelConfig(**{k: v for k, v in model_options.items() if v is not None})
         train_config = TrainConfig(**{k: v for k, v in train_options.items() if v is not None})
         changes = {}
@@ -181,8 +224,15 @@ def start_training(
         run_dir.mkdir(parents=True, exist_ok=True)
         _check_run_dir(run_dir, force)
         dataset = prepare_data(
-            source, cache_dir=cache_dir, vocab=vocab, scratch=run_dir / "data", progress=progress
+            source,
+            cache_dir=cache_dir,
+            vocab=vocab,
+            pairs=pairs,
+            scratch=run_dir / "data",
+            progress=progress,
         )
+        kind = "seq2seq" if isinstance(dataset, PairDataset) else "lm"
+        model_name = model_name or models.DEFAULT[kind]
     train_config.check()
     device = devices.resolve(train_config.device)
     devices.configure(device, train_config.threads)
@@ -193,28 +243,41 @@ def start_training(
             "drop --amp, or use --device cuda",
         )
     checkpoint.seed_everything(train_config.seed)
-    tok = dataset.tokenizer
-    model = models.build(model_name, model_config, tok.vocab_size)
+    kind = _check_kind(model_name, dataset)
+    tokenizers = _tokenizers(dataset)
+    model = _build(model_name, model_config, tokenizers)
     if saved is not None:
         model.load_state_dict(saved["weights"])
     model.to(device)
     val = "val" in dataset.splits
-    task = LMTask(
-        dataset.ids("train"),
-        dataset.ids("val") if val else None,
-        dataset.stats("val") if val else None,
-        batch_size=train_config.batch_size,
-        seq_len=train_config.seq_len,
-        mode=train_config.batching,
-        seed=train_config.seed,
-        device=device,
-    )
+    val_stats = dataset.stats("val") if val else None
+    if kind == "lm":
+        task = LMTask(
+            dataset.ids("train"),
+            dataset.ids("val") if val else None,
+            val_stats,
+            batch_size=train_config.batch_size,
+            seq_len=train_config.seq_len,
+            mode=train_config.batching,
+            seed=train_config.seed,
+            device=device,
+        )
+    else:
+        task = PairTask(
+            dataset.split("train"),
+            dataset.split("val") if val else None,
+            val_stats,
+            batch_size=train_config.batch_size,
+            seed=train_config.seed,
+            device=device,
+            scheduled_sampling=train_config.scheduled_sampling,
+        )
     info = RunInfo(
-        kind="lm",
+        kind=kind,
         model_name=model_name,
         model_config=asdict(model.config),
-        tokenizers={"text": tok.to_json()},
-        data={"path": str(dataset.path.resolve()), "val": dataset.stats("val") if val else None},
+        tokenizers={name: tok.to_json() for name, tok in tokenizers.items()},
+        data={"path": str(dataset.path.resolve()), "val": val_stats},
         command=command,
     )
     for stale in run_dir.glob(".*.pt.tmp-*"):  # left by a process killed while saving
@@ -252,9 +315,10 @@ class Trained:
     kind: str
     model_name: str
     model: nn.Module
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer  # the output side (a seq2seq model's target)
     checkpoint: dict
     device: torch.device
+    source_tokenizer: Tokenizer | None = None  # seq2seq: the input side
 
 
 def load_trained(path: str | Path, device: torch.device | str = "cpu") -> Trained:
@@ -268,20 +332,23 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu") -> Traine
         name = data["model"]["name"]
         known = {f.name for f in fields(ModelConfig)}
         config = ModelConfig(**{k: v for k, v in data["model"]["config"].items() if k in known})
-        tok = from_json(data["tokenizers"]["text"], f"{where}: tokenizer")
-        model = models.build(name, config, tok.vocab_size)
+        tokenizers = {
+            key: from_json(text, f"{where}: {key} tokenizer")
+            for key, text in data["tokenizers"].items()
+        }
+        model = _build(name, config, tokenizers)
         model.load_state_dict(data["weights"])
     except (KeyError, TypeError, RuntimeError, CharrnnError) as e:
-        if isinstance(e, UsageError):
-            e = CharrnnError(where, e.what, "pass a checkpoint written by this charrnn")
+        detail = e.message() if isinstance(e, CharrnnError) else str(e)
         raise CharrnnError(
             where,
-            f"checkpoint does not fit its model ({str(e)[:100]})",
+            f"checkpoint does not fit its model ({detail[:100]})",
             "pass a file written by charrnn train",
         ) from None
     device = torch.device(device) if isinstance(device, str) else device
     model.to(device).eval()
-    return Trained(path, data["kind"], name, model, tok, data, device)
+    output = tokenizers.get("text") or tokenizers["target"]
+    return Trained(path, data["kind"], name, model, output, data, device, tokenizers.get("source"))
 
 
 def describe_checkpoint(path: str | Path) -> dict:

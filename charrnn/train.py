@@ -254,6 +254,7 @@ def fit(
         for group in opt.param_groups:
             group["lr"] = lr
         batch = task.batch(state.epoch, state.index)
+        task.progress = progress  # e.g. scheduled sampling ramps with it
         with devices.autocast(device, cfg.amp):
             loss = task.loss(model, batch)
         opt.zero_grad(set_to_none=True)
@@ -285,13 +286,13 @@ def fit(
         else:
             opt.step()
         state.step += 1
-        state.tokens += task.tokens_per_step
+        state.tokens += task.last_tokens
         window["loss"] += loss_value
         window["n"] += 1
         window["norm"] += norm
         window["norm_max"] = max(window["norm_max"], norm)
         window["clipped"] += clipped
-        window["tokens"] += task.tokens_per_step
+        window["tokens"] += task.last_tokens
         if layers is not None:
             now = time.monotonic()
             state.elapsed = now - clock

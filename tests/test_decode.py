@@ -173,8 +173,9 @@ def test_beam_batch_equals_one_by_one():
 
 def test_ties_break_towards_the_lowest_index_like_argmax():
     stepper = TableStepper({1: {A: 0.5, B: 0.5}, A: {A: 0.5, B: 0.5}, B: {A: 0.5, B: 0.5}}, 7)
-    hyps = decode.beam_search(stepper, *stepper.start([1]), BeamConfig(beam_size=1, max_len=3),
-                              histories=[[1]])
+    hyps = decode.beam_search(
+        stepper, *stepper.start([1]), BeamConfig(beam_size=1, max_len=3), histories=[[1]]
+    )
     assert hyps[0][0].tokens == [A, A, A]
 
 

@@ -22,8 +22,8 @@ CONFIGS = [
 @pytest.mark.parametrize("name", list(models.MODELS))
 @pytest.mark.parametrize("config", CONFIGS)
 def test_parameter_formula_matches_model(name, config):
-    model = models.build(name, config, vocab_size=37)
-    assert models.count_parameters(model) == models.expected_parameters(name, config, 37)
+    model = models.build(name, config, vocab_size=37, source_vocab_size=41)
+    assert models.count_parameters(model) == models.expected_parameters(name, config, 37, 41)
 
 
 def _naive(stack: RNNStack, x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
@@ -73,7 +73,10 @@ def test_stack_matches_torch_cells(cell, residual):
     torch.testing.assert_close(out, _naive(stack, x, config), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", list(models.MODELS))
+LM_MODELS = [name for name, entry in models.MODELS.items() if entry.kind == "lm"]
+
+
+@pytest.mark.parametrize("name", LM_MODELS)
 @pytest.mark.parametrize("residual", [False, True])
 def test_step_by_step_equals_full_forward(name, residual):
     torch.manual_seed(1)
@@ -131,3 +134,21 @@ def test_config_ranges(bad):
 def test_unknown_model_lists_choices():
     with pytest.raises(UsageError, match="lstm"):
         models.spec("transformer")
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_packed_padding_changes_nothing(cell, residual, bidirectional):
+    torch.manual_seed(2)
+    config = ModelConfig(cell=cell, hidden_size=6, num_layers=2, residual=residual)
+    stack = RNNStack(5, config, bidirectional=bidirectional).eval()
+    lengths = torch.tensor([4, 7, 1])
+    x = torch.randn(3, 7, 5)
+    out, state = stack(x, lengths=lengths)
+    for row, n in enumerate(lengths.tolist()):
+        alone, alone_state = stack(x[row : row + 1, :n])
+        torch.testing.assert_close(out[row, :n], alone[0], rtol=1e-5, atol=1e-5)
+        assert torch.all(out[row, n:] == 0)
+        for s, a in zip(state, alone_state, strict=True):
+            torch.testing.assert_close(s[:, row], a[:, 0], rtol=1e-5, atol=1e-5)

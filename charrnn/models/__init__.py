@@ -10,6 +10,7 @@ from torch import nn
 from charrnn.config import ModelConfig
 from charrnn.errors import UsageError
 from charrnn.models.rnn import RNNLanguageModel
+from charrnn.models.seq2seq import Seq2SeqModel
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -24,28 +25,48 @@ class ModelSpec:
     description: str
 
 
-MODELS: dict[str, ModelSpec] = {
-    "rnn": ModelSpec(
-        "rnn",
-        "lm",
-        "rnn",
-        "Elman RNN language model (tanh; relu with "
-        "--nonlinearity relu): the simplest, fastest, and quickest to forget",
-    ),
-    "gru": ModelSpec(
-        "gru",
-        "lm",
-        "gru",
-        "GRU language model: update and reset gates, three weight blocks per layer",
-    ),
-    "lstm": ModelSpec(
-        "lstm",
-        "lm",
-        "lstm",
-        "LSTM language model: input, forget and output "
-        "gates with a cell state, four weight blocks per layer (the default)",
-    ),
-}
+def _entry(name: str, kind: str, cell: str, description: str) -> tuple[str, ModelSpec]:
+    return name, ModelSpec(name, kind, cell, description)
+
+
+MODELS: dict[str, ModelSpec] = dict(
+    [
+        _entry(
+            "rnn",
+            "lm",
+            "rnn",
+            "Elman RNN language model (tanh; relu with --nonlinearity relu): "
+            "the simplest, fastest, and quickest to forget",
+        ),
+        _entry(
+            "gru",
+            "lm",
+            "gru",
+            "GRU language model: update and reset gates, three weight blocks per layer",
+        ),
+        _entry(
+            "lstm",
+            "lm",
+            "lstm",
+            "LSTM language model: input, forget and output gates with a "
+            "cell state, four weight blocks per layer (the default)",
+        ),
+        _entry(
+            "seq2seq-rnn",
+            "seq2seq",
+            "rnn",
+            "encoder-decoder of Elman RNNs with attention (--attention dot|general|additive|none)",
+        ),
+        _entry(
+            "seq2seq-gru",
+            "seq2seq",
+            "gru",
+            "encoder-decoder of GRUs with attention (the default for parallel data)",
+        ),
+        _entry("seq2seq-lstm", "seq2seq", "lstm", "encoder-decoder of LSTMs with attention"),
+    ]
+)
+DEFAULT = {"lm": "lstm", "seq2seq": "seq2seq-gru"}  # the model when --model is not given
 
 
 def spec(name: str) -> ModelSpec:
@@ -55,11 +76,23 @@ def spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def build(name: str, config: ModelConfig, vocab_size: int) -> nn.Module:
-    """Instantiate registry entry `name` (its cell overrides `config.cell`)."""
+def build(
+    name: str, config: ModelConfig, vocab_size: int, source_vocab_size: int | None = None
+) -> nn.Module:
+    """Instantiate registry entry `name` (its cell overrides `config.cell`). A seq2seq model
+    needs both vocabulary sizes; `vocab_size` is the output (target) one."""
     entry = spec(name)
     config = ModelConfig(**{**config.__dict__, "cell": entry.cell})
     config.check()
+    if entry.kind == "seq2seq":
+        if config.bidirectional and config.hidden_size % 2:
+            raise UsageError(
+                "--hidden-size",
+                f"{config.hidden_size} is odd, but a bidirectional "
+                "encoder splits it between two directions",
+                "use an even size",
+            )
+        return Seq2SeqModel(source_vocab_size or vocab_size, vocab_size, config)
     return RNNLanguageModel(vocab_size, config)
 
 
@@ -81,17 +114,34 @@ def rnn_parameters(
     return total
 
 
-def expected_parameters(name: str, config: ModelConfig, vocab_size: int) -> int:
-    """The parameter count of `build(name, config, vocab_size)`, from the formula."""
+def expected_parameters(
+    name: str, config: ModelConfig, vocab_size: int, source_vocab_size: int | None = None
+) -> int:
+    """The parameter count of `build(name, config, vocab_size, ...)`, from the formula."""
     entry = spec(name)
-    v, e, h = vocab_size, config.embed_size, config.hidden_size
-    rnn = rnn_parameters(entry.cell, e, h, config.num_layers)
+    v, e, h, n = vocab_size, config.embed_size, config.hidden_size, config.num_layers
     head = v if config.tie_weights else h * v + v
-    return v * e + rnn + head
+    if entry.kind == "lm":
+        return v * e + rnn_parameters(entry.cell, e, h, n) + head
+    dirs = 2 if config.bidirectional else 1
+    encoder = rnn_parameters(entry.cell, e, h // dirs, n, dirs)
+    bridge = (2 if entry.cell == "lstm" else 1) * (h * h + h)
+    attention = {"dot": 0, "general": h * h, "additive": 2 * h * h + 2 * h, "none": 0}
+    combine = 2 * h * h if config.attention != "none" else 0
+    feed = h if config.input_feeding and config.attention != "none" else 0
+    decoder = rnn_parameters(entry.cell, e + feed, h, n)
+    embeddings = ((source_vocab_size or v) + v) * e
+    return embeddings + encoder + bridge + decoder + attention[config.attention] + combine + head
 
 
 def growth(name: str) -> str:
-    """How the parameter count grows with the sizes, as a formula (V vocabulary, E embedding,
-    H hidden, L layers)."""
-    g = GATES[spec(name).cell]
+    """How the parameter count grows with the sizes (V vocabulary, E embedding, H hidden,
+    L layers)."""
+    entry = spec(name)
+    g = GATES[entry.cell]
+    if entry.kind == "seq2seq":
+        return (
+            f"(V_src + V_tgt)E + encoder + decoder + attention + V_tgt(H+1) ~ {2 * g}LH^2 + "
+            "3H^2 for large H (encoder: H/2 per direction when bidirectional)"
+        )
     return f"V*E + {g}H(E+H+2) + (L-1)*{g}H(2H+2) + V(H+1)  ~ {2 * g}LH^2 for large H"

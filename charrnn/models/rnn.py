@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from charrnn.config import ModelConfig
 
@@ -76,22 +77,47 @@ class RNNStack(nn.Module):
         count = 2 if self.cell == "lstm" else 1
         return tuple(torch.zeros(shape, device=device) for _ in range(count))
 
-    def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """x: (B, T, input_size) -> output (B, T, H * directions), new state."""
+    def forward(
+        self, x: Tensor, state: State | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, State]:
+        """x: (B, T, input_size) -> output (B, T, H * directions), new state.
+
+        With `lengths` (B,) the batch is packed: padding costs nothing and changes nothing
+        (the state is each sequence's own final state; outputs past a length are zero)."""
+        total = x.shape[1]
+        if lengths is not None:
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         if not self.residual:
             out, new = self.rnn(x, _to_torch(state, self.cell))
-            return out, _from_torch(new)
-        per_layer = self.directions
-        states = []
-        for i, layer in enumerate(self.layers):
-            layer_state = None
-            if state is not None:
-                layer_state = tuple(s[i * per_layer : (i + 1) * per_layer] for s in state)
-            inp = x if i == 0 else self.between(x)
-            out, new = layer(inp, _to_torch(layer_state, self.cell))
-            x = out + inp if i > 0 else out  # residual connection from layer 2 on
-            states.append(_from_torch(new))
-        return x, tuple(torch.cat(parts, dim=0) for parts in zip(*states, strict=True))
+            states = [_from_torch(new)]
+        else:
+            per_layer = self.directions
+            states = []
+            for i, layer in enumerate(self.layers):
+                layer_state = None
+                if state is not None:
+                    layer_state = tuple(s[i * per_layer : (i + 1) * per_layer] for s in state)
+                inp = x if i == 0 else _map(x, self.between)
+                out, new = layer(inp, _to_torch(layer_state, self.cell))
+                if i > 0:  # residual connection from layer 2 on
+                    out = _map(out, lambda data, skip=inp: data + _data(skip))
+                x = out
+                states.append(_from_torch(new))
+            out = x
+        if lengths is not None:
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
+        return out, tuple(torch.cat(parts, dim=0) for parts in zip(*states, strict=True))
+
+
+def _data(x):
+    return x.data if isinstance(x, PackedSequence) else x
+
+
+def _map(x, fn):
+    """Apply `fn` to a tensor, or to the data of a packed sequence."""
+    if isinstance(x, PackedSequence):
+        return x._replace(data=fn(x.data))
+    return fn(x)
 
 
 def _to_torch(state: State | None, cell: str):

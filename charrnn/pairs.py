@@ -1,0 +1,582 @@
+"""Parallel text (source -> target pairs) on disk, and the built-in toy task.
+
+Input: a TSV file (source TAB target per line; further columns are ignored), two line-aligned
+files (source lines, target lines), `-` for a TSV on stdin, or `builtin:dates` (generated).
+Output: a data directory like the language-model one, with `source.tokenizer.json` and
+`target.tokenizer.json` (the same file twice with a shared vocabulary) and, per split and
+side, a flat `.bin` of ids and a `.idx` of uint64 offsets: pair i's source is
+`src[idx[i]:idx[i+1]]`.
+
+Pairs are streamed (three passes: check and count, vocabulary, encode), so memory does not
+grow with the data. Lines with an empty side, or longer than `max_chars`, are filtered and
+counted in the summary; misaligned files and TSV lines without a TAB are errors.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import hashlib
+import json
+import random
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from charrnn import __version__, corpus
+from charrnn.config import TokenizeConfig, to_dict
+from charrnn.data import (
+    DATA_FORMAT,
+    DATA_VERSION,
+    SPLITS,
+    _check_out_dir,
+    _describe_sources,
+    _Histogram,
+    _publish,
+    temp_dir_for,
+)
+from charrnn.errors import CharrnnError, UsageError
+from charrnn.tokenizer import (
+    DEFAULT_BPE_VOCAB,
+    EOS_ID,
+    UNK_ID,
+    BPETokenizer,
+    CharTokenizer,
+    Tokenizer,
+    check_vocab_size,
+    load,
+    normalize_text,
+)
+
+PAIR_BUILTINS = {
+    "builtin:dates": "dates written many ways -> ISO 8601 (YYYY-MM-DD), 20,000 "
+    "generated pairs: a toy translation task"
+}
+DEFAULT_MAX_CHARS = 1000
+SIDES = ("source", "target")
+ENCODE_BLOCK = 4096  # pairs encoded per call
+
+
+# -- the built-in toy task --------------------------------------------------------------------
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def date_pair(day: datetime.date, rng: random.Random) -> tuple[str, str]:
+    """One date written one of many human ways, and its ISO form."""
+    month, mon = calendar.month_name[day.month], calendar.month_abbr[day.month]
+    weekday = calendar.day_name[day.weekday()]
+    d, m, y = day.day, day.month, day.year
+    forms = [
+        f"{month} {d}, {y}",
+        f"{d} {month} {y}",
+        f"{mon} {d} {y}",
+        f"{d}.{m}.{y}",
+        f"{y}/{m:02d}/{d:02d}",
+        f"{weekday}, {month} {d}, {y}",
+        f"{_ordinal(d)} of {month} {y}",
+        f"{month.lower()} {_ordinal(d)} {y}",
+        f"{mon.upper()} {d:02d} {y}",
+        f"{d:02d}-{mon}-{y}",
+        f"{weekday[:3]} {d} {mon} {y}",
+        f"the {_ordinal(d)} of {month}, {y}",
+    ]
+    return rng.choice(forms), day.isoformat()
+
+
+def write_dates(path: Path, count: int = 20000, seed: int = 0) -> None:
+    """Generate the `builtin:dates` task as a TSV file (deterministic)."""
+    rng = random.Random(seed)
+    first, last = datetime.date(1900, 1, 1).toordinal(), datetime.date(2099, 12, 31).toordinal()
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(count):
+            source, target = date_pair(datetime.date.fromordinal(rng.randint(first, last)), rng)
+            f.write(f"{source}\t{target}\n")
+
+
+# -- reading pairs ------------------------------------------------------------------------------
+
+
+def _lines(
+    sources: Sequence[corpus.Source], encoding: str, errors: str, hashes: dict | None, progress
+) -> Iterator[str]:
+    carry = ""
+    for chunk in corpus.read_text(
+        sources, encoding=encoding, errors=errors, hashes=hashes, progress=progress
+    ):
+        lines = (carry + chunk).split("\n")
+        carry = lines.pop()
+        for line in lines:
+            yield line[:-1] if line.endswith("\r") else line
+    if carry:
+        yield carry[:-1] if carry.endswith("\r") else carry
+
+
+@dataclass
+class _PairStream:
+    """The pairs of one input: a TSV, or two aligned files."""
+
+    inputs: list[list[corpus.Source]]  # one TSV, or [source files, target files]
+    config: TokenizeConfig
+    progress: object = None
+    cache: list[tuple[str, str]] | None = None
+
+    def pairs(self, stage: str, hashes: dict | None = None) -> Iterator[tuple[int, str, str]]:
+        """(line number, source, target) of every line, normalized; raises on misalignment."""
+        if self.cache is not None:
+            yield from ((i + 1, s, t) for i, (s, t) in enumerate(self.cache))
+            return
+        report = (lambda done, total: self.progress(stage, done, total)) if self.progress else None
+        read = [
+            _lines(srcs, self.config.encoding, self.config.errors, hashes, report)
+            for srcs in self.inputs
+        ]
+        norm = {"lowercase": self.config.lowercase, "form": self.config.normalize}
+        cache: list | None = [] if hashes is not None else None
+        size = 0
+        number = 0
+        if len(read) == 1:
+            for number, line in enumerate(read[0], 1):
+                if "\t" not in line:
+                    raise CharrnnError(
+                        f"{self.inputs[0][0].name} line {number}",
+                        "no TAB between source and target",
+                        "write source<TAB>target on every line, or pass two aligned files",
+                    )
+                source, target = line.split("\t", 2)[:2]
+                pair = (normalize_text(source, **norm), normalize_text(target, **norm))
+                size, cache = _remember(cache, pair, size)
+                yield number, *pair
+        else:
+            for number, (source, target) in enumerate(zip(*read, strict=False), 1):
+                pair = (normalize_text(source, **norm), normalize_text(target, **norm))
+                size, cache = _remember(cache, pair, size)
+                yield number, *pair
+            rest = [sum(1 for _ in r) for r in read]
+            if rest[0] != rest[1]:
+                names = [srcs[0].name for srcs in self.inputs]
+                counts = [number + r for r in rest]
+                raise CharrnnError(
+                    f"{names[0]}, {names[1]}",
+                    f"misaligned: {counts[0]} source lines but {counts[1]} target lines",
+                    "pass line-aligned files (line i of one translates line i of the other)",
+                )
+        if cache is not None:
+            self.cache = cache
+
+
+def _remember(cache, pair, size):
+    from charrnn.data import CACHE_CHARS
+
+    if cache is None:
+        return size, None
+    size += len(pair[0]) + len(pair[1])
+    if size > CACHE_CHARS:
+        return size, None
+    cache.append(pair)
+    return size, cache
+
+
+def _resolve_pairs(inputs: Sequence[str], scratch: Path, glob: str) -> list[list[corpus.Source]]:
+    if not 1 <= len(inputs) <= 2:
+        raise UsageError(
+            "INPUT",
+            f"--pairs takes a TSV file or two aligned files, not {len(inputs)} inputs",
+            "pass source<TAB>target lines, or SRC TGT",
+        )
+    groups = []
+    for item in inputs:
+        if item in PAIR_BUILTINS:
+            path = scratch / f"{item.split(':')[1]}.tsv"
+            write_dates(path)
+            groups.append([corpus.Source(item, path, path.stat().st_size)])
+        else:
+            groups.append(corpus.resolve([item], glob=glob, spool_dir=scratch))
+    return groups
+
+
+# -- tokenizing -----------------------------------------------------------------------------------
+
+
+def _split_of(index: int, config: TokenizeConfig, shuffle_seed: int | None, n: int) -> str:
+    """The split of pair `index` (0-based) of `n`: a tail split, or a seeded hash split."""
+    if shuffle_seed is None:
+        n_test = round(n * config.test_frac)
+        n_val = round(n * config.val_frac)
+        if index >= n - n_test:
+            return "test"
+        return "val" if index >= n - n_test - n_val else "train"
+    digest = hashlib.blake2b(f"{shuffle_seed}:{index}".encode(), digest_size=8).digest()
+    u = int.from_bytes(digest, "little") / 2**64
+    if u < config.test_frac:
+        return "test"
+    return "val" if u < config.test_frac + config.val_frac else "train"
+
+
+def tokenize_pairs(
+    inputs: Sequence[str],
+    out_dir: str | Path,
+    config: TokenizeConfig = TokenizeConfig(),
+    *,
+    shared_vocab: bool = False,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    shuffle_seed: int | None = None,
+    val_inputs: Sequence[str] = (),
+    test_inputs: Sequence[str] = (),
+    force: bool = False,
+    vocabulary: tuple[Tokenizer, Tokenizer] | None = None,
+    progress=None,
+) -> dict:
+    """Tokenize parallel text into the data directory `out_dir`; return its meta data."""
+    config.check()
+    if max_chars < 1:
+        raise UsageError("--max-chars", f"{max_chars} must be at least 1", "use e.g. 1000")
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, force)
+    tmp = temp_dir_for(out_dir)
+    try:
+        meta = _tokenize_pairs(
+            tmp,
+            inputs,
+            config,
+            shared_vocab,
+            max_chars,
+            shuffle_seed,
+            val_inputs,
+            test_inputs,
+            vocabulary,
+            progress,
+        )
+        for spooled in [*tmp.glob("*.tsv"), tmp / "stdin.txt"]:
+            spooled.unlink(missing_ok=True)
+        _publish(tmp, out_dir, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def _tokenize_pairs(
+    tmp,
+    inputs,
+    config,
+    shared,
+    max_chars,
+    shuffle_seed,
+    val_inputs,
+    test_inputs,
+    vocabulary,
+    progress,
+) -> dict:
+    streams = {"main": _PairStream(_resolve_pairs(inputs, tmp, config.glob), config, progress)}
+    for name, items in (("val", val_inputs), ("test", test_inputs)):
+        if items:
+            streams[name] = _PairStream(_resolve_pairs(items, tmp, config.glob), config, progress)
+    hashes: dict[str, str] = {}
+    filtered = {"empty": 0, "too_long": 0}
+    kept = {}
+    # Pass 1: check everything and count the pairs that are kept.
+    for name, stream in streams.items():
+        kept[name] = 0
+        for _, source, target in stream.pairs("checking", hashes):
+            if not source.strip() or not target.strip():
+                filtered["empty"] += 1
+            elif len(source) > max_chars or len(target) > max_chars:
+                filtered["too_long"] += 1
+            else:
+                kept[name] += 1
+        if kept[name] == 0:
+            raise CharrnnError(
+                stream.inputs[0][0].name,
+                "no usable pairs (all empty or too long)",
+                "pass source<TAB>target lines with text on both sides",
+            )
+    explicit = len(streams) > 1
+
+    def split_pairs(stage: str) -> Iterator[tuple[str, str, str]]:
+        for name, stream in streams.items():
+            index = 0
+            for _, source, target in stream.pairs(stage):
+                if (
+                    not source.strip()
+                    or not target.strip()
+                    or len(source) > max_chars
+                    or len(target) > max_chars
+                ):
+                    continue
+                if name != "main":
+                    split = name
+                elif explicit:
+                    split = "train"
+                else:
+                    split = _split_of(index, config, shuffle_seed, kept["main"])
+                index += 1
+                yield split, source, target
+
+    if not explicit and shuffle_seed is None:
+        n = kept["main"]
+        if (config.val_frac and round(n * config.val_frac) == 0) or (
+            config.test_frac and round(n * config.test_frac) == 0
+        ):
+            raise CharrnnError(
+                streams["main"].inputs[0][0].name,
+                f"too few pairs to split ({n})",
+                "pass more pairs, lower --val-frac/--test-frac, or give --val FILE",
+            )
+    # Pass 2: vocabularies from the training pairs only.
+    hists = {side: _Histogram() for side in SIDES}
+    if vocabulary is not None:
+        toks = dict(zip(SIDES, vocabulary, strict=True))
+    else:
+        toks = _build_vocabularies(split_pairs, hists, config, shared)
+    # Pass 3: encode.
+    stats = {}
+    unknown_chars: dict[str, dict[str, int]] = {side: {} for side in SIDES}
+    with ExitStack() as stack:
+        files: dict = {}
+        block: dict[str, list] = {}
+
+        def flush(split: str) -> None:
+            pairs = block.pop(split, [])
+            if not pairs:
+                return
+            for side_index, side in enumerate(SIDES):
+                texts = [p[side_index] for p in pairs]
+                ids, lengths = _encode_many(toks[side], texts)
+                s = stats[split][side]
+                ids.tofile(files[split, side, "bin"])
+                offsets = s["tokens"] + np.concatenate([[0], np.cumsum(lengths)])[1:]
+                offsets.astype(np.uint64).tofile(files[split, side, "idx"])
+                s["tokens"] += int(lengths.sum())
+                s["chars"] += sum(len(t) for t in texts)
+                s["bytes"] += sum(len(t.encode("utf-8")) for t in texts)
+                unk = toks[side].unknown_count(ids)
+                if unk:
+                    s["unknown"] += unk
+                    seen = unknown_chars[side]
+                    for text in texts:
+                        for c in text:
+                            if (
+                                len(seen) < 50
+                                and toks[side].encode(c, normalized=True)[0] == UNK_ID
+                            ):
+                                seen[c] = seen.get(c, 0) + 1
+
+        for split, source, target in split_pairs("encoding"):
+            if split not in stats:
+                stats[split] = {
+                    "pairs": 0,
+                    **{
+                        side: {
+                            "file": f"{split}.{side}.bin",
+                            "index": f"{split}.{side}.idx",
+                            "tokens": 0,
+                            "chars": 0,
+                            "bytes": 0,
+                            "unknown": 0,
+                        }
+                        for side in SIDES
+                    },
+                }
+                for side in SIDES:
+                    for ext in ("bin", "idx"):
+                        f = stack.enter_context(open(tmp / f"{split}.{side}.{ext}", "wb"))
+                        files[split, side, ext] = f
+                        if ext == "idx":
+                            np.zeros(1, dtype=np.uint64).tofile(f)
+            stats[split]["pairs"] += 1
+            if vocabulary is not None and split == "train":
+                hists["source"].add(source)
+                hists["target"].add(target)
+            block.setdefault(split, []).append((source, target))
+            if len(block[split]) >= ENCODE_BLOCK:
+                flush(split)
+        for split in list(block):
+            flush(split)
+    toks["source"].save(tmp / "source.tokenizer.json")
+    toks["target"].save(tmp / "target.tokenizer.json")
+    ordered = {name: stats[name] for name in SPLITS if name in stats}
+    sources = {
+        "main" if i == 0 else name: [s for group in stream.inputs for s in group]
+        for i, (name, stream) in enumerate(streams.items())
+    }
+    meta = {
+        "format": DATA_FORMAT,
+        "version": DATA_VERSION,
+        "kind": "pairs",
+        "charrnn_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "vocab": {
+            "source": toks["source"].describe(),
+            "target": toks["target"].describe(),
+            "shared": shared,
+        },
+        "dtype": {side: toks[side].dtype.name for side in SIDES},
+        "splits": ordered,
+        "split_method": "files" if explicit else ("hash" if shuffle_seed is not None else "tail"),
+        "filtered": {**filtered, "max_chars": max_chars},
+        "options": to_dict(config),
+        "top_chars": {side: hists[side].top(10) for side in SIDES},
+        "unknown_chars": {
+            side: sorted(v.items(), key=lambda kv: -kv[1])[:20] for side, v in unknown_chars.items()
+        },
+        "sources": _describe_sources(sources, hashes),
+    }
+    (tmp / "meta.json").write_text(
+        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return meta
+
+
+def _build_vocabularies(split_pairs, hists, config: TokenizeConfig, shared: bool) -> dict:
+    kw = {"lowercase": config.lowercase, "normalize": config.normalize}
+    if config.vocab == "char":
+        for split, source, target in split_pairs("vocabulary"):
+            if split == "train":
+                hists["source"].add(source)
+                hists["target"].add(target)
+        alphabets = {side: hists[side].alphabet() for side in SIDES}
+        if shared:
+            both = sorted(set(alphabets["source"]) | set(alphabets["target"]))
+            alphabets = {side: both for side in SIDES}
+        toks = {}
+        for side in SIDES:
+            check_vocab_size("char", config.vocab_size, len(alphabets[side]))
+            toks[side] = CharTokenizer.build(alphabets[side], **kw)
+        return toks
+    vocab_size = config.vocab_size or DEFAULT_BPE_VOCAB
+    check_vocab_size("bpe", vocab_size)
+
+    def side_texts(which: Sequence[int]) -> Iterator[str]:
+        for split, source, target in split_pairs("vocabulary"):
+            if split == "train":
+                if 0 in which:
+                    hists["source"].add(source)
+                if 1 in which:
+                    hists["target"].add(target)
+                for i in which:
+                    yield (source, target)[i]
+
+    if shared:
+        tok = BPETokenizer.train(side_texts((0, 1)), vocab_size=vocab_size, **kw)
+        return {"source": tok, "target": tok}
+    return {
+        side: BPETokenizer.train(side_texts((i,)), vocab_size=vocab_size, **kw)
+        for i, side in enumerate(SIDES)
+    }
+
+
+def _encode_many(tok: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of many lines, concatenated, and each line's number of ids."""
+    if isinstance(tok, CharTokenizer):
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        return tok.encode("".join(texts), normalized=True), lengths
+    encodings = tok._batch(texts)
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+    ids = np.fromiter(
+        (i for e in encodings for i in e.ids), dtype=tok.dtype, count=int(lengths.sum())
+    )
+    return ids, lengths
+
+
+# -- reading a pair data directory ---------------------------------------------------------------
+
+
+@dataclass
+class PairSplit:
+    """One split's pairs: flat ids and offsets per side."""
+
+    source: np.ndarray
+    source_offsets: np.ndarray
+    target: np.ndarray
+    target_offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.source_offsets) - 1
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The source and target ids of pair i."""
+        so, to = self.source_offsets, self.target_offsets
+        return self.source[so[i] : so[i + 1]], self.target[to[i] : to[i + 1]]
+
+
+@dataclass
+class PairDataset:
+    """A data directory of parallel text."""
+
+    path: Path
+    meta: dict
+    source_tokenizer: Tokenizer
+    target_tokenizer: Tokenizer
+
+    @property
+    def splits(self) -> list[str]:
+        return [name for name in SPLITS if name in self.meta["splits"]]
+
+    def split(self, name: str) -> PairSplit:
+        """A split's pairs, memory-mapped."""
+        if name not in self.meta["splits"]:
+            raise CharrnnError(
+                str(self.path),
+                f"has no {name} split (it has: {', '.join(self.splits)})",
+                "re-run charrnn tokenize --pairs",
+            )
+        info = self.meta["splits"][name]
+        arrays = []
+        for side in SIDES:
+            s = info[side]
+            dtype = self.meta["dtype"][side]
+            ids = (
+                np.memmap(self.path / s["file"], dtype=dtype, mode="r", shape=(s["tokens"],))
+                if s["tokens"]
+                else np.zeros(0, dtype=dtype)
+            )
+            offsets = np.fromfile(self.path / s["index"], dtype=np.uint64).astype(np.int64)
+            arrays += [ids, offsets]
+        return PairSplit(*arrays)
+
+    def stats(self, name: str) -> dict:
+        """Pairs and per-side counts of a split."""
+        return self.meta["splits"][name]
+
+
+def load_pair_dataset(path: Path, meta: dict) -> PairDataset:
+    """Open a pair data directory (after `charrnn.data.load_dataset` read its meta)."""
+    toks = [load(path / f"{side}.tokenizer.json") for side in SIDES]
+    for info in meta["splits"].values():
+        for side in SIDES:
+            s = info[side]
+            itemsize = np.dtype(meta["dtype"][side]).itemsize
+            for file, expected in (
+                (s["file"], s["tokens"] * itemsize),
+                (s["index"], (info["pairs"] + 1) * 8),
+            ):
+                found = (path / file).stat().st_size if (path / file).is_file() else None
+                if found != expected:
+                    state = (
+                        "is missing" if found is None else f"has {found} bytes, expected {expected}"
+                    )
+                    raise CharrnnError(
+                        str(path / file),
+                        f"{state} (truncated or replaced)",
+                        "re-run charrnn tokenize --pairs",
+                    )
+    return PairDataset(path, meta, *toks)
+
+
+def source_ids(tokenizer: Tokenizer, ids: np.ndarray | list[int]) -> list[int]:
+    """What the encoder reads: the source's ids and <eos>."""
+    return [*np.asarray(ids).tolist(), EOS_ID]
+
+
+def with_options(config: TokenizeConfig, **changes) -> TokenizeConfig:
+    """A copy of `config` with fields changed."""
+    return replace(config, **changes)

@@ -1,0 +1,235 @@
+"""Seq2seq data and scoring: length-grouped batches of pairs, the teacher-forced loss with
+scheduled sampling, a full validation pass, and the stepper `charrnn.decode` drives.
+
+The encoder reads a source's ids and <eos>; the decoder reads <bos> y_1 .. y_n and must
+predict y_1 .. y_n <eos>.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from charrnn.errors import CharrnnError
+from charrnn.lm import IGNORE, EvalResult, _rng
+from charrnn.models.seq2seq import DecoderState, select_decoder_state
+from charrnn.pairs import PairSplit
+from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+POOL = 50  # batches sorted by length together before their order is shuffled
+
+
+def _pad(rows: list[np.ndarray], fill: int) -> Tensor:
+    width = max(len(r) for r in rows)
+    out = np.full((len(rows), width), fill, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return torch.from_numpy(out)
+
+
+def make_batch(split: PairSplit, rows) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(src (B, S), lengths (B,), tgt_in (B, T), tgt_out (B, T)) for pairs `rows`."""
+    sources, targets_in, targets_out = [], [], []
+    for i in rows:
+        src, tgt = split.pair(int(i))
+        sources.append(np.append(src.astype(np.int64), EOS_ID))
+        tgt = tgt.astype(np.int64)
+        targets_in.append(np.insert(tgt, 0, BOS_ID))
+        targets_out.append(np.append(tgt, EOS_ID))
+    lengths = torch.tensor([len(s) for s in sources])
+    return _pad(sources, PAD_ID), lengths, _pad(targets_in, PAD_ID), _pad(targets_out, IGNORE)
+
+
+class PairBatches:
+    """Batches of pairs grouped by source length: each epoch the pairs are shuffled (seeded),
+    pools of POOL batches are sorted by length and cut into batches, and the batch order is
+    shuffled. Each rank takes its own rows of every batch."""
+
+    def __init__(
+        self,
+        split: PairSplit,
+        *,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.split = split
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        rows = batch_size * world_size
+        if len(split) < rows:
+            raise CharrnnError(
+                "training split",
+                f"too small for one batch ({len(split)} pairs, batch size {batch_size})",
+                "lower --batch-size or add pairs",
+            )
+        self.steps_per_epoch = len(split) // rows
+        self.lengths = np.diff(split.source_offsets)
+        self._epoch: int | None = None
+        self._plan: np.ndarray | None = None
+
+    def plan(self, epoch: int) -> np.ndarray:
+        """Pair indices of every batch of an epoch: (steps, batch_size * world_size)."""
+        if self._epoch != epoch:
+            rng = _rng(self.seed, epoch)
+            rows = self.batch_size * self.world_size
+            order = rng.permutation(len(self.split))
+            pools = []
+            for start in range(0, len(order), rows * POOL):
+                pool = order[start : start + rows * POOL]
+                pools.append(pool[np.argsort(self.lengths[pool], kind="stable")])
+            order = np.concatenate(pools)[: self.steps_per_epoch * rows]
+            batches = order.reshape(self.steps_per_epoch, rows)
+            self._plan = batches[rng.permutation(self.steps_per_epoch)]
+            self._epoch = epoch
+        return self._plan
+
+    def batch(self, epoch: int, index: int):
+        """The batch at this data position."""
+        rows = self.plan(epoch)[index]
+        return make_batch(
+            self.split, rows[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+        )
+
+
+class PairTask:
+    """What the training loop needs from a seq2seq model."""
+
+    kind = "seq2seq"
+
+    def __init__(
+        self,
+        train: PairSplit,
+        val: PairSplit | None,
+        val_stats: dict | None,
+        *,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        scheduled_sampling: float = 0.0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.batches = PairBatches(
+            train, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size
+        )
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        mean_target = float(np.diff(train.target_offsets).mean()) + 1
+        self.tokens_per_step = int(round(batch_size * world_size * mean_target))
+        self.last_tokens = self.tokens_per_step
+        self.val = val if val is not None and len(val) else None
+        self.val_stats = val_stats
+        self.device = device
+        self.scheduled_sampling = scheduled_sampling
+        self.progress = 0.0  # set by the training loop: scheduled sampling ramps with it
+
+    def batch(self, epoch: int, index: int):
+        """The batch at this data position, on the device."""
+        return tuple(t.to(self.device) for t in self.batches.batch(epoch, index))
+
+    def loss(self, model: nn.Module, batch) -> Tensor:
+        """Mean cross-entropy over target tokens; with scheduled sampling, the chance of
+        feeding the model its own prediction grows linearly with training progress."""
+        src, lengths, tgt_in, tgt_out = batch
+        logits, _ = model(src, lengths, tgt_in, sample_prob=self.scheduled_sampling * self.progress)
+        self.last_tokens = int((tgt_out != IGNORE).sum()) * self.batches.world_size
+        return F.cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=IGNORE)
+
+    def reset(self) -> None:
+        """Nothing is carried between batches."""
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> EvalResult | None:
+        """Teacher-forced loss over every validation pair (bits per target character count
+        the end of each target as one character, like a newline)."""
+        if self.val is None:
+            return None
+        return score_pairs(model, self.val, self.val_stats, self.device)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, data: dict) -> None:
+        pass
+
+
+@torch.no_grad()
+def score_pairs(
+    model: nn.Module,
+    split: PairSplit,
+    stats: dict | None,
+    device: torch.device,
+    batch_size: int = 64,
+) -> EvalResult:
+    """Teacher-forced negative log-likelihood of every target in `split`."""
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    order = np.argsort(np.diff(split.source_offsets), kind="stable")
+    for start in range(0, len(split), batch_size):
+        src, lengths, tgt_in, tgt_out = (
+            t.to(device) for t in make_batch(split, order[start : start + batch_size])
+        )
+        logits, _ = model(src, lengths, tgt_in)
+        total += float(
+            F.cross_entropy(
+                logits.flatten(0, 1).float(),
+                tgt_out.flatten(),
+                ignore_index=IGNORE,
+                reduction="sum",
+            )
+        )
+        tokens += int((tgt_out != IGNORE).sum())
+    model.train(was_training)
+    target = (stats or {}).get("target", {})
+    pairs = len(split)
+    return EvalResult(
+        total, tokens, target.get("chars", tokens) + pairs, target.get("bytes", tokens) + pairs
+    )
+
+
+class Stepper:
+    """A seq2seq model's decoder seen one token at a time, for `charrnn.decode`."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.model = model
+        self.device = device
+
+    def start(self, sources: list[list[int]]) -> tuple[Tensor, DecoderState]:
+        """Encode all sources (ids with <eos>) in one packed batch and take the first step:
+        logits (N, V) for the first target token, and the decoder state."""
+        lengths = torch.tensor([len(s) for s in sources])
+        src = _pad([np.asarray(s, dtype=np.int64) for s in sources], PAD_ID).to(self.device)
+        state = self.model.encode(src, lengths)
+        bos = torch.full((len(sources),), BOS_ID, dtype=torch.long, device=self.device)
+        return self.model.step(bos, state)
+
+    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        return self.model.step(tokens, state)
+
+    def select(self, state: DecoderState, index: Tensor) -> DecoderState:
+        return select_decoder_state(state, index)
+
+
+@torch.no_grad()
+def attention_map(
+    model: nn.Module, source: list[int], target: list[int], device: torch.device
+) -> np.ndarray | None:
+    """Attention weights of the decoder over the source while it reads `target` (teacher
+    forced): (len(target) + 1, len(source)), the last row for <eos>. None without attention."""
+    src = torch.tensor([source], device=device)
+    tgt_in = torch.tensor([[BOS_ID, *target]], device=device)
+    _, weights = model(src, torch.tensor([len(source)]), tgt_in)
+    return None if weights is None else weights[0].cpu().numpy()
+
+
+def max_lengths(sources: list[list[int]], ratio: float, cap: int) -> list[int]:
+    """Each source's decoding limit: ratio x its length (at least 1), at most `cap`."""
+    return [max(1, min(cap, math.ceil(ratio * len(s)))) for s in sources]
