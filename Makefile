@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# The main job on the built-in corpus (no download): tokenize the Python standard library,
+# train a character LSTM for two minutes, then sample from it.
 demo: $(STAMP)
 	$(BIN)/charrnn tokenize builtin:python -o runs/demo-data --force
+	$(BIN)/charrnn train runs/demo-data -o runs/demo --time-budget 2m --force
+	$(BIN)/charrnn sample runs/demo --prompt "def " --length 600 --temperature 0.8 --seed 0
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

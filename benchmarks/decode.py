@@ -76,7 +76,8 @@ def main() -> None:
     t_bare = best_of(args.repeat, bare)
     t_ours = best_of(args.repeat, ours)
     print(f"1. bare step loop          : {n / t_bare:9,.0f} steps/s")
-    print(f"   charrnn sample (stream) : {chars / t_ours:9,.0f} chars/s ({n / t_ours:,.0f} tokens/s)")
+    print(f"   charrnn sample (stream) : {chars / t_ours:9,.0f} chars/s "
+          f"({n / t_ours:,.0f} tokens/s)")
     print(f"   ratio sample / bare     : {t_bare / t_ours:9.3f}   (target >= 0.9)")
 
     def batch(k):

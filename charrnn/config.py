@@ -81,9 +81,9 @@ class ModelConfig:
 
     cell: str = "lstm"  # rnn | gru | lstm
     embed_size: int = 64
-    hidden_size: int = 512
+    hidden_size: int = 768  # tuned: best bits/char in 10 CPU minutes on tinyshakespeare
     num_layers: int = 1
-    dropout: float = 0.0  # between stacked layers and on the last layer's output
+    dropout: float = 0.3  # between stacked layers and on the last layer's output
     embed_dropout: float = 0.0  # on the embeddings
     tie_weights: bool = False  # share input embedding and output projection (embed == hidden)
     residual: bool = False  # add each stacked layer's input to its output (layers 2..n)
@@ -157,7 +157,7 @@ class TrainConfig:
     batch_size: int = 32
     seq_len: int = 128
     batching: str = "stream"  # stream (truncated BPTT, carried state) | random (windows)
-    lr: float = 3e-3
+    lr: float = 4e-3
     min_lr_frac: float = 0.1  # the cosine schedule ends at lr * min_lr_frac
     warmup_steps: int = 50
     schedule: str = "cosine"  # cosine | constant

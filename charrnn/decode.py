@@ -269,14 +269,17 @@ def sample(
     generator: torch.Generator | None = None,
     should_end: Callable[[int, int], bool] | None = None,
     banned: Sequence[int] = BANNED,
+    max_lens: Sequence[int] | None = None,
 ) -> list[Sample]:
     """Draw one continuation per row of `logits` (the model's prediction after each prompt).
 
     All rows advance together as one batch; a finished row leaves the batch. `histories` are
     the prompts' tokens (for the repetition filters). `should_end(row, token)` is called for
     every new token (after it is recorded) and may end the row (stop strings, streaming).
-    `banned` tokens are never drawn (a language model also bans <eos>: it has no end)."""
+    `banned` tokens are never drawn (a language model also bans <eos>: it has no end).
+    `max_lens` caps each row's tokens (default cfg.length)."""
     rows = len(logits)
+    limits = list(max_lens) if max_lens is not None else [cfg.length] * rows
     samples = [Sample() for _ in range(rows)]
     alive = list(range(rows))  # batch position -> row
     seen = None
@@ -286,7 +289,7 @@ def sample(
             seen[row, list(history)] = True
     ngram = NgramBan(cfg.no_repeat_ngram, histories) if cfg.no_repeat_ngram else None
     banned = torch.tensor(list(banned), device=logits.device)
-    for _ in range(cfg.length):
+    for _ in range(max(limits)):
         raw = logits.float()
         scores = raw
         if seen is not None:
@@ -316,6 +319,9 @@ def sample(
             s.logprob += logprob
             if should_end is not None and should_end(row, token):
                 s.finished = "stop"
+                continue
+            if len(s.tokens) >= limits[row]:
+                s.finished = "length"
                 continue
             keep.append(i)
         if len(keep) < len(alive):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from charrnn import decode, lm
+from charrnn import decode, lm, seq2seq
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.runs import Trained
 from charrnn.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
@@ -76,36 +76,61 @@ class Generated:
 
 def stepper_for(trained: Trained):
     """The model's single-step interface."""
-    if trained.kind != "lm":
-        raise CharrnnError(
-            str(trained.path),
-            f"a {trained.kind} checkpoint cannot continue a prompt",
-            "pass a language-model checkpoint",
-        )
+    if trained.kind == "seq2seq":
+        return seq2seq.Stepper(trained.model, trained.device)
     return lm.Stepper(trained.model, trained.device)
+
+
+def encode_inputs(
+    trained: Trained, texts: Sequence[str], unknown: str = "error"
+) -> tuple[list[list[int]], int]:
+    """What decoding starts from: a language model's prompts ([<bos>] + ids), or a seq2seq
+    model's sources (ids + [<eos>], in the source vocabulary); and the unknown count."""
+    out, missing = [], 0
+    for i, text in enumerate(texts):
+        where = "--prompt" if len(texts) == 1 else f"stdin line {i + 1}"
+        if trained.kind == "seq2seq":
+            ids, n = encode_prompt(trained.source_tokenizer, text, unknown, where)
+            ids = [*ids[1:], EOS_ID]
+        else:
+            ids, n = encode_prompt(trained.tokenizer, text, unknown, where)
+        out.append(ids)
+        missing += n
+    return out, missing
+
+
+def _plan(trained: Trained, inputs: Sequence[list[int]], cap: int, ratio: float):
+    """Per-input length limits, repetition histories and banned tokens for this model kind."""
+    if trained.kind == "seq2seq":
+        limits = seq2seq.max_lengths(list(inputs), ratio, cap)
+        return limits, [[] for _ in inputs], decode.BANNED
+    return [cap] * len(inputs), list(inputs), LM_BANNED
 
 
 @torch.inference_mode()
 def sample(
     trained: Trained,
-    prompts: Sequence[list[int]],
+    inputs: Sequence[list[int]],
     cfg: decode.SampleConfig,
     *,
     num_samples: int = 1,
     stops: Sequence[str] = (),
     max_chars: int | None = None,
     seed: int | None = None,
+    max_len_ratio: float = 2.0,
     on_text: Callable[[int, str], None] | None = None,
 ) -> list[Generated]:
-    """`num_samples` continuations of every prompt (token lists from `encode_prompt`), all
-    generated together as one batch. `on_text(row, text)` streams each row's final text."""
+    """`num_samples` outputs for every input (from `encode_inputs`), all generated together
+    as one batch. `on_text(row, text)` streams each row's text as it becomes final."""
     stepper = stepper_for(trained)
     generator = torch.Generator(device=trained.device)
     generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
-    logits, state = stepper.start(list(prompts))
-    rows = torch.arange(len(prompts), device=trained.device).repeat_interleave(num_samples)
+    logits, state = stepper.start(list(inputs))
+    rows = torch.arange(len(inputs), device=trained.device).repeat_interleave(num_samples)
     logits, state = logits.index_select(0, rows), stepper.select(state, rows)
-    histories = [prompts[i // num_samples] for i in range(len(rows))]
+    limits, histories, banned = _plan(trained, inputs, cfg.length, max_len_ratio)
+    limits = [limits[i // num_samples] for i in range(len(rows))]
+    histories = [histories[i // num_samples] for i in range(len(rows))]
     texts = [
         decode.TextAssembler(trained.tokenizer.stream_decoder(), stops, max_chars)
         for _ in histories
@@ -128,7 +153,8 @@ def sample(
         histories=histories,
         generator=generator,
         should_end=should_end,
-        banned=LM_BANNED,
+        banned=banned,
+        max_lens=limits,
     )
     results = []
     for row, s in enumerate(samples):
@@ -153,22 +179,35 @@ def sample(
 @torch.inference_mode()
 def beam(
     trained: Trained,
-    prompts: Sequence[list[int]],
+    inputs: Sequence[list[int]],
     cfg: decode.BeamConfig,
     *,
     end: str | None = None,
+    max_len_ratio: float = 2.0,
     on_step=None,
 ) -> list[list[dict]]:
-    """The n-best beam-search continuations of every prompt, all searched as one batch.
+    """The n-best beam-search outputs of every input, all searched as one batch.
 
-    `end` (a language model's end string, e.g. a newline) finishes a hypothesis at any token
-    whose text contains it; the text is cut there."""
+    A seq2seq hypothesis ends at <eos> (at most max_len_ratio x its source length). A
+    language model has no end: `end` (e.g. a newline) finishes a hypothesis at any token whose
+    text contains it, and the text is cut there."""
     stepper = stepper_for(trained)
     tok = trained.tokenizer
+    limits, histories, banned = _plan(trained, inputs, cfg.max_len, max_len_ratio)
     ends = [i for i, b in enumerate(tok.token_bytes) if end.encode() in b] if end else []
-    logits, state = stepper.start(list(prompts))
+    if trained.kind == "seq2seq":
+        ends = [EOS_ID]
+    logits, state = stepper.start(list(inputs))
     hyps = decode.beam_search(
-        stepper, logits, state, cfg, histories=prompts, ends=ends, on_step=on_step, banned=LM_BANNED
+        stepper,
+        logits,
+        state,
+        cfg,
+        histories=histories,
+        ends=ends,
+        max_lens=limits,
+        on_step=on_step,
+        banned=banned,
     )
     results = []
     for per_input in hyps:
@@ -184,6 +223,7 @@ def beam(
                     "logprob": h.logprob,
                     "score": h.score,
                     "finished": h.finished,
+                    "ids": h.tokens,
                 }
             )
         results.append(rows)

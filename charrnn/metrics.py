@@ -7,10 +7,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from charrnn import corpus, decode, lm
 from charrnn import data as datamod
-from charrnn import lm
 from charrnn.config import TokenizeConfig
-from charrnn.errors import CharrnnError
+from charrnn.errors import CharrnnError, UsageError
 from charrnn.runs import Trained
 
 
@@ -75,4 +75,142 @@ def score_lm(
         "unknown_chars": unknown,
         "streams": lm.EVAL_STREAMS,
         "warmup": lm.EVAL_WARMUP,
+    }
+
+
+# -- seq2seq: BLEU, chrF, ROUGE ------------------------------------------------------------------
+
+
+def text_scores(hyps: list[str], refs: list[list[str]]) -> dict:
+    """Corpus BLEU and chrF (sacrebleu, with their signatures), ROUGE-1/2/L F1 averaged over
+    sentences (rouge-score, best reference per sentence) and exact-match accuracy.
+    `refs[i]` holds every reference of hypothesis i."""
+    from rouge_score import rouge_scorer
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(hyps) != len(refs):
+        raise CharrnnError(
+            "--ref", f"{len(refs)} references for {len(hyps)} hypotheses", "pass line-aligned files"
+        )
+    if not hyps:
+        raise CharrnnError("--hyp", "nothing to score (no lines)", "pass some text")
+    streams = [list(stream) for stream in zip(*refs, strict=True)]  # sacrebleu: per reference
+    bleu, chrf = BLEU(), CHRF()
+    b = bleu.corpus_score(hyps, streams)
+    c = chrf.corpus_score(hyps, streams)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"])
+    rouge = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    for hyp, options in zip(hyps, refs, strict=True):
+        scores = scorer.score_multi(options, hyp)
+        for key in rouge:
+            rouge[key] += scores[key].fmeasure
+    n = len(hyps)
+    return {
+        "bleu": b.score,
+        "bleu_signature": str(bleu.get_signature()),
+        "bleu_precisions": list(b.precisions),
+        "brevity_penalty": b.bp,
+        "hyp_len": b.sys_len,
+        "ref_len": b.ref_len,
+        "chrf": c.score,
+        "chrf_signature": str(chrf.get_signature()),
+        **{key: 100 * value / n for key, value in rouge.items()},
+        "exact_match": 100
+        * sum(h.strip() in (r.strip() for r in rs) for h, rs in zip(hyps, refs, strict=True))
+        / n,
+        "sentences": n,
+    }
+
+
+def read_lines(path: str) -> list[str]:
+    """The lines of a text file (or - for stdin), without line endings."""
+    from charrnn.pairs import _lines
+
+    sources = corpus.resolve([path], spool_dir=Path(tempfile.mkdtemp(prefix="charrnn-")))
+    return list(_lines(sources, "utf-8", "strict", None, None))
+
+
+def read_references(paths: list[str], count: int | None = None) -> list[list[str]]:
+    """Reference lines from one or more aligned files: refs[i] holds every reference of line i."""
+    files = [read_lines(p) for p in paths]
+    for path, lines in zip(paths, files, strict=True):
+        expected = count if count is not None else len(files[0])
+        if len(lines) != expected:
+            raise CharrnnError(
+                path,
+                f"{len(lines)} lines, but {expected} are needed",
+                "pass line-aligned files (one reference per hypothesis)",
+            )
+    return [list(group) for group in zip(*files, strict=True)]
+
+
+def score_seq2seq(
+    trained: Trained,
+    src: str | None = None,
+    refs: list[str] | None = None,
+    *,
+    beam: decode.BeamConfig = decode.BeamConfig(),
+    max_len_ratio: float = 2.0,
+    unknown: str = "unk",
+    progress=None,
+) -> dict:
+    """Decode sources with beam search and score the outputs (BLEU, chrF, ROUGE, exact
+    match), plus the teacher-forced loss of the (first) references. Default data: the run's
+    validation split."""
+    from charrnn import generate, pairs, seq2seq
+
+    scratch = Path(tempfile.mkdtemp(prefix="charrnn-eval-"))
+    try:
+        if src is None:
+            path = (trained.checkpoint.get("data") or {}).get("path")
+            if not path or not datamod.is_dataset(path):
+                raise CharrnnError(
+                    str(trained.path),
+                    f"the run's data directory ({path}) is gone",
+                    "pass --src and --ref files",
+                )
+            dataset = datamod.load_dataset(path)
+            split = dataset.split("val")
+            sources = [[*split.pair(i)[0].tolist(), pairs.EOS_ID] for i in range(len(split))]
+            references = [
+                [dataset.target_tokenizer.decode(split.pair(i)[1])] for i in range(len(split))
+            ]
+            stats, name, missing = dataset.stats("val"), f"{path} (val)", 0
+        else:
+            if not refs:
+                raise UsageError("--ref", "--src needs references", "pass --ref FILE")
+            texts = read_lines(src)
+            references = read_references(refs, len(texts))
+            sources, missing = generate.encode_inputs(trained, texts, unknown)
+            (scratch / "src.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+            (scratch / "ref.txt").write_text(
+                "\n".join(r[0] for r in references) + "\n", encoding="utf-8"
+            )
+            pairs.tokenize_pairs(
+                [str(scratch / "src.txt"), str(scratch / "ref.txt")],
+                scratch / "data",
+                TokenizeConfig(val_frac=0.0),
+                vocabulary=(trained.source_tokenizer, trained.tokenizer),
+            )
+            dataset = datamod.load_dataset(scratch / "data")
+            split, stats, name = dataset.split("train"), dataset.stats("train"), src
+        hyps = []
+        for start in range(0, len(sources), 64):
+            results = generate.beam(
+                trained, sources[start : start + 64], beam, max_len_ratio=max_len_ratio
+            )
+            hyps += [r[0]["text"] if r else "" for r in results]
+            if progress is not None:
+                progress("decoding", start + len(results), len(sources))
+        loss = seq2seq.score_pairs(trained.model, split, stats, trained.device).as_dict()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "checkpoint": str(trained.path),
+        "data": name,
+        "beam_size": beam.beam_size,
+        **text_scores(hyps, references),
+        **loss,
+        "unknown": missing,
+        "hypotheses": hyps,
     }

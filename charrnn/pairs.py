@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -156,14 +157,19 @@ class _PairStream:
                 size, cache = _remember(cache, pair, size)
                 yield number, *pair
         else:
-            for number, (source, target) in enumerate(zip(*read, strict=False), 1):
+            missing = object()
+            counts = [0, 0]
+            for source, target in zip_longest(*read, fillvalue=missing):
+                counts[0] += source is not missing
+                counts[1] += target is not missing
+                if source is missing or target is missing:
+                    continue  # count the rest, then fail below
+                number += 1
                 pair = (normalize_text(source, **norm), normalize_text(target, **norm))
                 size, cache = _remember(cache, pair, size)
                 yield number, *pair
-            rest = [sum(1 for _ in r) for r in read]
-            if rest[0] != rest[1]:
+            if counts[0] != counts[1]:
                 names = [srcs[0].name for srcs in self.inputs]
-                counts = [number + r for r in rest]
                 raise CharrnnError(
                     f"{names[0]}, {names[1]}",
                     f"misaligned: {counts[0]} source lines but {counts[1]} target lines",
@@ -570,6 +576,20 @@ def load_pair_dataset(path: Path, meta: dict) -> PairDataset:
                         "re-run charrnn tokenize --pairs",
                     )
     return PairDataset(path, meta, *toks)
+
+
+def describe_pairs(meta: dict) -> dict:
+    """Summary numbers of a pair data directory for humans and `--json`."""
+    return {
+        "kind": "pairs",
+        "vocab": meta["vocab"],
+        "dtype": meta["dtype"],
+        "splits": meta["splits"],
+        "filtered": meta["filtered"],
+        "top_chars": meta["top_chars"],
+        "unknown_chars": meta["unknown_chars"],
+        "sources": meta["sources"]["count"],
+    }
 
 
 def source_ids(tokenizer: Tokenizer, ids: np.ndarray | list[int]) -> list[int]:

@@ -24,6 +24,7 @@ from charrnn.tokenizer import Tokenizer, from_json
 from charrnn.train import Hooks, RunInfo, fit
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
+SEQ2SEQ_ONLY = ("attention", "bidirectional", "input_feeding")
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -244,6 +245,14 @@ def start_training(
         )
     checkpoint.seed_everything(train_config.seed)
     kind = _check_kind(model_name, dataset)
+    if kind == "lm":
+        given = [k for k in SEQ2SEQ_ONLY if model_options.get(k) is not None]
+        given += ["scheduled_sampling"] if train_options.get("scheduled_sampling") else []
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UsageError(
+                flag, "is for seq2seq models; this run is a language model", f"drop {flag}"
+            )
     tokenizers = _tokenizers(dataset)
     model = _build(model_name, model_config, tokenizers)
     if saved is not None:

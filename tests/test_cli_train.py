@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from charrnn import checkpoint, models
+from charrnn.config import TrainConfig
 
 SMALL = [
     "--embed-size",
@@ -98,7 +99,7 @@ def test_resume_may_change_training_settings_and_logs_them(env, data, run):
     _ok(run("train", "--resume", env / "r", "--max-steps", "5", "--lr", "1e-3", "-q"))
     records = [json.loads(line) for line in (env / "r" / "metrics.jsonl").read_text().splitlines()]
     resumed = [r for r in records if r["event"] == "resume"]
-    assert resumed and resumed[0]["changes"]["lr"] == [3e-3, 1e-3]
+    assert resumed and resumed[0]["changes"]["lr"] == [TrainConfig.lr, 1e-3]
 
 
 def _assert_error(result, code, needle):

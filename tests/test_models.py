@@ -67,7 +67,7 @@ def test_stack_matches_torch_cells(cell, residual):
         residual=residual,
         nonlinearity="relu" if cell == "rnn" else "tanh",
     )
-    stack = RNNStack(10, config)
+    stack = RNNStack(10, config).eval()  # no dropout between layers
     x = torch.randn(3, 7, 10)
     out, _ = stack(x)
     torch.testing.assert_close(out, _naive(stack, x, config), rtol=1e-5, atol=1e-5)

@@ -64,8 +64,9 @@ def warn(message: str) -> None:
 
 @contextmanager
 def progress_bar(quiet: bool):
-    """A rich progress display on stderr; yields a `(stage, done, total)` callback or None."""
-    if quiet:
+    """A rich progress display on stderr (a terminal only: logs and pipes get no bars);
+    yields a `(stage, done, total)` callback or None."""
+    if quiet or not err.is_terminal:
         yield None
         return
     columns = (

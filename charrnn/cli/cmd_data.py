@@ -12,6 +12,7 @@ from charrnn import runs
 from charrnn.cli._app import Json, Quiet, app, out, out_json, progress_bar
 from charrnn.config import TokenizeConfig
 from charrnn.errors import UsageError
+from charrnn.pairs import describe_pairs, tokenize_pairs
 
 TD = TokenizeConfig  # defaults live in the dataclass
 
@@ -71,6 +72,29 @@ def tokenize(
     errors: Annotated[
         str, typer.Option(help="Undecodable bytes: strict (stop with an error), replace or ignore.")
     ] = TD.errors,
+    pairs: Annotated[
+        bool,
+        typer.Option(
+            "--pairs",
+            help="Parallel text for seq2seq: a TSV (source TAB target per line), two "
+            "line-aligned files SRC TGT, - (a TSV on stdin) or builtin:dates.",
+        ),
+    ] = False,
+    shared_vocab: Annotated[
+        bool, typer.Option("--shared-vocab", help="--pairs: one vocabulary for both sides.")
+    ] = False,
+    max_chars: Annotated[
+        int, typer.Option(help="--pairs: drop (and count) pairs with a side longer than this.")
+    ] = 1000,
+    shuffle: Annotated[
+        bool,
+        typer.Option(
+            "--shuffle",
+            help="--pairs: split by a seeded hash of the line number instead of "
+            "taking the tail (for files sorted by length or topic).",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="--shuffle: the split's seed.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace DATA_DIR if it exists.")] = False,
     quiet: Quiet = False,
     as_json: Json = False,
@@ -95,7 +119,28 @@ def tokenize(
                 "vocabulary options given together with a tokenizer",
                 "drop --vocab/--vocab-size/--lowercase/--normalize",
             )
-        vocabulary = datamod.load_vocabulary(tokenizer)
+        vocabulary = _vocabulary(tokenizer, pairs)
+    if pairs:
+        with progress_bar(quiet) as progress:
+            meta = tokenize_pairs(
+                inputs,
+                out_dir,
+                config,
+                shared_vocab=shared_vocab,
+                max_chars=max_chars,
+                shuffle_seed=seed if shuffle else None,
+                val_inputs=val or (),
+                test_inputs=test or (),
+                force=force,
+                vocabulary=vocabulary,
+                progress=progress,
+            )
+        summary = {"path": str(out_dir), **describe_pairs(meta)}
+        if as_json:
+            out_json(summary)
+        else:
+            _print_pairs_summary(summary, verb="wrote")
+        return
     with progress_bar(quiet) as progress:
         meta = datamod.tokenize_corpus(
             inputs,
@@ -159,11 +204,51 @@ def info(
         _print_checkpoint(summary)
         return
     dataset = datamod.load_dataset(path)
+    if dataset.meta.get("kind") == "pairs":
+        summary = {"path": str(path), **describe_pairs(dataset.meta)}
+        if as_json:
+            out_json(summary)
+        else:
+            _print_pairs_summary(summary, verb="data directory")
+        return
     summary = {"path": str(path), **datamod.describe(dataset.meta)}
     if as_json:
         out_json(summary)
     else:
         _print_data_summary(summary, verb="data directory")
+
+
+def _vocabulary(path: Path, pairs: bool):
+    """--tokenizer: a data directory's vocabulary (both sides for parallel text)."""
+    if pairs and (path / "source.tokenizer.json").is_file():
+        ds = datamod.load_dataset(path)
+        return ds.source_tokenizer, ds.target_tokenizer
+    if (path / "source.tokenizer.json").is_file():
+        raise UsageError("--tokenizer", f"{path} holds parallel text", "add --pairs")
+    vocab = datamod.load_vocabulary(path)
+    return (vocab, vocab) if pairs else vocab
+
+
+def _print_pairs_summary(summary: dict, verb: str) -> None:
+    v = summary["vocab"]
+    shared = ", shared" if v["shared"] else ""
+    out(
+        f"{verb} {summary['path']}: parallel text, {v['source']['kind']} vocabularies of "
+        f"{v['source']['size']:,} (source) and {v['target']['size']:,} (target) tokens{shared}"
+    )
+    for name, s in summary["splits"].items():
+        unknown = s["source"]["unknown"] + s["target"]["unknown"]
+        extra = f", {unknown:,} unknown" if unknown else ""
+        out(
+            f"  {name:<5} {s['pairs']:>9,} pairs  source {s['source']['tokens']:>11,} tokens  "
+            f"target {s['target']['tokens']:>11,} tokens{extra}"
+        )
+    f = summary["filtered"]
+    if f["empty"] or f["too_long"]:
+        out(
+            f"  filtered: {f['empty']:,} with an empty side, {f['too_long']:,} longer than "
+            f"{f['max_chars']:,} characters"
+        )
 
 
 def _print_checkpoint(summary: dict) -> None:

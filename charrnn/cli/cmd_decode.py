@@ -11,7 +11,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from charrnn import decode, generate, runs
+from charrnn import decode, generate, heatmap, runs, seq2seq
 from charrnn import device as devices
 from charrnn.cli._app import Json, Quiet, app, err, out_json, warn
 from charrnn.errors import CharrnnError, UsageError
@@ -73,17 +73,16 @@ def _stdin() -> str:
         ) from None
 
 
-def _encode(trained, texts: list[str], unknown: str) -> list[list[int]]:
-    encoded, missing = [], 0
-    for i, text in enumerate(texts):
-        where = "--prompt" if len(texts) == 1 else f"stdin line {i + 1}"
-        ids, n = generate.encode_prompt(trained.tokenizer, text, unknown, where)
-        encoded.append(ids)
-        missing += n
+def _inputs(trained, prompt: str | None, per_line: bool, unknown: str):
+    """The input texts and their ids. A seq2seq model reads one source per stdin line
+    unless --prompt gives one."""
+    per_line = per_line or (trained.kind == "seq2seq" and prompt is None)
+    texts = _prompts(prompt, per_line)
+    encoded, missing = generate.encode_inputs(trained, texts, unknown)
     if missing:
         verb = "skipped" if unknown == "skip" else "encoded as <unk>"
         warn(f"{missing} prompt character(s) not in the vocabulary were {verb}")
-    return encoded
+    return texts, encoded, per_line
 
 
 def _stops(stop: list[str] | None) -> list[str]:
@@ -161,6 +160,9 @@ def sample(
             show_default=False,
         ),
     ] = None,
+    max_len_ratio: Annotated[
+        float, typer.Option(help="seq2seq: at most this x the source length (and --length).")
+    ] = 2.0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
@@ -188,9 +190,14 @@ def sample(
         )
     stops = _stops(stop)
     trained = runs.load_trained(checkpoint, devices.resolve(device))
-    texts = _prompts(prompt, per_line)
-    prompts = _encode(trained, texts, unknown)
-    echo = (not per_line) if echo is None else echo
+    texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
+    if per_line and num_samples > 1 and not as_json:
+        raise UsageError(
+            "--num-samples",
+            "one output line per input line",
+            "use --json for several samples per input",
+        )
+    echo = (not per_line and trained.kind == "lm") if echo is None else echo
     settings = {
         "temperature": temperature,
         "top_k": top_k,
@@ -218,6 +225,7 @@ def sample(
             stops=stops,
             max_chars=max_chars,
             seed=None if seed is None else seed + start,
+            max_len_ratio=max_len_ratio,
             on_text=on_text,
         )
         for r in results:
@@ -254,6 +262,7 @@ class BeamDisplay:
 
     def __init__(self, tokenizer, enabled: bool) -> None:
         self.tokenizer = tokenizer
+        enabled = enabled and err.is_terminal
         self.live = Live(console=err, refresh_per_second=8, transient=True) if enabled else None
         self.last = 0.0
 
@@ -324,6 +333,21 @@ def beam(
     unknown: Annotated[
         str, typer.Option(help="Prompt characters outside the vocabulary: error, skip or unk.")
     ] = "error",
+    max_len_ratio: Annotated[
+        float, typer.Option(help="seq2seq: at most this x the source length (and --max-len).")
+    ] = 2.0,
+    attention: Annotated[
+        Path | None,
+        typer.Option(
+            help="seq2seq: write the first input's attention as a PNG heatmap.", show_default=False
+        ),
+    ] = None,
+    show_attention: Annotated[
+        bool,
+        typer.Option(
+            "--show-attention", help="seq2seq: draw the first input's attention on stderr."
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
@@ -343,13 +367,19 @@ def beam(
     if end is not None and not end_text:
         raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
     trained = runs.load_trained(checkpoint, devices.resolve(device))
-    texts = _prompts(prompt, per_line)
-    prompts = _encode(trained, texts, unknown)
+    texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     writer = Writer()
     with BeamDisplay(trained.tokenizer, show_beams and not quiet) as display:
         for start in range(0, len(prompts), BATCH):
             chunk = prompts[start : start + BATCH]
-            results = generate.beam(trained, chunk, cfg, end=end_text, on_step=display.update)
+            results = generate.beam(
+                trained,
+                chunk,
+                cfg,
+                end=end_text,
+                on_step=display.update,
+                max_len_ratio=max_len_ratio,
+            )
             for i, hyps in enumerate(results):
                 line = start + i
                 for rank, h in enumerate(hyps, 1):
@@ -364,9 +394,52 @@ def beam(
                         )
                     elif n_best > 1:
                         writer.write(f"{h['score']:.4f}\t{generate.escape_line(h['text'])}\n")
-                    elif per_line:
+                    elif per_line or trained.kind == "seq2seq":
                         writer.write(generate.escape_line(h["text"]) + "\n")
                     else:
                         text = texts[line] + h["text"]
                         writer.write(text + ("" if text.endswith("\n") else "\n"))
+            if (attention or show_attention) and start == 0:
+                _attention(trained, chunk[0], results[0][0]["ids"], attention, show_attention)
     writer.close()
+
+
+def _attention(
+    trained, source: list[int], target: list[int], png_path: Path | None, show: bool
+) -> None:
+    """Draw the attention of the first input's best output (PNG file and/or terminal)."""
+    if trained.kind != "seq2seq":
+        raise UsageError(
+            "--attention", "attention belongs to seq2seq models", "pass a seq2seq checkpoint"
+        )
+    weights = seq2seq.attention_map(trained.model, source, target, trained.device)
+    if weights is None:
+        raise UsageError(
+            "--attention",
+            "this model has no attention (--attention none)",
+            "train with --attention general, dot or additive",
+        )
+    src = [trained.source_tokenizer.token_text(i) for i in source]
+    tgt = [trained.tokenizer.token_text(i) for i in target] + ["<eos>"]
+    if png_path is not None:
+        data = heatmap.png(weights, text={"Source": " ".join(src), "Target": " ".join(tgt)})
+        tmp = png_path.with_name(f".{png_path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(png_path)
+        err.print(
+            f"wrote {png_path}: attention of {len(tgt)} target over {len(src)} source "
+            "tokens (rows: target, columns: source)"
+        )
+    if show:
+        table = Table(show_header=True, box=None, pad_edge=False, padding=(0, 0))
+        table.add_column("")
+        for token in src:
+            table.add_column(_label(token), justify="center", min_width=2)
+        for token, row in zip(tgt, weights, strict=True):
+            cells = [f"[on rgb{heatmap.color(w)}]  [/]" for w in row]
+            table.add_row(_label(token) + " ", *cells)
+        err.print(table)
+
+
+def _label(token: str) -> str:
+    return generate.escape_line(token).replace(" ", "\u2423").replace("[", "\\[")

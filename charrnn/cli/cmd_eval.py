@@ -7,25 +7,27 @@ from typing import Annotated
 
 import typer
 
+from charrnn import decode, metrics, runs
 from charrnn import device as devices
-from charrnn import metrics, runs
 from charrnn.cli._app import Json, Quiet, app, out, out_json, progress_bar
+from charrnn.errors import UsageError
 
 
 @app.command("eval")
 def evaluate(
     checkpoint: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            help="A checkpoint (.pt) or a run directory (uses best.pt).", show_default=False
+            help="A checkpoint (.pt) or a run directory (uses best.pt). Not needed with --hyp.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     source: Annotated[
         str | None,
         typer.Argument(
             metavar="[TEXT|DATA_DIR]",
-            help="Text to score (a file, - for stdin), or a data "
-            "directory encoded with the model's vocabulary. Default: the run's validation split.",
+            help="Language models: text to score (a file, - for stdin) "
+            "or a data directory in the model's vocabulary. Default: the run's validation split.",
             show_default=False,
         ),
     ] = None,
@@ -33,12 +35,71 @@ def evaluate(
         str | None,
         typer.Option(help="With a data directory: train, val or test [val].", show_default=False),
     ] = None,
+    src: Annotated[
+        str | None,
+        typer.Option(
+            help="seq2seq: source sentences to translate, one per line (default: the run's "
+            "validation split).",
+            show_default=False,
+        ),
+    ] = None,
+    ref: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="References, one per line, aligned with --src or --hyp (repeat for several).",
+            show_default=False,
+        ),
+    ] = None,
+    hyp: Annotated[
+        str | None,
+        typer.Option(help="Score these outputs against --ref without a model.", show_default=False),
+    ] = None,
+    beam_size: Annotated[int, typer.Option(help="seq2seq: beam size for decoding.")] = 5,
+    length_penalty: Annotated[
+        str, typer.Option(help="seq2seq: none, avg or gnmt.")
+    ] = decode.BeamConfig.length_penalty,
+    max_len_ratio: Annotated[
+        float, typer.Option(help="seq2seq: outputs at most this x the source length.")
+    ] = 2.0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Score a model: loss, perplexity, bits per token, per character and per byte."""
+    """Score a model: loss, perplexity, bits per token/char/byte; seq2seq: BLEU, chrF, ROUGE."""
+    if hyp is not None:
+        if checkpoint is not None or src is not None:
+            raise UsageError(
+                "--hyp",
+                "scores existing outputs: no checkpoint or --src needed",
+                "pass only --hyp FILE --ref FILE",
+            )
+        if not ref:
+            raise UsageError("--ref", "--hyp needs references", "pass --ref FILE")
+        hyps = metrics.read_lines(hyp)
+        result = {"hyp": hyp, **metrics.text_scores(hyps, metrics.read_references(ref, len(hyps)))}
+        _report_text(result, as_json)
+        return
+    if checkpoint is None:
+        raise UsageError("CHECKPOINT", "nothing to score", "pass a checkpoint, or --hyp and --ref")
     trained = runs.load_trained(checkpoint, devices.resolve(device))
+    if trained.kind == "seq2seq":
+        if source is not None:
+            raise UsageError(
+                "TEXT",
+                "a seq2seq model is scored on --src and --ref files",
+                "pass --src FILE --ref FILE",
+            )
+        beam = decode.BeamConfig(beam_size=beam_size, length_penalty=length_penalty, max_len=1000)
+        beam.check()
+        with progress_bar(quiet) as progress:
+            result = metrics.score_seq2seq(
+                trained, src, ref, beam=beam, max_len_ratio=max_len_ratio, progress=progress
+            )
+        result.pop("hypotheses")
+        _report_text(result, as_json)
+        return
+    if src is not None or ref:
+        raise UsageError("--src", "is for seq2seq models", "pass TEXT to score a language model")
     with progress_bar(quiet) as progress:
         result = metrics.score_lm(trained, source, split=split, progress=progress)
     if as_json:
@@ -49,10 +110,36 @@ def evaluate(
         f"{result['checkpoint']} on {where}: {result['tokens']:,} tokens, "
         f"{result['chars']:,} chars, {result['bytes']:,} bytes"
     )
+    _report_loss(result)
+    if result["unknown"]:
+        shown = ", ".join(f"{c!r} x{n}" for c, n in list(result["unknown_chars"].items())[:8])
+        out(f"  unknown     {result['unknown']:,} tokens scored as <unk>: {shown}")
+
+
+def _report_loss(result: dict) -> None:
     out(f"  loss        {result['loss']:.4f} nats/token   perplexity {result['perplexity']:.3f}")
     out(f"  bits/token  {result['bits_per_token']:.4f}")
     out(f"  bits/char   {result['bpc']:.4f}")
     out(f"  bits/byte   {result['bits_per_byte']:.4f}")
-    if result["unknown"]:
-        shown = ", ".join(f"{c!r} x{n}" for c, n in list(result["unknown_chars"].items())[:8])
-        out(f"  unknown     {result['unknown']:,} tokens scored as <unk>: {shown}")
+
+
+def _report_text(result: dict, as_json: bool) -> None:
+    if as_json:
+        out_json(result)
+        return
+    what = result.get("data") or result.get("hyp")
+    beam = f", beam {result['beam_size']}" if "beam_size" in result else ""
+    out(
+        f"{result.get('checkpoint', 'hypotheses')} on {what}: {result['sentences']:,} "
+        f"sentences{beam}"
+    )
+    out(f"  BLEU        {result['bleu']:.2f}   {result['bleu_signature']}")
+    out(f"  chrF        {result['chrf']:.2f}   {result['chrf_signature']}")
+    out(
+        f"  ROUGE-1/2/L {result['rouge1']:.2f} / {result['rouge2']:.2f} / {result['rougeL']:.2f}"
+        "   (rouge-score F1, mean over sentences)"
+    )
+    out(f"  exact match {result['exact_match']:.2f}%")
+    if "loss" in result:
+        out("  on the references (teacher forced):")
+        _report_loss(result)

@@ -63,7 +63,7 @@ class TrainDisplay:
         self.stages: dict[str, int] = {}
 
     def __enter__(self):
-        if not self.quiet:
+        if not self.quiet and err.is_terminal:  # logs and pipes get the summary lines only
             self.bar = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -199,6 +199,33 @@ def train(
     nonlinearity: Annotated[
         str | None, typer.Option(help="rnn cell only: tanh or relu [tanh].")
     ] = None,
+    attention: Annotated[
+        str | None,
+        typer.Option(help="seq2seq: dot, general (Luong), additive (Bahdanau) or none [general]."),
+    ] = None,
+    bidirectional: Annotated[
+        bool | None,
+        typer.Option(
+            "--bidirectional/--no-bidirectional",
+            help="seq2seq: a bidirectional encoder [on].",
+            show_default=False,
+        ),
+    ] = None,
+    input_feeding: Annotated[
+        bool | None,
+        typer.Option(
+            "--input-feeding/--no-input-feeding",
+            help="seq2seq: feed the previous attentional vector to the decoder [on].",
+            show_default=False,
+        ),
+    ] = None,
+    scheduled_sampling: Annotated[
+        float | None,
+        typer.Option(
+            help="seq2seq: feed the decoder its own predictions with a probability growing "
+            "linearly to this over the run [0: always teacher forcing]."
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help=f"Sequences per batch [{T.batch_size}].")
     ] = None,
@@ -272,6 +299,12 @@ def train(
         bool | None,
         typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).", show_default=False),
     ] = None,
+    pairs: Annotated[
+        bool,
+        typer.Option(
+            "--pairs", help="INPUT is parallel text (source TAB target per line): train seq2seq."
+        ),
+    ] = False,
     vocab: Annotated[str, typer.Option(help="Raw text only: char or bpe vocabulary.")] = "char",
     vocab_size: Annotated[
         int | None,
@@ -303,6 +336,9 @@ def train(
         "tie_weights": tie_weights,
         "residual": residual,
         "nonlinearity": nonlinearity,
+        "attention": attention,
+        "bidirectional": bidirectional,
+        "input_feeding": input_feeding,
     }
     train_options = {
         "batch_size": batch_size,
@@ -327,6 +363,7 @@ def train(
         "device": device,
         "threads": threads,
         "amp": amp,
+        "scheduled_sampling": scheduled_sampling,
     }
     vocab_config = TokenizeConfig(vocab=vocab, vocab_size=vocab_size, val_frac=val_frac)
     command = " ".join(shlex.quote(a) for a in ["charrnn", *sys.argv[1:]])
@@ -342,6 +379,7 @@ def train(
             vocab=vocab_config,
             resume=resume is not None,
             force=force,
+            pairs=pairs,
             cache_dir=cache_dir(),
             command=command,
             hooks=hooks,

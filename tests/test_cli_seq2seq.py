@@ -1,0 +1,246 @@
+"""Seq2seq from the command line: every encoder/attention combination trains, resumes,
+decodes and scores; bad parallel input; attention pictures; scoring files without a model."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+import struct
+
+import pytest
+
+from charrnn import models
+from charrnn.metrics import text_scores
+from charrnn.pairs import date_pair
+
+SEQ2SEQ = [name for name, entry in models.MODELS.items() if entry.kind == "seq2seq"]
+ATTENTIONS = ["dot", "general", "additive", "none"]
+TINY = ["--embed-size", "8", "--hidden-size", "16", "--batch-size", "8", "--eval-every", "2", "-q"]
+
+
+@pytest.fixture(scope="module")
+def dates(tmp_path_factory):
+    """400 dates written many ways, tokenized; 20 held-out sources and references."""
+    from charrnn.config import TokenizeConfig
+    from charrnn.pairs import tokenize_pairs
+
+    tmp = tmp_path_factory.mktemp("dates")
+    rng = random.Random(5)
+    pairs = [
+        date_pair(datetime.date(1950, 1, 1) + datetime.timedelta(days=rng.randint(0, 40000)), rng)
+        for _ in range(420)
+    ]
+    (tmp / "train.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs[:400]))
+    (tmp / "src.txt").write_text("".join(s + "\n" for s, _ in pairs[400:]))
+    (tmp / "ref.txt").write_text("".join(t + "\n" for _, t in pairs[400:]))
+    tokenize_pairs([str(tmp / "train.tsv")], tmp / "data", TokenizeConfig())
+    return tmp
+
+
+def _ok(result):
+    assert result.code == 0, result.stderr
+    return result
+
+
+def _error(result, code, needle):
+    assert result.code == code, (result.code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_every_encoder_and_attention_end_to_end(run, dates, tmp_path, name, attention):
+    run_dir = tmp_path / "run"
+    first = _ok(
+        run(
+            "train",
+            dates / "data",
+            "-o",
+            run_dir,
+            "--model",
+            name,
+            "--attention",
+            attention,
+            *TINY,
+            "--max-steps",
+            "4",
+            "--json",
+        )
+    ).json()
+    assert first["step"] == 4 and first["model"] == name
+    again = _ok(run("train", "--resume", run_dir, "--max-steps", "6", "--json", "-q")).json()
+    assert again["step"] == 6
+    sources = (dates / "src.txt").read_text()
+    out = _ok(run("beam", run_dir, "--beam-size", "3", "--max-len", "12", stdin=sources)).stdout
+    assert len(out.splitlines()) == 20  # one line per source, in order
+    scores = _ok(
+        run(
+            "eval",
+            run_dir,
+            "--src",
+            dates / "src.txt",
+            "--ref",
+            dates / "ref.txt",
+            "--beam-size",
+            "2",
+            "--json",
+        )
+    ).json()
+    assert scores["sentences"] == 20 and scores["loss"] > 0
+    assert {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact_match"} <= set(scores)
+    on_val = _ok(run("eval", run_dir, "--beam-size", "1", "--json")).json()
+    assert on_val["sentences"] == 40 and "val" in on_val["data"]
+
+
+@pytest.fixture(scope="module")
+def trained(dates, tmp_path_factory):
+    from charrnn import runs
+
+    run_dir = tmp_path_factory.mktemp("s2s") / "run"
+    runs.start_training(
+        str(dates / "data"),
+        run_dir,
+        model_name="seq2seq-gru",
+        model_options={"embed_size": 16, "hidden_size": 32},
+        train_options={"batch_size": 16, "max_steps": 30, "eval_every": 30},
+    )
+    return run_dir
+
+
+def test_translation_lines_and_sampling(run, dates, trained):
+    src = (dates / "src.txt").read_text()
+    greedy = _ok(run("sample", trained, "--temperature", "0", stdin=src)).stdout.splitlines()
+    beam1 = _ok(run("beam", trained, "--beam-size", "1", stdin=src)).stdout.splitlines()
+    assert len(greedy) == 20 and greedy == beam1
+    one = _ok(run("beam", trained, "--prompt", "March 5, 2021")).stdout
+    assert one.count("\n") == 1 and "March" not in one  # the source is not echoed
+    rows = [
+        json.loads(r)
+        for r in _ok(run("beam", trained, "--n-best", "2", "--json", stdin=src)).stdout.splitlines()
+    ]
+    assert len(rows) == 40 and {r["rank"] for r in rows} == {1, 2}
+
+
+def test_attention_png_and_terminal(run, trained, tmp_path):
+    png = tmp_path / "attention.png"
+    result = _ok(
+        run("beam", trained, "--prompt", "5 March 2021", "--attention", png, "--show-attention")
+    )
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width == 16 * (len("5 March 2021") + 1)  # source characters and <eos>
+    assert height % 16 == 0 and b"iTXtSource" in data
+    assert "wrote" in result.stderr and "<eos>" in result.stderr
+
+
+def test_scoring_files_without_a_model(run, dates, tmp_path):
+    refs = (dates / "ref.txt").read_text().splitlines()
+    hyps = [r if i % 2 else r[:-1] + "X" for i, r in enumerate(refs)]
+    (tmp_path / "hyp.txt").write_text("\n".join(hyps) + "\n")
+    (tmp_path / "ref2.txt").write_text("\n".join(hyps) + "\n")
+    scores = _ok(
+        run("eval", "--hyp", tmp_path / "hyp.txt", "--ref", dates / "ref.txt", "--json")
+    ).json()
+    expected = text_scores(hyps, [[r] for r in refs])
+    assert scores["bleu"] == expected["bleu"] and scores["exact_match"] == 50.0
+    two = _ok(
+        run(
+            "eval",
+            "--hyp",
+            tmp_path / "hyp.txt",
+            "--ref",
+            dates / "ref.txt",
+            "--ref",
+            tmp_path / "ref2.txt",
+            "--json",
+        )
+    ).json()
+    assert two["exact_match"] == 100.0 and two["bleu_signature"].startswith("nrefs:2")
+    human = _ok(run("eval", "--hyp", tmp_path / "hyp.txt", "--ref", dates / "ref.txt")).stdout
+    assert "BLEU" in human and "chrF" in human and "ROUGE" in human
+
+
+def test_bad_parallel_input(run, tmp_path, dates):
+    (tmp_path / "a.txt").write_text("one\ntwo\nthree\n")
+    (tmp_path / "b.txt").write_text("un\ndeux\n")
+    (tmp_path / "notab.tsv").write_text("source\ttarget\nno tab\n")
+    (tmp_path / "empty.tsv").write_text("\t\n \tx\n")
+    (tmp_path / "short.txt").write_text("x\n")
+    out = ["-o", tmp_path / "d"]
+    cases = [
+        (
+            ["tokenize", "--pairs", tmp_path / "a.txt", tmp_path / "b.txt", *out],
+            1,
+            "misaligned: 3 source lines but 2 target lines",
+        ),
+        (["tokenize", "--pairs", tmp_path / "notab.tsv", *out], 1, "line 2: no TAB"),
+        (["tokenize", "--pairs", tmp_path / "empty.tsv", *out], 1, "no usable pairs"),
+        (
+            [
+                "tokenize",
+                "--pairs",
+                tmp_path / "a.txt",
+                tmp_path / "b.txt",
+                tmp_path / "a.txt",
+                *out,
+            ],
+            2,
+            "a TSV file or two aligned files",
+        ),
+        (["tokenize", "--pairs", tmp_path / "missing.tsv", *out], 1, "no such file"),
+        (["eval", "--hyp", dates / "ref.txt", "--ref", tmp_path / "short.txt"], 1, "1 lines"),
+        (["eval", "--hyp", dates / "ref.txt"], 2, "--ref"),
+        (
+            ["train", dates / "data", "-o", tmp_path / "r", "--model", "lstm", *TINY],
+            2,
+            "lstm is a lm model but the data is parallel text",
+        ),
+        (
+            ["train", dates / "data", "-o", tmp_path / "r", "--attention", "luong", *TINY],
+            2,
+            "unknown attention",
+        ),
+        (
+            [
+                "train",
+                dates / "data",
+                "-o",
+                tmp_path / "r",
+                "--hidden-size",
+                "15",
+                "--embed-size",
+                "8",
+                "-q",
+            ],
+            2,
+            "odd",
+        ),
+    ]
+    for args, code, needle in cases:
+        _error(run(*args), code, needle)
+    assert not (tmp_path / "d").exists()
+
+
+def test_seq2seq_options_on_a_language_model_are_errors(run, tmp_path, shakespeare_like):
+    _ok(run("tokenize", shakespeare_like, "-o", tmp_path / "lm", "-q"))
+    for flag in (["--attention", "dot"], ["--no-bidirectional"], ["--scheduled-sampling", "0.2"]):
+        _error(
+            run("train", tmp_path / "lm", "-o", tmp_path / "r", *flag, "-q"),
+            2,
+            "is for seq2seq models",
+        )
+    _error(
+        run("train", tmp_path / "lm", "-o", tmp_path / "r", "--model", "seq2seq-gru", "-q"),
+        2,
+        "seq2seq-gru is a seq2seq model but the data is plain text",
+    )
+
+
+def test_info_on_pair_data(run, dates):
+    info = _ok(run("info", dates / "data", "--json")).json()
+    assert info["kind"] == "pairs" and info["splits"]["train"]["pairs"] == 360
+    assert "parallel text" in _ok(run("info", dates / "data")).stdout

@@ -1,0 +1,142 @@
+"""The seq2seq model, its batches and scoring, checked against step-by-step and per-pair
+references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from charrnn import models
+from charrnn.config import ModelConfig
+from charrnn.data import load_dataset
+from charrnn.pairs import tokenize_pairs
+from charrnn.seq2seq import PairBatches, Stepper, make_batch, score_pairs
+from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+ATTENTIONS = ["dot", "general", "additive", "none"]
+SEQ2SEQ = [name for name, entry in models.MODELS.items() if entry.kind == "seq2seq"]
+
+
+def _model(name="seq2seq-gru", **kw):
+    torch.manual_seed(0)
+    config = ModelConfig(**{"embed_size": 8, "hidden_size": 12, **kw})
+    return models.build(name, config, vocab_size=15, source_vocab_size=17).eval()
+
+
+def _batch():
+    src = torch.tensor([[5, 6, 7, EOS_ID, PAD_ID], [8, 9, 10, 11, EOS_ID], [12, EOS_ID, 0, 0, 0]])
+    lengths = torch.tensor([4, 5, 2])
+    tgt_in = torch.tensor([[BOS_ID, 5, 6], [BOS_ID, 7, 8], [BOS_ID, 9, 10]])
+    return src, lengths, tgt_in
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_stepwise_decoding_equals_teacher_forcing(name, attention):
+    model = _model(name, attention=attention, num_layers=2)
+    src, lengths, tgt_in = _batch()
+    logits, weights = model(src, lengths, tgt_in)
+    state = model.encode(src, lengths)
+    for t in range(tgt_in.shape[1]):
+        step_logits, state = model.step(tgt_in[:, t], state)
+        torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
+    assert (weights is None) == (attention == "none")
+
+
+@pytest.mark.parametrize("attention", ["dot", "general", "additive"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_padding_changes_nothing_and_attention_masks_it(attention, bidirectional):
+    model = _model("seq2seq-lstm", attention=attention, bidirectional=bidirectional)
+    src, lengths, tgt_in = _batch()
+    logits, weights = model(src, lengths, tgt_in)
+    for row, n in enumerate(lengths.tolist()):
+        alone, alone_w = model(
+            src[row : row + 1, :n], lengths[row : row + 1], tgt_in[row : row + 1]
+        )
+        torch.testing.assert_close(logits[row], alone[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(weights[row, :, :n], alone_w[0], rtol=1e-5, atol=1e-5)
+        assert torch.all(weights[row, :, n:] == 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 3))
+
+
+def test_without_input_feeding_and_tied_embeddings():
+    model = _model(input_feeding=False, embed_size=12, tie_weights=True)
+    assert model.head.weight is model.tgt_embed.weight
+    assert model.decoder.rnn.input_size == 12
+    logits, _ = model(*_batch())
+    assert logits.shape == (3, 3, 15)
+
+
+def test_scheduled_sampling_feeds_own_predictions():
+    model = _model()
+    src, lengths, tgt_in = _batch()
+    torch.manual_seed(1)
+    forced, _ = model(src, lengths, tgt_in, sample_prob=0.0)
+    torch.manual_seed(1)
+    own, _ = model(src, lengths, tgt_in, sample_prob=1.0)
+    torch.testing.assert_close(own[:, 0], forced[:, 0])  # the first input is always <bos>
+    assert not torch.allclose(own[:, 1:], forced[:, 1:])
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["a", "bb", "ccc", "dddd", "eeeee"]
+    lines = [
+        " ".join(rng.choice(words, rng.integers(1, 8))) + "\t" + "".join(rng.choice(words, 2))
+        for _ in range(300)
+    ]
+    (tmp_path / "p.tsv").write_text("\n".join(lines) + "\n")
+    tokenize_pairs([str(tmp_path / "p.tsv")], tmp_path / "d")
+    return load_dataset(tmp_path / "d")
+
+
+def test_batches_cover_each_pair_once_grouped_by_length(pairs):
+    split = pairs.split("train")
+    batches = PairBatches(split, batch_size=8, seed=1)
+    plan = batches.plan(0)
+    assert plan.shape == (len(split) // 8, 8)
+    assert len(set(plan.ravel().tolist())) == plan.size
+    lengths = np.diff(split.source_offsets)[plan]
+    assert (lengths.max(1) - lengths.min(1)).mean() < 2  # neighbours in length
+    assert not np.array_equal(plan, batches.plan(1)) and np.array_equal(plan, batches.plan(0))
+    src, lens, tgt_in, tgt_out = batches.batch(0, 0)
+    assert torch.all(tgt_in[:, 0] == BOS_ID)
+    assert int((tgt_out == EOS_ID).sum()) == 8
+    assert torch.all(src[torch.arange(8), lens - 1] == EOS_ID)
+
+
+def test_score_pairs_equals_a_naive_loop(pairs):
+    model = models.build(
+        "seq2seq-gru",
+        ModelConfig(embed_size=8, hidden_size=12),
+        pairs.target_tokenizer.vocab_size,
+        pairs.source_tokenizer.vocab_size,
+    )
+    split = pairs.split("val")
+    result = score_pairs(model, split, pairs.stats("val"), torch.device("cpu"), batch_size=7)
+    total, tokens = 0.0, 0
+    for i in range(len(split)):
+        src, lengths, tgt_in, tgt_out = make_batch(split, [i])
+        with torch.no_grad():
+            logits, _ = model.eval()(src, lengths, tgt_in)
+        total += float(F.cross_entropy(logits[0], tgt_out[0], reduction="sum"))
+        tokens += tgt_out.shape[1]
+    assert result.tokens == tokens and result.nll == pytest.approx(total, rel=1e-5)
+    assert result.chars == pairs.stats("val")["target"]["chars"] + len(split)
+
+
+def test_stepper_batch_equals_one_by_one():
+    model = _model()
+    sources = [[5, 6, EOS_ID], [7, 8, 9, 10, 11, EOS_ID], [12, EOS_ID]]
+    stepper = Stepper(model, torch.device("cpu"))
+    logits, state = stepper.start(sources)
+    tokens = torch.tensor([3 + 4, 9, 11])
+    logits2, _ = stepper.step(tokens, state)
+    for i, s in enumerate(sources):
+        one, one_state = stepper.start([s])
+        torch.testing.assert_close(logits[i], one[0], rtol=1e-5, atol=1e-5)
+        two, _ = stepper.step(tokens[i : i + 1], one_state)
+        torch.testing.assert_close(logits2[i], two[0], rtol=1e-5, atol=1e-5)
