@@ -267,3 +267,24 @@ class TrainConfig:
             f"{self.scheduled_sampling} is out of range",
             "use a rate in [0, 1]",
         )
+
+
+# Defaults that differ by model kind; every other default is the dataclasses' own. The
+# language-model values were tuned for the best bits per character on tinyshakespeare in 10
+# CPU minutes, the seq2seq ones for the built-in dates task in 2 CPU minutes.
+KIND_DEFAULTS: dict[str, dict[str, dict]] = {
+    "lm": {"model": {}, "train": {}},
+    "seq2seq": {
+        "model": {"hidden_size": 256, "dropout": 0.1},
+        "train": {"lr": 3e-3, "batch_size": 64},
+    },
+}
+
+
+def configs_for(kind: str, model_given: dict, train_given: dict) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training configs of a new run of `kind`: the flags given (None = not
+    given) over the kind's defaults over the dataclasses' defaults."""
+    defaults = KIND_DEFAULTS[kind]
+    model = {**defaults["model"], **{k: v for k, v in model_given.items() if v is not None}}
+    train = {**defaults["train"], **{k: v for k, v in train_given.items() if v is not None}}
+    return ModelConfig(**model), TrainConfig(**train)

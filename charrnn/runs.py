@@ -15,7 +15,7 @@ from torch import nn
 from charrnn import checkpoint, corpus, models
 from charrnn import data as datamod
 from charrnn import device as devices
-from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig, from_dict
+from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig, configs_for, from_dict
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.lm import LMTask
 from charrnn.pairs import PAIR_BUILTINS, PairDataset, tokenize_pairs
@@ -217,11 +217,9 @@ def start_training(
             )
         if model_name is not None:
             models.spec(model_name)  # an unknown model fails before any tokenizing
-        model_config = ModelConfig(**{k: v for k, v in model_options.items() if v is not None})
-        train_config = TrainConfig(**{k: v for k, v in train_options.items() if v is not None})
+        for config in configs_for("lm", model_options, train_options):
+            config.check()  # bad flag values fail before any tokenizing
         changes = {}
-        model_config.check()
-        train_config.check()
         run_dir.mkdir(parents=True, exist_ok=True)
         _check_run_dir(run_dir, force)
         dataset = prepare_data(
@@ -234,6 +232,7 @@ def start_training(
         )
         kind = "seq2seq" if isinstance(dataset, PairDataset) else "lm"
         model_name = model_name or models.DEFAULT[kind]
+        model_config, train_config = configs_for(kind, model_options, train_options)
     train_config.check()
     device = devices.resolve(train_config.device)
     devices.configure(device, train_config.threads)

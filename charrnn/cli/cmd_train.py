@@ -15,11 +15,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from charrnn import models, runs
 from charrnn.cli._app import Json, Quiet, app, err, out, out_json, warn
-from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig, parse_duration
+from charrnn.config import (
+    KIND_DEFAULTS,
+    ModelConfig,
+    TokenizeConfig,
+    TrainConfig,
+    parse_duration,
+)
 from charrnn.errors import UsageError
 from charrnn.train import Hooks
 
 M, T = ModelConfig, TrainConfig  # defaults live in the dataclasses; shown in --help
+S2S_M, S2S_T = KIND_DEFAULTS["seq2seq"]["model"], KIND_DEFAULTS["seq2seq"]["train"]
 
 
 def cache_dir() -> Path:
@@ -168,13 +175,20 @@ def train(
         int | None, typer.Option(help=f"Embedding size [{M.embed_size}].")
     ] = None,
     hidden_size: Annotated[
-        int | None, typer.Option(help=f"Hidden units per layer [{M.hidden_size}].")
+        int | None,
+        typer.Option(
+            help=f"Hidden units per layer [{M.hidden_size}; seq2seq {S2S_M['hidden_size']}]."
+        ),
     ] = None,
     num_layers: Annotated[
         int | None, typer.Option(help=f"Stacked recurrent layers [{M.num_layers}].")
     ] = None,
     dropout: Annotated[
-        float | None, typer.Option(help=f"Dropout between layers and on the output [{M.dropout}].")
+        float | None,
+        typer.Option(
+            help=f"Dropout between layers and on the output [{M.dropout}; "
+            f"seq2seq {S2S_M['dropout']}]."
+        ),
     ] = None,
     embed_dropout: Annotated[
         float | None, typer.Option(help=f"Dropout on the embeddings [{M.embed_dropout}].")
@@ -227,7 +241,10 @@ def train(
         ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help=f"Sequences per batch [{T.batch_size}].")
+        int | None,
+        typer.Option(
+            help=f"Sequences (or pairs) per batch [{T.batch_size}; seq2seq {S2S_T['batch_size']}]."
+        ),
     ] = None,
     seq_len: Annotated[
         int | None,
@@ -239,7 +256,9 @@ def train(
             help="stream (consecutive chunks, state carried) or random (windows) [stream]."
         ),
     ] = None,
-    lr: Annotated[float | None, typer.Option(help=f"Peak learning rate [{T.lr}].")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help=f"Peak learning rate [{T.lr}; seq2seq {S2S_T['lr']}].")
+    ] = None,
     min_lr_frac: Annotated[
         float | None,
         typer.Option(help=f"Final learning rate as a fraction of --lr [{T.min_lr_frac}]."),
