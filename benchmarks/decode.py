@@ -1,6 +1,6 @@
 """Decoding speed for the default model size, against references measured in the same run.
 
-    .venv/bin/python benchmarks/decode.py [--length 2000] [--repeat 3]
+    .venv/bin/python benchmarks/decode.py [--length 200] [--rounds 15]
 
 1. Single-stream sampling (temperature 1, streamed to /dev/null exactly as `charrnn sample`
    writes stdout) in characters per second, against a bare loop that only calls the model's
@@ -9,8 +9,10 @@
    Target: 32 samples take <= 4x the time of one.
 3. Beam search (beam 5) against greedy decoding, per generated token. Target: <= 2.5x.
 
-The model is the default LSTM (embedding 64, hidden 512) over a 69-token character
-vocabulary with random weights (speed does not depend on training). Best of `--repeat`.
+The model is the default language model (`ModelConfig()`: an LSTM, embedding 64, hidden 768)
+over a 69-token character vocabulary with random weights (speed does not depend on
+training). Each comparison runs its contenders in turn, `--rounds` times, and keeps each
+one's fastest round.
 """
 
 from __future__ import annotations
@@ -31,29 +33,36 @@ from charrnn.runs import Trained
 from charrnn.tokenizer import BOS_ID, CharTokenizer
 
 
-def best_of(repeat: int, fn) -> float:
-    """The fastest of `repeat` timed calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def interleaved(rounds: int, *fns) -> list[float]:
+    """The fastest time of each function over `rounds` rounds in which they run in turn. On a
+    shared machine noise only ever adds time, so the minimum of many short interleaved runs
+    is the steadiest estimate, and every contender gets the same chances at a quiet moment."""
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--length", type=int, default=2000, help="tokens per sample")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--length", type=int, default=200, help="tokens per sample and round")
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     n = args.length
     torch.manual_seed(0)
     alphabet = string.ascii_letters + string.digits + " \n.,;:!?'-&$3"
     tok = CharTokenizer.build(alphabet[:65])
-    model = models.build("lstm", ModelConfig(), tok.vocab_size).eval()
+    config = ModelConfig()
+    model = models.build("lstm", config, tok.vocab_size).eval()
     trained = Trained(Path("benchmark"), "lm", "lstm", model, tok, {}, torch.device("cpu"))
-    print(f"model: lstm, embedding 64, hidden 512, vocabulary {tok.vocab_size}; threads "
-          f"{torch.get_num_threads()}; {n} tokens per sample; best of {args.repeat}")
+    print(
+        f"model: lstm, embedding {config.embed_size}, hidden {config.hidden_size}, vocabulary "
+        f"{tok.vocab_size}; threads {torch.get_num_threads()}; {n} tokens per sample; "
+        f"fastest of {args.rounds} interleaved rounds"
+    )
 
     @torch.inference_mode()
     def bare():
@@ -62,41 +71,49 @@ def main() -> None:
         for _ in range(n):
             _, state = model.step(x, state)
 
+    chars = []
+
     def ours():
-        chars = 0
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
             writer = Writer()
-            out = generate.sample(trained, [[BOS_ID]], decode.SampleConfig(length=n), seed=0,
-                                  on_text=lambda row, text: writer.write(text))
+            out = generate.sample(
+                trained,
+                [[BOS_ID]],
+                decode.SampleConfig(length=n),
+                seed=0,
+                on_text=lambda row, text: writer.write(text),
+            )
             writer.close()
-            chars = len(out[0].text)
-        return chars
+        chars.append(len(out[0].text))
 
-    chars = ours()
-    t_bare = best_of(args.repeat, bare)
-    t_ours = best_of(args.repeat, ours)
+    ours()  # warm up
+    t_bare, t_ours = interleaved(args.rounds, bare, ours)
     print(f"1. bare step loop          : {n / t_bare:9,.0f} steps/s")
-    print(f"   charrnn sample (stream) : {chars / t_ours:9,.0f} chars/s "
-          f"({n / t_ours:,.0f} tokens/s)")
+    print(
+        f"   charrnn sample (stream) : {chars[-1] / t_ours:9,.0f} chars/s "
+        f"({n / t_ours:,.0f} tokens/s)"
+    )
     print(f"   ratio sample / bare     : {t_bare / t_ours:9.3f}   (target >= 0.9)")
 
     def batch(k):
-        return lambda: generate.sample(trained, [[BOS_ID]], decode.SampleConfig(length=n),
-                                       num_samples=k, seed=0)
+        return lambda: generate.sample(
+            trained, [[BOS_ID]], decode.SampleConfig(length=n), num_samples=k, seed=0
+        )
 
-    t1 = best_of(args.repeat, batch(1))
-    t32 = best_of(args.repeat, batch(32))
+    t1, t32 = interleaved(args.rounds, batch(1), batch(32))
     print(f"2. 1 sample                : {t1:9.3f} s")
     print(f"   32 samples (one batch)  : {t32:9.3f} s   ratio {t32 / t1:.2f}   (target <= 4)")
 
-    beam_len = max(50, n // 4)
-    t_greedy = best_of(args.repeat, lambda: generate.sample(
-        trained, [[BOS_ID]], decode.SampleConfig(length=beam_len, temperature=0)))
-    t_beam = best_of(args.repeat, lambda: generate.beam(
-        trained, [[BOS_ID]], decode.BeamConfig(beam_size=5, max_len=beam_len)))
-    print(f"3. greedy                  : {1e6 * t_greedy / beam_len:9.1f} us/token")
-    print(f"   beam 5                  : {1e6 * t_beam / beam_len:9.1f} us/token   ratio "
-          f"{t_beam / t_greedy:.2f}   (target <= 2.5)")
+    t_greedy, t_beam = interleaved(
+        args.rounds,
+        lambda: generate.sample(trained, [[BOS_ID]], decode.SampleConfig(length=n, temperature=0)),
+        lambda: generate.beam(trained, [[BOS_ID]], decode.BeamConfig(beam_size=5, max_len=n)),
+    )
+    print(f"3. greedy                  : {1e6 * t_greedy / n:9.1f} us/token")
+    print(
+        f"   beam 5                  : {1e6 * t_beam / n:9.1f} us/token   ratio "
+        f"{t_beam / t_greedy:.2f}   (target <= 2.5)"
+    )
 
 
 if __name__ == "__main__":

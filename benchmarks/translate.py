@@ -47,21 +47,33 @@ def main() -> None:
         split = ds.split("val")
         texts = [ds.source_tokenizer.decode(split.pair(i)[0]) for i in range(args.sentences)]
     torch.manual_seed(0)
-    model = models.build("seq2seq-gru", ModelConfig(), ds.target_tokenizer.vocab_size,
-                         ds.source_tokenizer.vocab_size).eval()
-    trained = Trained(Path("benchmark"), "seq2seq", "seq2seq-gru", model, ds.target_tokenizer,
-                      {}, torch.device("cpu"), ds.source_tokenizer)
+    model = models.build(
+        "seq2seq-gru", ModelConfig(), ds.target_tokenizer.vocab_size, ds.source_tokenizer.vocab_size
+    ).eval()
+    trained = Trained(
+        Path("benchmark"),
+        "seq2seq",
+        "seq2seq-gru",
+        model,
+        ds.target_tokenizer,
+        {},
+        torch.device("cpu"),
+        ds.source_tokenizer,
+    )
     sources, _ = generate.encode_inputs(trained, texts)
     n = len(sources)
     mean_len = sum(len(s) for s in sources) / n
-    print(f"{n} sentences (mean source length {mean_len:.1f} tokens), batches of {args.batch}, "
-          f"threads {torch.get_num_threads()}, best of {args.repeat}")
+    print(
+        f"{n} sentences (mean source length {mean_len:.1f} tokens), batches of {args.batch}, "
+        f"threads {torch.get_num_threads()}, best of {args.repeat}"
+    )
 
     def greedy(batch: int):
         def run():
             cfg = decode.SampleConfig(temperature=0, length=200)
             for i in range(0, n, batch):
                 generate.sample(trained, sources[i : i + batch], cfg)
+
         return run
 
     def beam(batch: int):
@@ -69,14 +81,17 @@ def main() -> None:
             cfg = decode.BeamConfig(beam_size=5, max_len=200)
             for i in range(0, n, batch):
                 generate.beam(trained, sources[i : i + batch], cfg)
+
         return run
 
     print(f"{'decoding':<8} {'one at a time':>15} {'batched':>12} {'speed-up':>9}")
     for name, method in (("greedy", greedy), ("beam 5", beam)):
         single = n / best_of(args.repeat, method(1))
         batched = n / best_of(args.repeat, method(args.batch))
-        print(f"{name:<8} {single:>11.1f} s/s {batched:>8.1f} s/s {batched / single:>8.1f}x",
-              flush=True)
+        print(
+            f"{name:<8} {single:>11.1f} s/s {batched:>8.1f} s/s {batched / single:>8.1f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ Sampling filters apply in this order (each is skipped when off):
   6. top-p (nucleus): keep the smallest set of most likely tokens whose mass reaches p;
   7. min-p: keep tokens whose probability is at least min_p x the top probability;
 then one token is drawn from what is left. Reported log-probabilities are the model's own
-(temperature 1, no filters), so they measure how likely the model finds the text.
+(temperature 1, no filters, the end token included), so they measure how likely the model
+finds the text.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from charrnn.errors import UsageError
 from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 BANNED = (PAD_ID, BOS_ID, UNK_ID)
+NOISE_BLOCK = 64  # sampling draws the random noise for this many steps at once
 LENGTH_PENALTIES = ("none", "avg", "gnmt")
 
 
@@ -270,6 +272,7 @@ def sample(
     should_end: Callable[[int, int], bool] | None = None,
     banned: Sequence[int] = BANNED,
     max_lens: Sequence[int] | None = None,
+    on_block: Callable[[list[int], list[list[int]]], None] | None = None,
 ) -> list[Sample]:
     """Draw one continuation per row of `logits` (the model's prediction after each prompt).
 
@@ -277,68 +280,126 @@ def sample(
     the prompts' tokens (for the repetition filters). `should_end(row, token)` is called for
     every new token (after it is recorded) and may end the row (stop strings, streaming).
     `banned` tokens are never drawn (a language model also bans <eos>: it has no end).
-    `max_lens` caps each row's tokens (default cfg.length)."""
-    rows = len(logits)
-    limits = list(max_lens) if max_lens is not None else [cfg.length] * rows
+    `max_lens` caps each row's tokens (default cfg.length). `on_block(rows, tokens)` receives
+    each row's new tokens every NOISE_BLOCK steps and when rows finish (block streaming).
+
+    Tokens are drawn with the Gumbel-max trick (argmax of logits/T plus Gumbel noise, exactly a
+    draw from the softmax), with the noise for NOISE_BLOCK steps drawn at once; log-probabilities
+    are summed in blocks too. Per token this costs a few tensor operations besides the model.
+    """
+    rows, vocab = logits.shape
+    device = logits.device
     samples = [Sample() for _ in range(rows)]
+    limits = list(max_lens) if max_lens is not None else [cfg.length] * rows
     alive = list(range(rows))  # batch position -> row
     seen = None
     if cfg.repetition_penalty != 1.0:
-        seen = torch.zeros(rows, logits.shape[-1], dtype=torch.bool, device=logits.device)
+        seen = torch.zeros(rows, vocab, dtype=torch.bool, device=device)
         for row, history in enumerate(histories):
             seen[row, list(history)] = True
     ngram = NgramBan(cfg.no_repeat_ngram, histories) if cfg.no_repeat_ngram else None
-    banned = torch.tensor(list(banned), device=logits.device)
-    for _ in range(max(limits)):
-        raw = logits.float()
-        scores = raw
+    ban = torch.zeros(vocab, device=device)
+    ban[list(banned)] = -math.inf  # added to the logits: banned tokens never win
+    filtered = cfg.top_k > 0 or cfg.top_p < 1.0 or cfg.min_p > 0.0
+    eos_banned = EOS_ID in banned
+    # Without per-token work (streaming, stop strings, repetition filters) a step only needs
+    # the rows' ends: one tensor comparison, not a Python loop over the rows.
+    per_token = should_end is not None or seen is not None or ngram is not None
+    noise: Tensor | None = None
+    # (raw logits, tokens) of the steps since the batch last changed; settle() turns them into
+    # the rows' tokens and log-probabilities
+    history: list[tuple[Tensor, Tensor]] = []
+
+    def settle() -> None:
+        if not history:
+            return
+        raw = torch.stack([lg for lg, _ in history]).float()  # (S, R, V)
+        picked = torch.stack([tk for _, tk in history])  # (S, R)
+        logp = raw.gather(-1, picked[..., None]).squeeze(-1) - torch.logsumexp(raw, -1)
+        blocks = []
+        for row, total, drawn in zip(alive, logp.sum(0).tolist(), picked.T.tolist(), strict=True):
+            sample_ = samples[row]
+            sample_.logprob += total
+            drawn = drawn[:-1] if drawn[-1] == EOS_ID else drawn  # <eos> ends a row
+            sample_.tokens += drawn
+            blocks.append(drawn)
+        history.clear()
+        if on_block is not None:
+            on_block(list(alive), blocks)
+
+    nearest_limit = min(limits)
+    for t in range(max(limits)):
+        scores = logits if logits.dtype == torch.float32 else logits.float()
         if seen is not None:
             scores = repetition_penalty(scores, seen, cfg.repetition_penalty)
         if ngram is not None:
             scores = ngram.apply(scores)
-        scores = scores.index_fill(-1, banned, -math.inf)
         if cfg.temperature == 0:
-            tokens = scores.argmax(dim=-1)
+            tokens = (scores + ban).argmax(dim=-1)
         else:
-            probs = torch.softmax(filter_logits(scores, cfg), dim=-1)
-            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        logprobs = raw.gather(-1, tokens[:, None]).squeeze(-1) - torch.logsumexp(raw, dim=-1)
+            if t % NOISE_BLOCK == 0 or noise is None:
+                noise = _gumbel((NOISE_BLOCK, len(alive), vocab), generator, device)
+                if not filtered:  # argmax(l/T + g) = argmax(l + T g): fold T and the ban in
+                    noise = noise * cfg.temperature + ban
+            if filtered:
+                tokens = (filter_logits(scores + ban, cfg) + noise[t % NOISE_BLOCK]).argmax(-1)
+            else:
+                tokens = (scores + noise[t % NOISE_BLOCK]).argmax(dim=-1)
+        history.append((logits, tokens))
+        if (
+            not per_token
+            and t + 1 < nearest_limit
+            and (eos_banned or not bool((tokens == EOS_ID).any()))
+        ):
+            if len(history) >= NOISE_BLOCK:
+                settle()
+            logits, state = stepper.step(tokens, state)
+            continue
         token_list = tokens.tolist()
         if seen is not None:
-            seen[torch.arange(len(alive), device=seen.device), tokens] = True
+            seen[torch.arange(len(alive), device=device), tokens] = True
         if ngram is not None:
             ngram.push(token_list)
         keep = []
-        for i, (token, logprob) in enumerate(zip(token_list, logprobs.tolist(), strict=True)):
+        for i, token in enumerate(token_list):
             row = alive[i]
-            s = samples[row]
             if token == EOS_ID:
-                s.finished = "eos"
+                samples[row].finished = "eos"
                 continue
-            s.tokens.append(token)
-            s.logprob += logprob
             if should_end is not None and should_end(row, token):
-                s.finished = "stop"
-                continue
-            if len(s.tokens) >= limits[row]:
-                s.finished = "length"
-                continue
-            keep.append(i)
+                samples[row].finished = "stop"
+            elif t + 1 >= limits[row]:  # every live row has drawn t + 1 tokens
+                samples[row].finished = "length"
+            else:
+                keep.append(i)
         if len(keep) < len(alive):
+            settle()
             if not keep:
                 return samples
-            index = torch.tensor(keep, device=logits.device)
+            index = torch.tensor(keep, device=device)
             state = stepper.select(state, index)
             tokens = tokens[index]
             alive = [alive[i] for i in keep]
+            nearest_limit = min(limits[row] for row in alive)
+            if noise is not None:
+                noise = noise[:, index]
             if seen is not None:
                 seen = seen[index]
             if ngram is not None:
                 ngram.select(keep)
+        elif len(history) >= NOISE_BLOCK:
+            settle()
         logits, state = stepper.step(tokens, state)
+    settle()
     for row in alive:
         samples[row].finished = samples[row].finished or "length"
     return samples
+
+
+def _gumbel(shape: tuple[int, ...], generator: torch.Generator | None, device) -> Tensor:
+    """Standard Gumbel noise: -log(-log(U)), U uniform in (0, 1)."""
+    uniform = torch.rand(shape, generator=generator, device=device).clamp_(min=1e-20, max=1 - 1e-7)
+    return -torch.log(-torch.log(uniform))
 
 
 # -- beam search ---------------------------------------------------------------------------------
@@ -402,22 +463,24 @@ def beam_search(
     alive = list(range(inputs))  # batch block -> input
     ends_t = torch.tensor(list(ends), device=device)
     ends_set = set(ends)
-    banned = torch.tensor(list(banned), device=device)
+    ban = torch.zeros(vocab, device=device)
+    ban[list(banned)] = -math.inf
     length = 0
     while alive:
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # (A*K, V)
-        logprobs = logprobs.index_fill(-1, banned, -math.inf)
+        logprobs = logprobs + ban
         if length < cfg.min_len:
             logprobs = logprobs.index_fill(-1, ends_t, -math.inf)
         if ngram is not None:
             logprobs = ngram.apply(logprobs)
         total = (scores[:, :, None] + logprobs.view(len(alive), K, vocab)).view(len(alive), -1)
         top_scores, top_index = torch.topk(total, 2 * K, dim=-1)  # room for finished ones
-        # equal scores in index order, as argmax breaks ties: beam size 1 is exactly greedy
-        top_index, order = torch.sort(top_index, dim=-1, stable=True)
-        top_scores = top_scores.gather(-1, order)
-        top_scores, order = torch.sort(top_scores, dim=-1, descending=True, stable=True)
-        top_index = top_index.gather(-1, order)
+        if bool((top_scores[:, 1:] == top_scores[:, :-1]).any()):
+            # equal scores in index order, as argmax breaks ties: beam size 1 is exactly greedy
+            top_index, order = torch.sort(top_index, dim=-1, stable=True)
+            top_scores = top_scores.gather(-1, order)
+            top_scores, order = torch.sort(top_scores, dim=-1, descending=True, stable=True)
+            top_index = top_index.gather(-1, order)
         beam_of = (top_index // vocab).tolist()
         token_of = (top_index % vocab).tolist()
         top_scores_list = top_scores.tolist()
@@ -520,16 +583,25 @@ class TextAssembler:
         self.pending = ""
         self.emitted = 0
         self.done = False
+        self.plain = not self.stops and max_chars is None  # nothing to hold back or cut
 
     def feed(self, token: int) -> str:
         """Add a token; return the text that is now final (may be empty)."""
+        if self.plain:
+            return self.decoder.feed_one(token)
         if self.done:
             return ""
-        self.pending += self.decoder.feed([token])
+        self.pending += self.decoder.feed_one(token)
         return self._release(final=False)
+
+    def feed_many(self, tokens: Sequence[int]) -> str:
+        """Add several tokens at once (streaming without stop strings or limits)."""
+        return self.decoder.feed(tokens)
 
     def finish(self) -> str:
         """The rest of the text at the end of generation."""
+        if self.plain:
+            return self.decoder.flush()
         if not self.done:
             self.pending += self.decoder.flush()
         return self._release(final=True)

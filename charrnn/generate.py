@@ -135,16 +135,26 @@ def sample(
         decode.TextAssembler(trained.tokenizer.stream_decoder(), stops, max_chars)
         for _ in histories
     ]
-    outputs = ["" for _ in histories]
+    outputs: list[list[str]] = [[] for _ in histories]  # pieces, joined at the end
 
-    def should_end(row: int, token: int) -> bool:
-        piece = texts[row].feed(token)
+    def emit(row: int, piece: str) -> None:
         if piece:
-            outputs[row] += piece
+            outputs[row].append(piece)
             if on_text is not None:
                 on_text(row, piece)
+
+    def should_end(row: int, token: int) -> bool:
+        emit(row, texts[row].feed(token))
         return texts[row].done
 
+    def on_block(rows_: list[int], blocks: list[list[int]]) -> None:
+        for row, tokens in zip(rows_, blocks, strict=True):
+            emit(row, texts[row].feed_many(tokens))
+
+    # Stop strings and character limits look at every token; plain streaming gets its text a
+    # block of tokens at a time (every few milliseconds); otherwise text comes at the end.
+    by_token = bool(stops) or max_chars is not None
+    by_block = on_text is not None and not by_token
     samples = decode.sample(
         stepper,
         logits,
@@ -152,25 +162,21 @@ def sample(
         cfg,
         histories=histories,
         generator=generator,
-        should_end=should_end,
+        should_end=should_end if by_token else None,
+        on_block=on_block if by_block else None,
         banned=banned,
         max_lens=limits,
     )
     results = []
     for row, s in enumerate(samples):
-        rest = texts[row].finish()
-        if rest:
-            outputs[row] += rest
-            if on_text is not None:
-                on_text(row, rest)
+        if by_token or by_block:
+            emit(row, texts[row].finish())
+            text = "".join(outputs[row])
+        else:
+            text = trained.tokenizer.decode(s.tokens)
         results.append(
             Generated(
-                row // num_samples,
-                row % num_samples,
-                outputs[row],
-                len(s.tokens),
-                s.logprob,
-                s.finished,
+                row // num_samples, row % num_samples, text, len(s.tokens), s.logprob, s.finished
             )
         )
     return results

@@ -276,8 +276,12 @@ class Stepper:
         logits_parts, state_parts, order = [], [], []
         for rows in by_length.values():
             ids = torch.tensor([prompts[i] for i in rows], device=self.device)  # (G, L)
-            logits, state = self.model(ids)
-            logits_parts.append(logits[:, -1])  # (G, V)
+            if ids.shape[1] == 1:  # just <bos>: one step (the fused kernel's set-up costs more)
+                logits, state = self.model.step(ids[:, 0], None)
+            else:
+                logits, state = self.model(ids)
+                logits = logits[:, -1]  # (G, V)
+            logits_parts.append(logits)
             state_parts.append(state)
             order += rows
         logits = torch.cat(logits_parts)

@@ -138,6 +138,10 @@ class StreamDecoder:
         """Text completed by these ids."""
         return self._utf8.decode(b"".join(self._bytes[i] for i in ids))
 
+    def feed_one(self, token: int) -> str:
+        """Text completed by one id (the streaming hot path)."""
+        return self._utf8.decode(self._bytes[token])
+
     def flush(self) -> str:
         """Whatever is left (an incomplete character becomes U+FFFD)."""
         return self._utf8.decode(b"", final=True)

@@ -274,3 +274,20 @@ def test_sample_config_ranges(bad):
 def test_beam_config_ranges(bad):
     with pytest.raises(UsageError):
         BeamConfig(**bad).check()
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_per_row_length_limits_across_noise_blocks(temperature):
+    stepper = TableStepper({1: {A: 0.5, B: 0.5}, A: {A: 0.5, B: 0.5}, B: {A: 0.5, B: 0.5}}, 7)
+    limits = [2, 5, 130, 64]  # 130 spans several blocks of drawn noise
+    out = decode.sample(
+        stepper,
+        *stepper.start([1] * 4),
+        SampleConfig(temperature=temperature, length=500),
+        histories=[[1]] * 4,
+        max_lens=limits,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert [len(o.tokens) for o in out] == limits
+    assert all(o.finished == "length" for o in out)
+    assert all(o.logprob == pytest.approx(len(o.tokens) * math.log(0.5)) for o in out)

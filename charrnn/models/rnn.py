@@ -8,6 +8,7 @@ training carries it across batches and decoding advances one step at a time.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
@@ -15,6 +16,15 @@ from charrnn.config import ModelConfig
 
 State = tuple[Tensor, ...]
 _MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+# One time step with a layer's own weights. The fused modules' CPU kernels have a large fixed
+# cost per call (several times a whole cell step for a length-1 sequence), so decoding, and
+# the seq2seq decoder, step through these instead.
+_CELL_STEPS = {
+    "lstm": torch.lstm_cell,
+    "gru": torch.gru_cell,
+    "tanh": torch.rnn_tanh_cell,
+    "relu": torch.rnn_relu_cell,
+}
 
 
 def detach_state(state: State) -> State:
@@ -47,6 +57,8 @@ class RNNStack(nn.Module):
             kwargs["nonlinearity"] = config.nonlinearity
         module = _MODULES[config.cell]
         self.residual = config.residual
+        self.between_dropout = config.dropout if config.num_layers > 1 else 0.0
+        self._cell_step = _CELL_STEPS[config.nonlinearity if config.cell == "rnn" else config.cell]
         if not self.residual:
             between = config.dropout if config.num_layers > 1 else 0.0
             self.rnn = module(
@@ -108,6 +120,32 @@ class RNNStack(nn.Module):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
         return out, tuple(torch.cat(parts, dim=0) for parts in zip(*states, strict=True))
 
+    def step(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """One time step, x (B, input_size) -> output (B, H), new state: the same computation
+        as `forward` on a length-1 sequence (dropout between layers included), through the
+        cell kernels. Unidirectional stacks only."""
+        if self.directions != 1:
+            raise ValueError("step() needs a unidirectional stack")
+        if state is None:
+            state = self.init_state(x.shape[0], x.device)
+        lstm = self.cell == "lstm"
+        new: list[list[Tensor]] = [[] for _ in state]
+        for i in range(self.num_layers):
+            module, suffix = (self.layers[i], "_l0") if self.residual else (self.rnn, f"_l{i}")
+            weights = [
+                getattr(module, name + suffix)
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ]
+            inp = x if i == 0 else F.dropout(x, self.between_dropout, self.training)
+            if lstm:
+                h, c = self._cell_step(inp, (state[0][i], state[1][i]), *weights)
+                new[1].append(c)
+            else:
+                h = self._cell_step(inp, state[0][i], *weights)
+            new[0].append(h)
+            x = h + inp if (self.residual and i > 0) else h
+        return x, tuple(torch.stack(parts) for parts in new)
+
 
 def _data(x):
     return x.data if isinstance(x, PackedSequence) else x
@@ -161,5 +199,5 @@ class RNNLanguageModel(nn.Module):
 
     def step(self, ids: Tensor, state: State | None) -> tuple[Tensor, State]:
         """One decoding step: ids (B,) -> logits (B, V), new state."""
-        logits, state = self(ids[:, None], state)
-        return logits[:, 0], state
+        out, state = self.rnn.step(self.embed_drop(self.embed(ids)), state)  # (B, H)
+        return self.head(self.drop(out)), state

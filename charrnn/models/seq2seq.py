@@ -138,8 +138,7 @@ class Seq2SeqModel(nn.Module):
         x = self.embed_drop(self.tgt_embed(tokens))  # (B, E)
         if self.input_feeding:
             x = torch.cat([x, state.feed], dim=-1)  # (B, E + H)
-        out, rnn = self.decoder(x[:, None], state.rnn)  # (B, 1, H)
-        h = out[:, 0]
+        h, rnn = self.decoder.step(x, state.rnn)  # (B, H)
         weights = None
         if self.attention is not None:
             context, weights = self.attention(h, state.keys, state.memory, state.mask)

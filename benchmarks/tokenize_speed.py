@@ -1,6 +1,6 @@
 """Tokenizing speed: charrnn against the usual references, measured side by side in one run.
 
-    .venv/bin/python benchmarks/tokenize.py [--corpus PATH] [--copies N]
+    .venv/bin/python benchmarks/tokenize_speed.py [--corpus PATH] [--copies N]
 
 - char: `charrnn tokenize` (the whole pipeline: read, validate, split, build the vocabulary,
   encode, write) against nanoGPT's prepare.py approach (read the text, `sorted(set(text))`,
