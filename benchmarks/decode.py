@@ -21,29 +21,16 @@ import argparse
 import contextlib
 import os
 import string
-import time
 from pathlib import Path
 
 import torch
+from timing import interleaved
 
 from charrnn import decode, generate, models
 from charrnn.cli.cmd_decode import Writer
 from charrnn.config import ModelConfig
 from charrnn.runs import Trained
 from charrnn.tokenizer import BOS_ID, CharTokenizer
-
-
-def interleaved(rounds: int, *fns) -> list[float]:
-    """The fastest time of each function over `rounds` rounds in which they run in turn. On a
-    shared machine noise only ever adds time, so the minimum of many short interleaved runs
-    is the steadiest estimate, and every contender gets the same chances at a quiet moment."""
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for k, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

@@ -16,25 +16,15 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import best_of
 
 from charrnn.config import TokenizeConfig
 from charrnn.data import load_vocabulary, tokenize_corpus
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
-
-
-def best_of(repeat: int, fn) -> float:
-    """The fastest of `repeat` timed calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def nanogpt_prepare(path: Path, out: Path) -> None:

@@ -13,26 +13,16 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from timing import best_of
 
 from charrnn import decode, generate, models
 from charrnn.config import ModelConfig
 from charrnn.data import load_dataset
 from charrnn.pairs import tokenize_pairs
 from charrnn.runs import Trained
-
-
-def best_of(repeat: int, fn) -> float:
-    """The fastest of `repeat` timed calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -414,6 +414,14 @@ class Dataset:
         return self.meta["splits"][split]
 
 
+def check_size(file: Path, expected: int, fix: str) -> None:
+    """A data file must exist with exactly the size its meta data promises."""
+    found = file.stat().st_size if file.is_file() else None
+    if found != expected:
+        state = "is missing" if found is None else f"has {found} bytes, expected {expected}"
+        raise CharrnnError(str(file), f"{state} (truncated or replaced)", fix)
+
+
 def is_dataset(path: str | Path) -> bool:
     """True when `path` is a directory with a meta.json."""
     return (Path(path) / "meta.json").is_file()
@@ -456,14 +464,7 @@ def load_dataset(path: str | Path) -> Dataset:
     tok = load(path / "tokenizer.json")
     itemsize = np.dtype(meta["dtype"]).itemsize
     for info in meta["splits"].values():
-        file = path / info["file"]
-        expected = info["tokens"] * itemsize
-        found = file.stat().st_size if file.is_file() else None
-        if found != expected:
-            state = "is missing" if found is None else f"has {found} bytes, expected {expected}"
-            raise CharrnnError(
-                str(file), f"{state} (truncated or replaced)", "re-run charrnn tokenize"
-            )
+        check_size(path / info["file"], info["tokens"] * itemsize, "re-run charrnn tokenize")
     if tok.vocab_size != meta["vocab"]["size"]:
         raise CharrnnError(
             where, "tokenizer.json does not match meta.json", "re-run charrnn tokenize"

@@ -30,6 +30,13 @@ import torch
 from torch import Tensor
 
 from charrnn.errors import UsageError
+from charrnn.filters import (
+    NgramBan,
+    min_p_filter,
+    repetition_penalty,
+    top_k_filter,
+    top_p_filter,
+)
 from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 BANNED = (PAD_ID, BOS_ID, UNK_ID)
@@ -144,101 +151,6 @@ class BeamConfig:
 def _need(ok: bool, where: str, what: str, fix: str) -> None:
     if not ok:
         raise UsageError(where, what, fix)
-
-
-# -- filters (each tested against hand-computed distributions) -----------------------------------
-
-
-def top_k_filter(logits: Tensor, k: int) -> Tensor:
-    """Keep the k largest logits per row; the rest become -inf."""
-    if k <= 0 or k >= logits.shape[-1]:
-        return logits
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, -math.inf)
-
-
-def top_p_filter(logits: Tensor, p: float) -> Tensor:
-    """Keep the smallest set of most likely tokens whose probability mass reaches p."""
-    if p >= 1.0:
-        return logits
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    before = torch.cumsum(probs, dim=-1) - probs  # mass of the strictly more likely tokens
-    drop_sorted = before >= p  # the first token whose prefix already reaches p is kept
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-    return logits.masked_fill(drop, -math.inf)
-
-
-def min_p_filter(logits: Tensor, min_p: float) -> Tensor:
-    """Keep tokens whose probability is at least min_p times the most likely one's."""
-    if min_p <= 0.0:
-        return logits
-    probs = torch.softmax(logits, dim=-1)
-    floor = min_p * probs.max(dim=-1, keepdim=True).values
-    return logits.masked_fill(probs < floor, -math.inf)
-
-
-def repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
-    """CTRL's penalty on tokens already in the text (`seen`: a bool mask, like logits)."""
-    if penalty == 1.0:
-        return logits
-    scaled = torch.where(logits > 0, logits / penalty, logits * penalty)
-    return torch.where(seen, scaled, logits)
-
-
-class NgramBan:
-    """Each batch row's text and n-grams; bans tokens that would repeat an n-gram. Its rows
-    follow the batch: `select` keeps, reorders or repeats them exactly as the stepper does."""
-
-    def __init__(self, n: int, histories: Sequence[Sequence[int]]) -> None:
-        self.n = n
-        self.histories = [list(h) for h in histories]
-        self.grams: list[dict[tuple, set[int]]] = []
-        for history in self.histories:
-            grams: dict[tuple, set[int]] = {}
-            for i in range(len(history) - n + 1):
-                grams.setdefault(tuple(history[i : i + n - 1]), set()).add(history[i + n - 1])
-            self.grams.append(grams)
-
-    def apply(self, logits: Tensor) -> Tensor:
-        """Set to -inf, row by row, the tokens that would complete a repeated n-gram."""
-        banned_rows, banned_tokens = [], []
-        for row, history in enumerate(self.histories):
-            if len(history) >= self.n - 1:
-                key = tuple(history[len(history) - self.n + 1 :])
-                for token in self.grams[row].get(key, ()):
-                    banned_rows.append(row)
-                    banned_tokens.append(token)
-        if not banned_rows:
-            return logits
-        index = (
-            torch.tensor(banned_rows, device=logits.device),
-            torch.tensor(banned_tokens, device=logits.device),
-        )
-        return logits.index_put(index, torch.tensor(-math.inf, device=logits.device))
-
-    def push(self, tokens: Sequence[int]) -> None:
-        """Append one token to every row."""
-        for row, token in enumerate(tokens):
-            history = self.histories[row]
-            history.append(token)
-            if len(history) >= self.n:
-                key = tuple(history[len(history) - self.n : -1])
-                self.grams[row].setdefault(key, set()).add(token)
-
-    def select(self, rows: Sequence[int]) -> None:
-        """Keep rows `rows`, in that order (a repeated row is copied)."""
-        used: set[int] = set()
-        histories, grams = [], []
-        for row in rows:
-            if row in used:
-                histories.append(list(self.histories[row]))
-                grams.append({k: set(v) for k, v in self.grams[row].items()})
-            else:
-                used.add(row)
-                histories.append(self.histories[row])
-                grams.append(self.grams[row])
-        self.histories, self.grams = histories, grams
 
 
 def filter_logits(logits: Tensor, cfg: SampleConfig) -> Tensor:
@@ -564,68 +476,3 @@ def _search_over(
         worst_kept = sorted((h.score for h in done), reverse=True)[cfg.n_best - 1]
         return max(score for _, _, score in live) <= worst_kept
     return False
-
-
-# -- text ------------------------------------------------------------------------------------------
-
-
-class TextAssembler:
-    """Turns one row's tokens into text as they arrive, ending at stop strings.
-
-    Text that might be the beginning of a stop string is held back until it is clear; a stop
-    string itself is never emitted. `max_chars` ends the row after that many characters."""
-
-    def __init__(self, stream_decoder, stops: Sequence[str] = (), max_chars: int | None = None):
-        self.decoder = stream_decoder
-        self.stops = [s for s in stops if s]
-        self.hold = max((len(s) for s in self.stops), default=1) - 1
-        self.max_chars = max_chars
-        self.pending = ""
-        self.emitted = 0
-        self.done = False
-        self.plain = not self.stops and max_chars is None  # nothing to hold back or cut
-
-    def feed(self, token: int) -> str:
-        """Add a token; return the text that is now final (may be empty)."""
-        if self.plain:
-            return self.decoder.feed_one(token)
-        if self.done:
-            return ""
-        self.pending += self.decoder.feed_one(token)
-        return self._release(final=False)
-
-    def feed_many(self, tokens: Sequence[int]) -> str:
-        """Add several tokens at once (streaming without stop strings or limits)."""
-        return self.decoder.feed(tokens)
-
-    def finish(self) -> str:
-        """The rest of the text at the end of generation."""
-        if self.plain:
-            return self.decoder.flush()
-        if not self.done:
-            self.pending += self.decoder.flush()
-        return self._release(final=True)
-
-    def _release(self, final: bool) -> str:
-        text = self.pending
-        for stop in self.stops:
-            at = text.find(stop)
-            if at >= 0:
-                text, self.done = text[:at], True
-        if self.max_chars is not None and self.emitted + len(text) >= self.max_chars:
-            text, self.done = text[: self.max_chars - self.emitted], True
-        if self.done or final:
-            self.pending = ""
-        else:
-            keep = self._unsafe_tail(text)
-            text, self.pending = text[: len(text) - keep], text[len(text) - keep :]
-        self.emitted += len(text)
-        return text
-
-    def _unsafe_tail(self, text: str) -> int:
-        """Length of the longest suffix of `text` that begins some stop string."""
-        for size in range(min(self.hold, len(text)), 0, -1):
-            tail = text[-size:]
-            if any(stop.startswith(tail) for stop in self.stops):
-                return size
-        return 0

@@ -131,10 +131,7 @@ def sample(
     limits, histories, banned = _plan(trained, inputs, cfg.length, max_len_ratio)
     limits = [limits[i // num_samples] for i in range(len(rows))]
     histories = [histories[i // num_samples] for i in range(len(rows))]
-    texts = [
-        decode.TextAssembler(trained.tokenizer.stream_decoder(), stops, max_chars)
-        for _ in histories
-    ]
+    texts = [TextAssembler(trained.tokenizer.stream_decoder(), stops, max_chars) for _ in histories]
     outputs: list[list[str]] = [[] for _ in histories]  # pieces, joined at the end
 
     def emit(row: int, piece: str) -> None:
@@ -234,3 +231,65 @@ def beam(
             )
         results.append(rows)
     return results
+
+
+class TextAssembler:
+    """Turns one row's tokens into text as they arrive, ending at stop strings.
+
+    Text that might be the beginning of a stop string is held back until it is clear; a stop
+    string itself is never emitted. `max_chars` ends the row after that many characters."""
+
+    def __init__(self, stream_decoder, stops: Sequence[str] = (), max_chars: int | None = None):
+        self.decoder = stream_decoder
+        self.stops = [s for s in stops if s]
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.max_chars = max_chars
+        self.pending = ""
+        self.emitted = 0
+        self.done = False
+        self.plain = not self.stops and max_chars is None  # nothing to hold back or cut
+
+    def feed(self, token: int) -> str:
+        """Add a token; return the text that is now final (may be empty)."""
+        if self.plain:
+            return self.decoder.feed_one(token)
+        if self.done:
+            return ""
+        self.pending += self.decoder.feed_one(token)
+        return self._release(final=False)
+
+    def feed_many(self, tokens: Sequence[int]) -> str:
+        """Add several tokens at once (streaming without stop strings or limits)."""
+        return self.decoder.feed(tokens)
+
+    def finish(self) -> str:
+        """The rest of the text at the end of generation."""
+        if self.plain:
+            return self.decoder.flush()
+        if not self.done:
+            self.pending += self.decoder.flush()
+        return self._release(final=True)
+
+    def _release(self, final: bool) -> str:
+        text = self.pending
+        for stop in self.stops:
+            at = text.find(stop)
+            if at >= 0:
+                text, self.done = text[:at], True
+        if self.max_chars is not None and self.emitted + len(text) >= self.max_chars:
+            text, self.done = text[: self.max_chars - self.emitted], True
+        if self.done or final:
+            self.pending = ""
+        else:
+            keep = self._unsafe_tail(text)
+            text, self.pending = text[: len(text) - keep], text[len(text) - keep :]
+        self.emitted += len(text)
+        return text
+
+    def _unsafe_tail(self, text: str) -> int:
+        """Length of the longest suffix of `text` that begins some stop string."""
+        for size in range(min(self.hold, len(text)), 0, -1):
+            tail = text[-size:]
+            if any(stop.startswith(tail) for stop in self.stops):
+                return size
+        return 0

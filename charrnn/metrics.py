@@ -12,6 +12,7 @@ from charrnn import data as datamod
 from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.runs import Trained
+from charrnn.tokenizer import EOS_ID
 
 
 def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
@@ -171,7 +172,7 @@ def score_seq2seq(
                 )
             dataset = datamod.load_dataset(path)
             split = dataset.split("val")
-            sources = [[*split.pair(i)[0].tolist(), pairs.EOS_ID] for i in range(len(split))]
+            sources = [[*split.pair(i)[0].tolist(), EOS_ID] for i in range(len(split))]
             references = [
                 [dataset.target_tokenizer.decode(split.pair(i)[1])] for i in range(len(split))
             ]

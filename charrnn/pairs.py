@@ -14,16 +14,13 @@ counted in the summary; misaligned files and TSV lines without a TAB are errors.
 
 from __future__ import annotations
 
-import calendar
-import datetime
 import hashlib
 import json
-import random
 import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 
@@ -39,12 +36,13 @@ from charrnn.data import (
     _describe_sources,
     _Histogram,
     _publish,
+    check_size,
     temp_dir_for,
 )
+from charrnn.dates import write_dates
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.tokenizer import (
     DEFAULT_BPE_VOCAB,
-    EOS_ID,
     UNK_ID,
     BPETokenizer,
     CharTokenizer,
@@ -54,53 +52,11 @@ from charrnn.tokenizer import (
     normalize_text,
 )
 
-PAIR_BUILTINS = {
-    "builtin:dates": "dates written many ways -> ISO 8601 (YYYY-MM-DD), 20,000 "
-    "generated pairs: a toy translation task"
-}
+# Built-in parallel corpora: name -> a function writing its pairs as a TSV file.
+PAIR_BUILTINS = {"builtin:dates": write_dates}
 DEFAULT_MAX_CHARS = 1000
 SIDES = ("source", "target")
 ENCODE_BLOCK = 4096  # pairs encoded per call
-
-
-# -- the built-in toy task --------------------------------------------------------------------
-
-
-def _ordinal(day: int) -> str:
-    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"{day}{suffix}"
-
-
-def date_pair(day: datetime.date, rng: random.Random) -> tuple[str, str]:
-    """One date written one of many human ways, and its ISO form."""
-    month, mon = calendar.month_name[day.month], calendar.month_abbr[day.month]
-    weekday = calendar.day_name[day.weekday()]
-    d, m, y = day.day, day.month, day.year
-    forms = [
-        f"{month} {d}, {y}",
-        f"{d} {month} {y}",
-        f"{mon} {d} {y}",
-        f"{d}.{m}.{y}",
-        f"{y}/{m:02d}/{d:02d}",
-        f"{weekday}, {month} {d}, {y}",
-        f"{_ordinal(d)} of {month} {y}",
-        f"{month.lower()} {_ordinal(d)} {y}",
-        f"{mon.upper()} {d:02d} {y}",
-        f"{d:02d}-{mon}-{y}",
-        f"{weekday[:3]} {d} {mon} {y}",
-        f"the {_ordinal(d)} of {month}, {y}",
-    ]
-    return rng.choice(forms), day.isoformat()
-
-
-def write_dates(path: Path, count: int = 20000, seed: int = 0) -> None:
-    """Generate the `builtin:dates` task as a TSV file (deterministic)."""
-    rng = random.Random(seed)
-    first, last = datetime.date(1900, 1, 1).toordinal(), datetime.date(2099, 12, 31).toordinal()
-    with open(path, "w", encoding="utf-8") as f:
-        for _ in range(count):
-            source, target = date_pair(datetime.date.fromordinal(rng.randint(first, last)), rng)
-            f.write(f"{source}\t{target}\n")
 
 
 # -- reading pairs ------------------------------------------------------------------------------
@@ -202,7 +158,7 @@ def _resolve_pairs(inputs: Sequence[str], scratch: Path, glob: str) -> list[list
     for item in inputs:
         if item in PAIR_BUILTINS:
             path = scratch / f"{item.split(':')[1]}.tsv"
-            write_dates(path)
+            PAIR_BUILTINS[item](path)
             groups.append([corpus.Source(item, path, path.stat().st_size)])
         else:
             groups.append(corpus.resolve([item], glob=glob, spool_dir=scratch))
@@ -561,20 +517,9 @@ def load_pair_dataset(path: Path, meta: dict) -> PairDataset:
         for side in SIDES:
             s = info[side]
             itemsize = np.dtype(meta["dtype"][side]).itemsize
-            for file, expected in (
-                (s["file"], s["tokens"] * itemsize),
-                (s["index"], (info["pairs"] + 1) * 8),
-            ):
-                found = (path / file).stat().st_size if (path / file).is_file() else None
-                if found != expected:
-                    state = (
-                        "is missing" if found is None else f"has {found} bytes, expected {expected}"
-                    )
-                    raise CharrnnError(
-                        str(path / file),
-                        f"{state} (truncated or replaced)",
-                        "re-run charrnn tokenize --pairs",
-                    )
+            fix = "re-run charrnn tokenize --pairs"
+            check_size(path / s["file"], s["tokens"] * itemsize, fix)
+            check_size(path / s["index"], (info["pairs"] + 1) * 8, fix)
     return PairDataset(path, meta, *toks)
 
 
@@ -590,13 +535,3 @@ def describe_pairs(meta: dict) -> dict:
         "unknown_chars": meta["unknown_chars"],
         "sources": meta["sources"]["count"],
     }
-
-
-def source_ids(tokenizer: Tokenizer, ids: np.ndarray | list[int]) -> list[int]:
-    """What the encoder reads: the source's ids and <eos>."""
-    return [*np.asarray(ids).tolist(), EOS_ID]
-
-
-def with_options(config: TokenizeConfig, **changes) -> TokenizeConfig:
-    """A copy of `config` with fields changed."""
-    return replace(config, **changes)

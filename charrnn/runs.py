@@ -24,6 +24,40 @@ from charrnn.tokenizer import Tokenizer, from_json
 from charrnn.train import Hooks, RunInfo, fit
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a torchrun launch (one process alone by default)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+
+def _start_processes(ranks: Ranks, device_name: str) -> None:
+    """Join the other processes: NCCL for CUDA, gloo for the CPU (torchrun sets the rest)."""
+    cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(ranks.local_rank)
+    torch.distributed.init_process_group(
+        "nccl" if cuda else "gloo", rank=ranks.rank, world_size=ranks.world_size
+    )
+
+
+def _rank0_first(ranks: Ranks, fn):
+    """Run `fn` on rank 0, then on the others (which then find its result: cached data, a
+    clean run directory)."""
+    if ranks.world_size == 1:
+        return fn()
+    if ranks.rank == 0:
+        result = fn()
+        torch.distributed.barrier()
+        return result
+    torch.distributed.barrier()
+    return fn()
+
+
 SEQ2SEQ_ONLY = ("attention", "bidirectional", "input_feeding")
 
 
@@ -158,12 +192,76 @@ def start_training(
     command: str = "",
     hooks: Hooks | None = None,
     progress=None,
+    ranks: Ranks = Ranks(),
 ) -> dict:
     """Train a new model, or continue `run_dir` (resume=True) exactly where it stopped.
 
     `model_options` / `train_options` hold the flags the user gave (None = not given):
-    defaults come from ModelConfig / TrainConfig, or from the checkpoint on resume.
+    defaults come from ModelConfig / TrainConfig, or from the checkpoint on resume. Under
+    torchrun, `ranks` places this process; each trains on its own rows of every batch.
     """
+    if ranks.world_size == 1:
+        return _train(
+            source,
+            run_dir,
+            model_name=model_name,
+            model_options=model_options,
+            train_options=train_options,
+            vocab=vocab,
+            resume=resume,
+            force=force,
+            cache_dir=cache_dir,
+            pairs=pairs,
+            command=command,
+            hooks=hooks,
+            progress=progress,
+            ranks=ranks,
+        )
+    if source == "-":
+        raise UsageError(
+            "INPUT",
+            "stdin cannot be shared by several processes",
+            "tokenize it first with charrnn tokenize, then train on the directory",
+        )
+    _start_processes(ranks, train_options.get("device") or "auto")
+    try:
+        return _train(
+            source,
+            run_dir,
+            model_name=model_name,
+            model_options=model_options,
+            train_options=train_options,
+            vocab=vocab,
+            resume=resume,
+            force=force,
+            cache_dir=cache_dir,
+            pairs=pairs,
+            command=command,
+            hooks=hooks,
+            progress=progress,
+            ranks=ranks,
+        )
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _train(
+    source,
+    run_dir,
+    *,
+    model_name,
+    model_options,
+    train_options,
+    vocab,
+    resume,
+    force,
+    cache_dir,
+    pairs,
+    command,
+    hooks,
+    progress,
+    ranks,
+) -> dict:
     run_dir = Path(run_dir)
     hooks = hooks or Hooks()
     saved = None
@@ -220,21 +318,27 @@ def start_training(
         for config in configs_for("lm", model_options, train_options):
             config.check()  # bad flag values fail before any tokenizing
         changes = {}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _check_run_dir(run_dir, force)
-        dataset = prepare_data(
-            source,
-            cache_dir=cache_dir,
-            vocab=vocab,
-            pairs=pairs,
-            scratch=run_dir / "data",
-            progress=progress,
-        )
+
+        def prepare():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _check_run_dir(run_dir, force)
+            return prepare_data(
+                source,
+                cache_dir=cache_dir,
+                vocab=vocab,
+                pairs=pairs,
+                scratch=run_dir / "data",
+                progress=progress,
+            )
+
+        dataset = _rank0_first(ranks, prepare)
         kind = "seq2seq" if isinstance(dataset, PairDataset) else "lm"
         model_name = model_name or models.DEFAULT[kind]
         model_config, train_config = configs_for(kind, model_options, train_options)
     train_config.check()
     device = devices.resolve(train_config.device)
+    if ranks.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", ranks.local_rank)
     devices.configure(device, train_config.threads)
     if train_config.amp and device.type != "cuda":
         raise UsageError(
@@ -257,6 +361,11 @@ def start_training(
     if saved is not None:
         model.load_state_dict(saved["weights"])
     model.to(device)
+    trained = model
+    if ranks.world_size > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    where = {"rank": ranks.rank, "world_size": ranks.world_size}
     val = "val" in dataset.splits
     val_stats = dataset.stats("val") if val else None
     if kind == "lm":
@@ -269,6 +378,7 @@ def start_training(
             mode=train_config.batching,
             seed=train_config.seed,
             device=device,
+            **where,
         )
     else:
         task = PairTask(
@@ -279,6 +389,7 @@ def start_training(
             seed=train_config.seed,
             device=device,
             scheduled_sampling=train_config.scheduled_sampling,
+            **where,
         )
     info = RunInfo(
         kind=kind,
@@ -288,11 +399,12 @@ def start_training(
         data={"path": str(dataset.path.resolve()), "val": val_stats},
         command=command,
     )
-    for stale in run_dir.glob(".*.pt.tmp-*"):  # left by a process killed while saving
-        stale.unlink(missing_ok=True)
+    if ranks.rank == 0:
+        for stale in run_dir.glob(".*.pt.tmp-*"):  # left by a process killed while saving
+            stale.unlink(missing_ok=True)
     summary = fit(
         run_dir,
-        model,
+        trained,
         task,
         train_config,
         info,
@@ -300,6 +412,7 @@ def start_training(
         resume=saved,
         hooks=hooks,
         changes=changes,
+        **where,
     )
     return {
         **summary,

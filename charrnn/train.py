@@ -157,10 +157,15 @@ def fit(
     resume: dict | None = None,
     hooks: Hooks | None = None,
     rank: int = 0,
+    world_size: int = 1,
     changes: dict | None = None,
 ) -> dict:
     """Train `model` on `task` until a limit, early stopping or interruption; returns a
-    summary. `run_dir` receives last.pt, best.pt and metrics.jsonl."""
+    summary. `run_dir` receives last.pt, best.pt and metrics.jsonl.
+
+    Under torchrun (`world_size` > 1, `model` wrapped in DistributedDataParallel, the task
+    reading its rank's rows) every rank runs this loop; they agree on when to stop, rank 0
+    writes, and checkpoints hold every rank's carried state and random state."""
     hooks = hooks or Hooks()
     cfg = cfg.limits()
     run_dir = Path(run_dir)
@@ -176,8 +181,9 @@ def fit(
         state = LoopState(
             **{k: v for k, v in train["state"].items() if k in LoopState.__annotations__}
         )
-        task.load_state_dict(train["task"])
-        checkpoint.set_rng_state(train["rng"])
+        own = _own_rank_state(train, rank, world_size)
+        task.load_state_dict(own["task"])
+        checkpoint.set_rng_state(own["rng"])
     else:
         checkpoint.seed_everything(cfg.seed)
     metrics = _Metrics(run_dir / "metrics.jsonl" if writer else None, hooks)
@@ -185,6 +191,8 @@ def fit(
 
     def save(name: str, evaluation: dict | None) -> None:
         nonlocal good
+        ranks = _gather_rank_states(task, world_size)  # every rank takes part
+        good = _snapshot(raw, opt)
         if not writer:
             return
         if not all(torch.isfinite(p).all() for p in raw.parameters()):
@@ -196,8 +204,10 @@ def fit(
                 }
             )
             return
-        checkpoint.save(run_dir / name, _payload(raw, opt, state, task, cfg, info, evaluation))
-        good = _snapshot(raw, opt)
+        payload = _payload(raw, opt, state, task, cfg, info, evaluation)
+        if world_size > 1:
+            payload["train"]["ranks"] = ranks
+        checkpoint.save(run_dir / name, payload)
 
     def evaluate() -> dict | None:
         result = task.evaluate(raw)
@@ -244,11 +254,11 @@ def fit(
         state.elapsed = time.monotonic() - clock
         progress = progress_fraction(cfg, state, task.steps_per_epoch)
         stop_reason = _limit_reached(cfg, state, task.steps_per_epoch)
-        if stop_reason:
-            break
         signal_name = hooks.should_stop()
         if signal_name:
             stop_reason = f"interrupted ({signal_name})"
+        if _any_rank(bool(stop_reason), world_size, device):
+            stop_reason = stop_reason or "stopped with another rank"
             break
         lr = learning_rate(cfg, state.step, progress, state.lr_scale)
         for group in opt.param_groups:
@@ -467,6 +477,41 @@ def _diverged(state, model, opt, task, good, metrics, loss_value, norm):
         }
     )
     return good
+
+
+def _any_rank(flag: bool, world_size: int, device: torch.device) -> bool:
+    """True when `flag` holds on any rank: ranks must stop at the same step together (a time
+    budget or a signal can reach them a step apart)."""
+    if world_size == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def _gather_rank_states(task, world_size: int) -> list[dict] | None:
+    """Every rank's carried task state and random state (None when training alone)."""
+    if world_size == 1:
+        return None
+    states: list = [None] * world_size
+    torch.distributed.all_gather_object(
+        states, {"task": task.state_dict(), "rng": checkpoint.rng_state()}
+    )
+    return states
+
+
+def _own_rank_state(train: dict, rank: int, world_size: int) -> dict:
+    """This rank's state from a checkpoint (written alone or by as many ranks)."""
+    ranks = train.get("ranks")
+    if world_size > 1 and ranks is not None:
+        if len(ranks) != world_size:
+            raise CharrnnError(
+                "--resume",
+                f"the run was trained on {len(ranks)} processes, not {world_size}",
+                f"resume with {len(ranks)} processes",
+            )
+        return ranks[rank]
+    return {"task": train["task"], "rng": train["rng"]}
 
 
 def _payload(

@@ -25,6 +25,23 @@ HOSTILE = (
 )
 
 
+def ok(result):
+    """Assert a command succeeded; return its result."""
+    assert result.code == 0, result.stderr
+    return result
+
+
+def assert_error(result, code: int, needle: str) -> None:
+    """Assert the error form: one line on stderr, `Error: <where>: <what>; <how to fix>`, with
+    `needle` in it, exit `code`, no traceback, nothing on stdout."""
+    assert result.code == code, (result.code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and needle in lines[0], lines[0]
+    assert "; " in lines[0]  # the how-to-fix part
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
 @dataclass
 class Result:
     code: int

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import assert_error, ok
 
 from charrnn import generate, runs
 
@@ -44,36 +45,24 @@ def model(tmp_path_factory):
     return tmp / "run" / "best.pt"
 
 
-def _ok(result):
-    assert result.code == 0, result.stderr
-    return result
-
-
-def _error(result, code, needle):
-    assert result.code == code, (result.code, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.stderr
-    assert result.stdout == ""
-
-
 def test_seed_makes_sampling_repeatable(run, model):
-    a = _ok(run("sample", model, "--length", "60", "--seed", "7")).stdout
-    b = _ok(run("sample", model, "--length", "60", "--seed", "7")).stdout
-    c = _ok(run("sample", model, "--length", "60", "--seed", "8")).stdout
+    a = ok(run("sample", model, "--length", "60", "--seed", "7")).stdout
+    b = ok(run("sample", model, "--length", "60", "--seed", "7")).stdout
+    c = ok(run("sample", model, "--length", "60", "--seed", "8")).stdout
     assert a == b and a != c
 
 
 def test_prompt_is_echoed_and_continued(run, model):
-    out = _ok(run("sample", model, "--prompt", "the king", "--length", "20", "--seed", "1")).stdout
+    out = ok(run("sample", model, "--prompt", "the king", "--length", "20", "--seed", "1")).stdout
     assert out.startswith("the king") and len(out) > len("the king")
-    bare = _ok(
+    bare = ok(
         run("sample", model, "--prompt", "the king", "--length", "20", "--seed", "1", "--no-echo")
     ).stdout
     assert out == "the king" + bare
 
 
 def test_json_lines_one_per_sample(run, model):
-    result = _ok(
+    result = ok(
         run(
             "sample",
             model,
@@ -98,16 +87,16 @@ def test_json_lines_one_per_sample(run, model):
 
 def test_greedy_is_temperature_zero_and_top_k_1(run, model):
     args = ("sample", model, "--prompt", "the ", "--length", "30")
-    greedy = _ok(run(*args, "--temperature", "0")).stdout
-    assert greedy == _ok(run(*args, "--top-k", "1", "--seed", "5")).stdout
+    greedy = ok(run(*args, "--temperature", "0")).stdout
+    assert greedy == ok(run(*args, "--top-k", "1", "--seed", "5")).stdout
 
 
 def test_per_line_one_output_line_per_input_line(run, model):
     stdin = "the king\nmy love\n\nthy night\n"
-    result = _ok(run("sample", model, "--per-line", "--length", "40", "--seed", "3", stdin=stdin))
+    result = ok(run("sample", model, "--per-line", "--length", "40", "--seed", "3", stdin=stdin))
     lines = result.stdout.split("\n")
     assert lines[-1] == "" and len(lines) - 1 == 4  # escaped newlines keep one line each
-    as_json = _ok(
+    as_json = ok(
         run("sample", model, "--per-line", "--length", "40", "--seed", "3", "--json", stdin=stdin)
     ).stdout.splitlines()
     texts = [json.loads(line)["text"] for line in as_json]
@@ -116,7 +105,7 @@ def test_per_line_one_output_line_per_input_line(run, model):
 
 
 def test_stop_string_ends_and_is_not_printed(run, model):
-    result = _ok(
+    result = ok(
         run(
             "sample",
             model,
@@ -135,17 +124,17 @@ def test_stop_string_ends_and_is_not_printed(run, model):
 
 
 def test_max_chars(run, model):
-    row = json.loads(_ok(run("sample", model, "--max-chars", "5", "--json", "--seed", "1")).stdout)
+    row = json.loads(ok(run("sample", model, "--max-chars", "5", "--json", "--seed", "1")).stdout)
     assert len(row["text"]) == 5
 
 
 def test_unknown_prompt_characters(run, model):
-    _error(
+    assert_error(
         run("sample", model, "--prompt", "the \u00e9\u00e9 king \u65e5"),
         1,
         "3 character(s) not in the model's vocabulary: '\u00e9', '\u65e5'",
     )
-    result = _ok(
+    result = ok(
         run("sample", model, "--prompt", "the \u00e9 king", "--unknown", "skip", "--length", "5")
     )
     assert result.stdout.startswith("the \u00e9 king") and "1 prompt character" in result.stderr
@@ -171,13 +160,13 @@ def test_bad_input(run, model, tmp_path):
         (["beam", model, "--length-penalty", "log"], 2, "--length-penalty"),
     ]
     for args, code, needle in cases:
-        _error(run(*args), code, needle)
-    _error(run("sample", model, "--prompt", "-", stdin=""), 1, "the prompt is empty")
-    _error(run("sample", model, "--per-line", stdin=""), 1, "stdin is empty")
+        assert_error(run(*args), code, needle)
+    assert_error(run("sample", model, "--prompt", "-", stdin=""), 1, "the prompt is empty")
+    assert_error(run("sample", model, "--per-line", stdin=""), 1, "stdin is empty")
 
 
 def test_beam_n_best_json_and_greedy_equivalence(run, model):
-    nbest = _ok(
+    nbest = ok(
         run(
             "beam",
             model,
@@ -196,15 +185,13 @@ def test_beam_n_best_json_and_greedy_equivalence(run, model):
     assert scores == sorted(scores, reverse=True)
     rows = [
         json.loads(line)
-        for line in _ok(
+        for line in ok(
             run("beam", model, "--prompt", "the ", "--json", "--max-len", "12")
         ).stdout.splitlines()
     ]
     assert len(rows) == 1 and rows[0]["rank"] == 1 and rows[0]["tokens"] == 12
-    beam1 = _ok(
-        run("beam", model, "--prompt", "the ", "--beam-size", "1", "--max-len", "25")
-    ).stdout
-    greedy = _ok(
+    beam1 = ok(run("beam", model, "--prompt", "the ", "--beam-size", "1", "--max-len", "25")).stdout
+    greedy = ok(
         run("sample", model, "--prompt", "the ", "--temperature", "0", "--length", "25")
     ).stdout
     assert beam1 == greedy
@@ -212,7 +199,7 @@ def test_beam_n_best_json_and_greedy_equivalence(run, model):
 
 def test_beam_per_line_batch_equals_one_by_one(run, model):
     prompts = ["the king", "my", "thy night and", "love"]
-    batch = _ok(
+    batch = ok(
         run(
             "beam",
             model,
@@ -225,7 +212,7 @@ def test_beam_per_line_batch_equals_one_by_one(run, model):
         )
     ).stdout.splitlines()
     alone = [
-        _ok(
+        ok(
             run("beam", model, "--per-line", "--max-len", "15", "--end", "\\n", stdin=p + "\n")
         ).stdout.strip("\n")
         for p in prompts
@@ -235,8 +222,8 @@ def test_beam_per_line_batch_equals_one_by_one(run, model):
 
 
 def test_show_beams_does_not_touch_stdout(run, model):
-    plain = _ok(run("beam", model, "--prompt", "the", "--max-len", "10")).stdout
-    shown = _ok(run("beam", model, "--prompt", "the", "--max-len", "10", "--show-beams")).stdout
+    plain = ok(run("beam", model, "--prompt", "the", "--max-len", "10")).stdout
+    shown = ok(run("beam", model, "--prompt", "the", "--max-len", "10", "--show-beams")).stdout
     assert plain == shown
 
 

@@ -9,10 +9,11 @@ import random
 import struct
 
 import pytest
+from conftest import assert_error, ok
 
 from charrnn import models
+from charrnn.dates import date_pair
 from charrnn.metrics import text_scores
-from charrnn.pairs import date_pair
 
 SEQ2SEQ = [name for name, entry in models.MODELS.items() if entry.kind == "seq2seq"]
 ATTENTIONS = ["dot", "general", "additive", "none"]
@@ -38,23 +39,11 @@ def dates(tmp_path_factory):
     return tmp
 
 
-def _ok(result):
-    assert result.code == 0, result.stderr
-    return result
-
-
-def _error(result, code, needle):
-    assert result.code == code, (result.code, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
-
-
 @pytest.mark.parametrize("name", SEQ2SEQ)
 @pytest.mark.parametrize("attention", ATTENTIONS)
 def test_every_encoder_and_attention_end_to_end(run, dates, tmp_path, name, attention):
     run_dir = tmp_path / "run"
-    first = _ok(
+    first = ok(
         run(
             "train",
             dates / "data",
@@ -71,12 +60,12 @@ def test_every_encoder_and_attention_end_to_end(run, dates, tmp_path, name, atte
         )
     ).json()
     assert first["step"] == 4 and first["model"] == name
-    again = _ok(run("train", "--resume", run_dir, "--max-steps", "6", "--json", "-q")).json()
+    again = ok(run("train", "--resume", run_dir, "--max-steps", "6", "--json", "-q")).json()
     assert again["step"] == 6
     sources = (dates / "src.txt").read_text()
-    out = _ok(run("beam", run_dir, "--beam-size", "3", "--max-len", "12", stdin=sources)).stdout
+    out = ok(run("beam", run_dir, "--beam-size", "3", "--max-len", "12", stdin=sources)).stdout
     assert len(out.splitlines()) == 20  # one line per source, in order
-    scores = _ok(
+    scores = ok(
         run(
             "eval",
             run_dir,
@@ -91,7 +80,7 @@ def test_every_encoder_and_attention_end_to_end(run, dates, tmp_path, name, atte
     ).json()
     assert scores["sentences"] == 20 and scores["loss"] > 0
     assert {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact_match"} <= set(scores)
-    on_val = _ok(run("eval", run_dir, "--beam-size", "1", "--json")).json()
+    on_val = ok(run("eval", run_dir, "--beam-size", "1", "--json")).json()
     assert on_val["sentences"] == 40 and "val" in on_val["data"]
 
 
@@ -112,21 +101,21 @@ def trained(dates, tmp_path_factory):
 
 def test_translation_lines_and_sampling(run, dates, trained):
     src = (dates / "src.txt").read_text()
-    greedy = _ok(run("sample", trained, "--temperature", "0", stdin=src)).stdout.splitlines()
-    beam1 = _ok(run("beam", trained, "--beam-size", "1", stdin=src)).stdout.splitlines()
+    greedy = ok(run("sample", trained, "--temperature", "0", stdin=src)).stdout.splitlines()
+    beam1 = ok(run("beam", trained, "--beam-size", "1", stdin=src)).stdout.splitlines()
     assert len(greedy) == 20 and greedy == beam1
-    one = _ok(run("beam", trained, "--prompt", "March 5, 2021")).stdout
+    one = ok(run("beam", trained, "--prompt", "March 5, 2021")).stdout
     assert one.count("\n") == 1 and "March" not in one  # the source is not echoed
     rows = [
         json.loads(r)
-        for r in _ok(run("beam", trained, "--n-best", "2", "--json", stdin=src)).stdout.splitlines()
+        for r in ok(run("beam", trained, "--n-best", "2", "--json", stdin=src)).stdout.splitlines()
     ]
     assert len(rows) == 40 and {r["rank"] for r in rows} == {1, 2}
 
 
 def test_attention_png_and_terminal(run, trained, tmp_path):
     png = tmp_path / "attention.png"
-    result = _ok(
+    result = ok(
         run("beam", trained, "--prompt", "5 March 2021", "--attention", png, "--show-attention")
     )
     data = png.read_bytes()
@@ -142,12 +131,12 @@ def test_scoring_files_without_a_model(run, dates, tmp_path):
     hyps = [r if i % 2 else r[:-1] + "X" for i, r in enumerate(refs)]
     (tmp_path / "hyp.txt").write_text("\n".join(hyps) + "\n")
     (tmp_path / "ref2.txt").write_text("\n".join(hyps) + "\n")
-    scores = _ok(
+    scores = ok(
         run("eval", "--hyp", tmp_path / "hyp.txt", "--ref", dates / "ref.txt", "--json")
     ).json()
     expected = text_scores(hyps, [[r] for r in refs])
     assert scores["bleu"] == expected["bleu"] and scores["exact_match"] == 50.0
-    two = _ok(
+    two = ok(
         run(
             "eval",
             "--hyp",
@@ -160,7 +149,7 @@ def test_scoring_files_without_a_model(run, dates, tmp_path):
         )
     ).json()
     assert two["exact_match"] == 100.0 and two["bleu_signature"].startswith("nrefs:2")
-    human = _ok(run("eval", "--hyp", tmp_path / "hyp.txt", "--ref", dates / "ref.txt")).stdout
+    human = ok(run("eval", "--hyp", tmp_path / "hyp.txt", "--ref", dates / "ref.txt")).stdout
     assert "BLEU" in human and "chrF" in human and "ROUGE" in human
 
 
@@ -221,19 +210,19 @@ def test_bad_parallel_input(run, tmp_path, dates):
         ),
     ]
     for args, code, needle in cases:
-        _error(run(*args), code, needle)
+        assert_error(run(*args), code, needle)
     assert not (tmp_path / "d").exists()
 
 
 def test_seq2seq_options_on_a_language_model_are_errors(run, tmp_path, shakespeare_like):
-    _ok(run("tokenize", shakespeare_like, "-o", tmp_path / "lm", "-q"))
+    ok(run("tokenize", shakespeare_like, "-o", tmp_path / "lm", "-q"))
     for flag in (["--attention", "dot"], ["--no-bidirectional"], ["--scheduled-sampling", "0.2"]):
-        _error(
+        assert_error(
             run("train", tmp_path / "lm", "-o", tmp_path / "r", *flag, "-q"),
             2,
             "is for seq2seq models",
         )
-    _error(
+    assert_error(
         run("train", tmp_path / "lm", "-o", tmp_path / "r", "--model", "seq2seq-gru", "-q"),
         2,
         "seq2seq-gru is a seq2seq model but the data is plain text",
@@ -241,6 +230,6 @@ def test_seq2seq_options_on_a_language_model_are_errors(run, tmp_path, shakespea
 
 
 def test_info_on_pair_data(run, dates):
-    info = _ok(run("info", dates / "data", "--json")).json()
+    info = ok(run("info", dates / "data", "--json")).json()
     assert info["kind"] == "pairs" and info["splits"]["train"]["pairs"] == 360
-    assert "parallel text" in _ok(run("info", dates / "data")).stdout
+    assert "parallel text" in ok(run("info", dates / "data")).stdout

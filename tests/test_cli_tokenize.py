@@ -7,17 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HOSTILE
-
-
-def _assert_one_line_error(result, code: int, needle: str) -> None:
-    assert result.code == code, (result.code, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ") and needle in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
-    assert "; " in lines[0]  # the how-to-fix part
-    assert result.stdout == ""
+from conftest import HOSTILE, assert_error
 
 
 def _cases(tmp_path):
@@ -71,7 +61,7 @@ def test_bad_input_table(tmp_path, run):
     for name, args, code, needle in _cases(tmp_path):
         out = tmp_path / f"out-{name}"
         result = run("tokenize", *args, "-o", out)
-        _assert_one_line_error(result, code, needle)
+        assert_error(result, code, needle)
         assert not out.exists(), name
         leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out-")]
         assert leftovers == [], name
@@ -82,7 +72,7 @@ def test_existing_output_refused_unless_force(tmp_path, run):
     src.write_text("hello world\n" * 50)
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "keep").write_text("x")
-    _assert_one_line_error(run("tokenize", src, "-o", tmp_path / "d"), 1, "already exists")
+    assert_error(run("tokenize", src, "-o", tmp_path / "d"), 1, "already exists")
     assert (tmp_path / "d" / "keep").exists()
     assert run("tokenize", src, "-o", tmp_path / "d", "--force", "-q").code == 0
     assert (tmp_path / "d" / "meta.json").exists() and not (tmp_path / "d" / "keep").exists()
@@ -136,7 +126,7 @@ def test_stdin_input_and_human_summary(tmp_path, run):
 
 
 def test_info_on_non_data_dir(tmp_path, run):
-    _assert_one_line_error(run("info", tmp_path), 1, "not a charrnn data directory")
+    assert_error(run("info", tmp_path), 1, "not a charrnn data directory")
 
 
 def test_module_entry_point_and_version():

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+from conftest import assert_error, ok
 
 from charrnn import checkpoint, models
 from charrnn.config import TrainConfig
@@ -43,18 +44,13 @@ def data(env, run, shakespeare_like):
     return env / "data"
 
 
-def _ok(result):
-    assert result.code == 0, result.stderr
-    return result
-
-
 LM_MODELS = [name for name, entry in models.MODELS.items() if entry.kind == "lm"]
 
 
 @pytest.mark.parametrize("name", LM_MODELS)
 def test_every_registry_entry_end_to_end(env, data, run, shakespeare_like, name):
     run_dir = env / f"run-{name}"
-    first = _ok(
+    first = ok(
         run("train", data, "-o", run_dir, "--model", name, *SMALL, "--max-steps", "6", "--json")
     ).json()
     assert first["step"] == 6 and first["model"] == name
@@ -63,55 +59,48 @@ def test_every_registry_entry_end_to_end(env, data, run, shakespeare_like, name)
         models.ModelConfig(embed_size=8, hidden_size=16),
         4 + len(set(shakespeare_like.read_text()[:18000])),
     )
-    again = _ok(run("train", "--resume", run_dir, "--max-steps", "9", "--json", "-q")).json()
+    again = ok(run("train", "--resume", run_dir, "--max-steps", "9", "--json", "-q")).json()
     assert again["step"] == 9
-    scores = _ok(run("eval", run_dir, "--json")).json()
+    scores = ok(run("eval", run_dir, "--json")).json()
     assert scores["split"] == "val" and 0 < scores["bpc"] < 8
     assert scores["tokens"] == scores["chars"]  # a char model
-    text = _ok(run("eval", run_dir / "last.pt", shakespeare_like, "--json")).json()
+    text = ok(run("eval", run_dir / "last.pt", shakespeare_like, "--json")).json()
     assert text["chars"] == len(shakespeare_like.read_text())
-    info = _ok(run("info", run_dir, "--json")).json()
+    info = ok(run("info", run_dir, "--json")).json()
     assert info["model"]["name"] == name and info["train"]["step"] == 9
 
 
 def test_raw_text_is_tokenized_once_and_cached(env, run, shakespeare_like):
-    a = _ok(
+    a = ok(
         run("train", shakespeare_like, "-o", env / "a", *SMALL, "--max-steps", "2", "--json")
     ).json()
     cached = list((env / "cache").iterdir())
     assert len(cached) == 1 and a["data"] == str(cached[0])
     stamp = (cached[0] / "train.bin").stat().st_mtime_ns
-    b = _ok(
+    b = ok(
         run("train", shakespeare_like, "-o", env / "b", *SMALL, "--max-steps", "2", "--json")
     ).json()
     assert b["data"] == a["data"] and (cached[0] / "train.bin").stat().st_mtime_ns == stamp
 
 
 def test_train_json_stdout_is_one_document(env, data, run):
-    result = _ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "3", "--json"))
+    result = ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "3", "--json"))
     summary = json.loads(result.stdout)
     assert summary["reason"] == "reached --max-steps 3"
     assert summary["last_eval"]["val_bpc"] > 0
 
 
 def test_resume_may_change_training_settings_and_logs_them(env, data, run):
-    _ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "3"))
-    _ok(run("train", "--resume", env / "r", "--max-steps", "5", "--lr", "1e-3", "-q"))
+    ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "3"))
+    ok(run("train", "--resume", env / "r", "--max-steps", "5", "--lr", "1e-3", "-q"))
     records = [json.loads(line) for line in (env / "r" / "metrics.jsonl").read_text().splitlines()]
     resumed = [r for r in records if r["event"] == "resume"]
     assert resumed and resumed[0]["changes"]["lr"] == [TrainConfig.lr, 1e-3]
 
 
-def _assert_error(result, code, needle):
-    assert result.code == code, (result.code, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
-
-
 def test_bad_input_table(env, data, run, shakespeare_like):
     good = env / "good"
-    _ok(run("train", data, "-o", good, *SMALL, "--max-steps", "3"))
+    ok(run("train", data, "-o", good, *SMALL, "--max-steps", "3"))
     saved = (good / "last.pt").read_bytes()
     tiny = env / "tiny.txt"
     tiny.write_text("to be or not to be\n" * 3)
@@ -166,32 +155,32 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["eval", good, env / "missing.txt"], 1, "no such file"),
     ]
     for args, code, needle in cases:
-        _assert_error(run(*args), code, needle)
+        assert_error(run(*args), code, needle)
     assert (good / "last.pt").read_bytes() == saved  # nothing lost
     assert not (env / "new").exists() or not any((env / "new").iterdir())
 
 
 def test_eval_rejects_data_encoded_with_another_vocabulary(env, data, run, tmp_path):
-    _ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "2"))
+    ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "2"))
     other = tmp_path / "other.txt"
     other.write_text("completely different alphabet: xyzzy 12345 !!!\n" * 200)
-    _ok(run("tokenize", other, "-o", env / "other", "-q"))
-    _assert_error(run("eval", env / "r", env / "other"), 1, "different vocabulary")
+    ok(run("tokenize", other, "-o", env / "other", "-q"))
+    assert_error(run("eval", env / "r", env / "other"), 1, "different vocabulary")
 
 
 def test_eval_counts_unknown_characters(env, data, run, tmp_path):
-    _ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "2"))
+    ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "2"))
     text = tmp_path / "t.txt"
     text.write_text("the king \u00e9\u00e9 and \u65e5\n")
-    scores = _ok(run("eval", env / "r", text, "--json")).json()
+    scores = ok(run("eval", env / "r", text, "--json")).json()
     assert scores["unknown"] == 3 and scores["unknown_chars"] == {"\u00e9": 2, "\u65e5": 1}
 
 
 def test_models_lists_every_entry(run):
-    rows = _ok(run("models", "--json")).json()
+    rows = ok(run("models", "--json")).json()
     assert [r["name"] for r in rows] == list(models.MODELS)
     assert all(r["parameters"] and r["description"] for r in rows)
-    assert "lstm" in _ok(run("models")).stdout
+    assert "lstm" in ok(run("models")).stdout
 
 
 def _spawn(env, data, run_dir, *extra):

@@ -10,6 +10,7 @@ import torch
 from charrnn import decode
 from charrnn.decode import BeamConfig, SampleConfig
 from charrnn.errors import UsageError
+from charrnn.generate import TextAssembler
 from charrnn.tokenizer import EOS_ID, CharTokenizer
 
 NEG = -math.inf
@@ -23,34 +24,6 @@ def _kept(logits: torch.Tensor) -> list[int]:
     return torch.isfinite(logits[0]).nonzero().flatten().tolist()
 
 
-def test_top_k_keeps_k_largest_and_top_k_1_is_greedy():
-    logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
-    assert _kept(decode.top_k_filter(logits, 2)) == [1, 2]
-    assert _kept(decode.top_k_filter(logits, 1)) == [int(logits.argmax())]
-    assert torch.equal(decode.top_k_filter(logits, 0), logits)
-
-
-def test_top_p_keeps_smallest_set_reaching_p():
-    logits = _logits(0.125, 0.5, 0.125, 0.25)  # token 1 > token 3 > tokens 0, 2
-    assert _kept(decode.top_p_filter(logits, 0.5)) == [1]
-    assert _kept(decode.top_p_filter(logits, 0.75)) == [1, 3]  # 0.5 + 0.25 reaches 0.75
-    assert len(_kept(decode.top_p_filter(logits, 0.76))) == 3
-    assert len(_kept(decode.top_p_filter(logits, 0.9))) == 4  # 0.875 < 0.9: all four
-    assert len(_kept(decode.top_p_filter(_logits(0.5, 0.3, 0.15, 0.05), 0.9))) == 3
-
-
-def test_top_p_renormalised_probabilities():
-    filtered = decode.top_p_filter(_logits(0.5, 0.25, 0.125, 0.125), 0.75)
-    probs = torch.softmax(filtered, -1)[0]
-    torch.testing.assert_close(probs, torch.tensor([2 / 3, 1 / 3, 0.0, 0.0]))
-
-
-def test_min_p_relative_to_top_probability():
-    logits = _logits(0.5, 0.25, 0.125, 0.125)
-    assert _kept(decode.min_p_filter(logits, 0.3)) == [0, 1]  # floor 0.15
-    assert _kept(decode.min_p_filter(logits, 0.25)) == [0, 1, 2, 3]
-
-
 def test_temperature_scales_logits_before_the_filters():
     logits = _logits(0.6, 0.3, 0.1)
     # at T=1 top-p 0.85 keeps two tokens; at T=0.5 the distribution sharpens to
@@ -60,24 +33,6 @@ def test_temperature_scales_logits_before_the_filters():
     assert kept_t1 == [0, 1] and kept_sharp == [0]  # T=0.25: 0.6^4/(sum) = 0.988 >= 0.85
     scaled = decode.filter_logits(logits, SampleConfig(temperature=2.0))
     torch.testing.assert_close(scaled, logits / 2)
-
-
-def test_repetition_penalty_is_ctrl_style():
-    logits = torch.tensor([[2.0, -2.0, 1.0]])
-    seen = torch.tensor([[True, True, False]])
-    out = decode.repetition_penalty(logits, seen, 2.0)
-    assert out.tolist() == [[1.0, -4.0, 1.0]]
-
-
-def test_ngram_ban():
-    ban = decode.NgramBan(3, [[5, 6, 7, 5, 6]])
-    out = ban.apply(torch.zeros(1, 9))
-    assert _kept(out) == [0, 1, 2, 3, 4, 5, 6, 8]  # 7 would repeat "5 6 7"
-    ban.push([8])
-    assert len(_kept(ban.apply(torch.zeros(1, 9)))) == 9
-    ban.select([0, 0])
-    ban.push([5, 9])
-    assert ban.histories == [[5, 6, 7, 5, 6, 8, 5], [5, 6, 7, 5, 6, 8, 9]]
 
 
 class TableStepper:
@@ -233,13 +188,13 @@ def test_same_seed_same_samples():
 def test_text_assembler_holds_back_possible_stop_strings():
     tok = CharTokenizer.build("ab\n")
     ids = {c: int(tok.encode(c)[0]) for c in "ab\n"}
-    text = decode.TextAssembler(tok.stream_decoder(), stops=["\n\n"])
+    text = TextAssembler(tok.stream_decoder(), stops=["\n\n"])
     assert text.feed(ids["a"]) == "a"
     assert text.feed(ids["\n"]) == ""  # might start "\n\n"
     assert text.feed(ids["b"]) == "\nb"
     assert text.feed(ids["\n"]) == ""
     assert text.feed(ids["\n"]) == "" and text.done  # the stop string is never emitted
-    capped = decode.TextAssembler(tok.stream_decoder(), max_chars=2)
+    capped = TextAssembler(tok.stream_decoder(), max_chars=2)
     assert capped.feed(ids["a"]) + capped.feed(ids["b"]) == "ab" and capped.done
 
 

@@ -10,8 +10,9 @@ import pytest
 from charrnn import corpus
 from charrnn.config import TokenizeConfig
 from charrnn.data import load_dataset
+from charrnn.dates import date_pair, write_dates
 from charrnn.errors import CharrnnError
-from charrnn.pairs import date_pair, tokenize_pairs, write_dates
+from charrnn.pairs import tokenize_pairs
 
 PAIRS = [
     ("Go.", "Va !"),

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -41,6 +42,35 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+# Options several commands share, declared once.
+Checkpoint = Annotated[
+    Path,
+    typer.Argument(
+        help="A checkpoint (.pt) or a run directory (uses best.pt).", show_default=False
+    ),
+]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+Prompt = Annotated[
+    str | None,
+    typer.Option(
+        help="Text to continue (seq2seq: a source to translate); - reads it from stdin. Default: "
+        "start from nothing (seq2seq: one source per stdin line)."
+    ),
+]
+PerLine = Annotated[
+    bool,
+    typer.Option(
+        "--per-line",
+        help="Each stdin line is an input: one output line per input line, in "
+        "order, newlines escaped as \\n.",
+    ),
+]
+Unknown = Annotated[
+    str, typer.Option(help="Input characters outside the vocabulary: error, skip or unk.")
+]
+MaxLenRatio = Annotated[
+    float, typer.Option(help="seq2seq: outputs at most this x the source length.")
+]
 
 
 # -- output helpers ----------------------------------------------------------------------------

@@ -13,7 +13,20 @@ from rich.table import Table
 
 from charrnn import decode, generate, heatmap, runs, seq2seq
 from charrnn import device as devices
-from charrnn.cli._app import Json, Quiet, app, err, out_json, warn
+from charrnn.cli._app import (
+    Checkpoint,
+    Device,
+    Json,
+    MaxLenRatio,
+    PerLine,
+    Prompt,
+    Quiet,
+    Unknown,
+    app,
+    err,
+    out_json,
+    warn,
+)
 from charrnn.errors import CharrnnError, UsageError
 
 S, B = decode.SampleConfig, decode.BeamConfig  # defaults live in the dataclasses
@@ -96,24 +109,9 @@ def _stops(stop: list[str] | None) -> list[str]:
 
 @app.command()
 def sample(
-    checkpoint: Annotated[
-        Path,
-        typer.Argument(
-            help="A checkpoint (.pt) or a run directory (uses best.pt).", show_default=False
-        ),
-    ],
-    prompt: Annotated[
-        str | None,
-        typer.Option(help="Text to continue; - reads it from stdin. Default: start from nothing."),
-    ] = None,
-    per_line: Annotated[
-        bool,
-        typer.Option(
-            "--per-line",
-            help="Each stdin line is a prompt: one output line per input line, "
-            "newlines escaped as \\n.",
-        ),
-    ] = False,
+    checkpoint: Checkpoint,
+    prompt: Prompt = None,
+    per_line: PerLine = False,
     length: Annotated[int, typer.Option(help="New tokens at most.")] = S.length,
     max_chars: Annotated[
         int | None,
@@ -148,22 +146,18 @@ def sample(
             help="Random seed: the same command gives the same output.", show_default=False
         ),
     ] = None,
-    unknown: Annotated[
-        str, typer.Option(help="Prompt characters outside the vocabulary: error, skip or unk.")
-    ] = "error",
+    unknown: Unknown = "error",
     echo: Annotated[
         bool | None,
         typer.Option(
             "--echo/--no-echo",
-            help="Print the prompt before its continuation [on for one "
-            "prompt, off with --per-line].",
+            help="Print the prompt before its continuation (default: on for one "
+            "prompt, off with --per-line and for seq2seq).",
             show_default=False,
         ),
     ] = None,
-    max_len_ratio: Annotated[
-        float, typer.Option(help="seq2seq: at most this x the source length (and --length).")
-    ] = 2.0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    max_len_ratio: MaxLenRatio = 2.0,
+    device: Device = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -290,24 +284,9 @@ class BeamDisplay:
 
 @app.command()
 def beam(
-    checkpoint: Annotated[
-        Path,
-        typer.Argument(
-            help="A checkpoint (.pt) or a run directory (uses best.pt).", show_default=False
-        ),
-    ],
-    prompt: Annotated[
-        str | None,
-        typer.Option(help="Text to continue; - reads it from stdin. Default: start from nothing."),
-    ] = None,
-    per_line: Annotated[
-        bool,
-        typer.Option(
-            "--per-line",
-            help="Each stdin line is a prompt, decoded as one batch; output lines "
-            "in input order, newlines escaped as \\n.",
-        ),
-    ] = False,
+    checkpoint: Checkpoint,
+    prompt: Prompt = None,
+    per_line: PerLine = False,
     beam_size: Annotated[int, typer.Option(help="Hypotheses kept per input.")] = B.beam_size,
     n_best: Annotated[int, typer.Option(help="Print the N best, with scores.")] = B.n_best,
     max_len: Annotated[int, typer.Option(help="New tokens at most.")] = B.max_len,
@@ -330,12 +309,8 @@ def beam(
     show_beams: Annotated[
         bool, typer.Option("--show-beams", help="Draw the live beams on stderr.")
     ] = False,
-    unknown: Annotated[
-        str, typer.Option(help="Prompt characters outside the vocabulary: error, skip or unk.")
-    ] = "error",
-    max_len_ratio: Annotated[
-        float, typer.Option(help="seq2seq: at most this x the source length (and --max-len).")
-    ] = 2.0,
+    unknown: Unknown = "error",
+    max_len_ratio: MaxLenRatio = 2.0,
     attention: Annotated[
         Path | None,
         typer.Option(
@@ -348,7 +323,7 @@ def beam(
             "--show-attention", help="seq2seq: draw the first input's attention on stderr."
         ),
     ] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Device = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from charrnn import decode, metrics, runs
 from charrnn import device as devices
-from charrnn.cli._app import Json, Quiet, app, out, out_json, progress_bar
+from charrnn.cli._app import Device, Json, MaxLenRatio, Quiet, app, out, out_json, progress_bar
 from charrnn.errors import UsageError
 
 
@@ -33,7 +33,9 @@ def evaluate(
     ] = None,
     split: Annotated[
         str | None,
-        typer.Option(help="With a data directory: train, val or test [val].", show_default=False),
+        typer.Option(
+            help="With a data directory: train, val or test (default val).", show_default=False
+        ),
     ] = None,
     src: Annotated[
         str | None,
@@ -58,10 +60,8 @@ def evaluate(
     length_penalty: Annotated[
         str, typer.Option(help="seq2seq: none, avg or gnmt.")
     ] = decode.BeamConfig.length_penalty,
-    max_len_ratio: Annotated[
-        float, typer.Option(help="seq2seq: outputs at most this x the source length.")
-    ] = 2.0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    max_len_ratio: MaxLenRatio = 2.0,
+    device: Device = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:

@@ -38,6 +38,16 @@ def cache_dir() -> Path:
     return Path(base) / "charrnn" / "data"
 
 
+def torchrun_ranks() -> runs.Ranks:
+    """This process's place when launched by torchrun (RANK, WORLD_SIZE, LOCAL_RANK)."""
+    env = os.environ
+    return runs.Ranks(
+        rank=int(env.get("RANK", 0)),
+        world_size=int(env.get("WORLD_SIZE", 1)),
+        local_rank=int(env.get("LOCAL_RANK", 0)),
+    )
+
+
 @contextmanager
 def stop_signals(started: list[bool]):
     """Ctrl-C / SIGTERM during training ask the loop to checkpoint and stop; before the loop
@@ -172,26 +182,27 @@ def train(
         str | None, typer.Option(help=f"Registry entry: {', '.join(models.MODELS)} (default lstm).")
     ] = None,
     embed_size: Annotated[
-        int | None, typer.Option(help=f"Embedding size [{M.embed_size}].")
+        int | None, typer.Option(help=f"Embedding size (default {M.embed_size}).")
     ] = None,
     hidden_size: Annotated[
         int | None,
         typer.Option(
-            help=f"Hidden units per layer [{M.hidden_size}; seq2seq {S2S_M['hidden_size']}]."
+            help=f"Hidden units per layer (default {M.hidden_size}; seq2seq "
+            f"{S2S_M['hidden_size']})."
         ),
     ] = None,
     num_layers: Annotated[
-        int | None, typer.Option(help=f"Stacked recurrent layers [{M.num_layers}].")
+        int | None, typer.Option(help=f"Stacked recurrent layers (default {M.num_layers}).")
     ] = None,
     dropout: Annotated[
         float | None,
         typer.Option(
-            help=f"Dropout between layers and on the output [{M.dropout}; "
-            f"seq2seq {S2S_M['dropout']}]."
+            help=f"Dropout between layers and on the output (default {M.dropout}; "
+            f"seq2seq {S2S_M['dropout']})."
         ),
     ] = None,
     embed_dropout: Annotated[
-        float | None, typer.Option(help=f"Dropout on the embeddings [{M.embed_dropout}].")
+        float | None, typer.Option(help=f"Dropout on the embeddings (default {M.embed_dropout}).")
     ] = None,
     tie_weights: Annotated[
         bool | None,
@@ -211,17 +222,19 @@ def train(
         ),
     ] = None,
     nonlinearity: Annotated[
-        str | None, typer.Option(help="rnn cell only: tanh or relu [tanh].")
+        str | None, typer.Option(help="rnn cell only: tanh or relu (default tanh).")
     ] = None,
     attention: Annotated[
         str | None,
-        typer.Option(help="seq2seq: dot, general (Luong), additive (Bahdanau) or none [general]."),
+        typer.Option(
+            help="seq2seq: dot, general (Luong), additive (Bahdanau) or none (default general)."
+        ),
     ] = None,
     bidirectional: Annotated[
         bool | None,
         typer.Option(
             "--bidirectional/--no-bidirectional",
-            help="seq2seq: a bidirectional encoder [on].",
+            help="seq2seq: a bidirectional encoder (default on).",
             show_default=False,
         ),
     ] = None,
@@ -229,7 +242,7 @@ def train(
         bool | None,
         typer.Option(
             "--input-feeding/--no-input-feeding",
-            help="seq2seq: feed the previous attentional vector to the decoder [on].",
+            help="seq2seq: feed the previous attentional vector to the decoder (default on).",
             show_default=False,
         ),
     ] = None,
@@ -237,41 +250,45 @@ def train(
         float | None,
         typer.Option(
             help="seq2seq: feed the decoder its own predictions with a probability growing "
-            "linearly to this over the run [0: always teacher forcing]."
+            "linearly to this over the run (default 0: always teacher forcing)."
         ),
     ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
-            help=f"Sequences (or pairs) per batch [{T.batch_size}; seq2seq {S2S_T['batch_size']}]."
+            help=f"Sequences (or pairs) per batch (default {T.batch_size}; seq2seq "
+            f"{S2S_T['batch_size']})."
         ),
     ] = None,
     seq_len: Annotated[
         int | None,
-        typer.Option(help=f"Tokens per sequence: the truncated-BPTT length [{T.seq_len}]."),
+        typer.Option(help=f"Tokens per sequence: the truncated-BPTT length (default {T.seq_len})."),
     ] = None,
     batching: Annotated[
         str | None,
         typer.Option(
-            help="stream (consecutive chunks, state carried) or random (windows) [stream]."
+            help="stream (consecutive chunks, state carried) or random (windows) (default stream)."
         ),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help=f"Peak learning rate [{T.lr}; seq2seq {S2S_T['lr']}].")
+        float | None,
+        typer.Option(help=f"Peak learning rate (default {T.lr}; seq2seq {S2S_T['lr']})."),
     ] = None,
     min_lr_frac: Annotated[
         float | None,
-        typer.Option(help=f"Final learning rate as a fraction of --lr [{T.min_lr_frac}]."),
+        typer.Option(help=f"Final learning rate as a fraction of --lr (default {T.min_lr_frac})."),
     ] = None,
     warmup_steps: Annotated[
-        int | None, typer.Option(help=f"Linear warmup steps [{T.warmup_steps}].")
+        int | None, typer.Option(help=f"Linear warmup steps (default {T.warmup_steps}).")
     ] = None,
-    schedule: Annotated[str | None, typer.Option(help="cosine or constant [cosine].")] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="cosine or constant (default cosine).")
+    ] = None,
     optimizer: Annotated[
-        str | None, typer.Option(help="adamw, adam, rmsprop or sgd [adamw].")
+        str | None, typer.Option(help="adamw, adam, rmsprop or sgd (default adamw).")
     ] = None,
     weight_decay: Annotated[
-        float | None, typer.Option(help=f"Weight decay on matrices [{T.weight_decay}].")
+        float | None, typer.Option(help=f"Weight decay on matrices (default {T.weight_decay}).")
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     epochs: Annotated[float | None, typer.Option(help="Stop after this many epochs.")] = None,
@@ -284,36 +301,47 @@ def train(
     ] = None,
     clip_norm: Annotated[
         float | None,
-        typer.Option(help=f"Clip the global gradient norm; 0 turns it off [{T.clip_norm}]."),
+        typer.Option(
+            help=f"Clip the global gradient norm; 0 turns it off (default {T.clip_norm})."
+        ),
     ] = None,
     clip_value: Annotated[
         float | None,
-        typer.Option(help="Clip each gradient element to +-this (char-rnn style); 0 = off [0]."),
+        typer.Option(
+            help="Clip each gradient element to +-this (char-rnn style); 0 = off (default 0)."
+        ),
     ] = None,
     eval_every: Annotated[
         int | None,
         typer.Option(
-            help=f"Evaluate on the whole validation split every N steps [{T.eval_every}]."
+            help=f"Evaluate on the whole validation split every N steps (default {T.eval_every})."
         ),
     ] = None,
     patience: Annotated[
         int | None,
         typer.Option(
-            help=f"Early stopping: evaluations without improvement; 0 = never [{T.patience}]."
+            help=f"Early stopping: evaluations without improvement; 0 = never "
+            f"(default {T.patience})."
         ),
     ] = None,
     checkpoint_every: Annotated[
-        int | None, typer.Option(help="Write last.pt every N steps; 0 = at every evaluation [0].")
+        int | None,
+        typer.Option(help="Write last.pt every N steps; 0 = at every evaluation (default 0)."),
     ] = None,
     log_every: Annotated[
-        int | None, typer.Option(help=f"Log to metrics.jsonl every N steps [{T.log_every}].")
+        int | None,
+        typer.Option(help=f"Log to metrics.jsonl every N steps (default {T.log_every})."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help=f"Random seed [{T.seed}].")] = None,
+    seed: Annotated[int | None, typer.Option(help=f"Random seed (default {T.seed}).")] = None,
     device: Annotated[
         str | None,
-        typer.Option(help="auto, cpu, cuda, cuda:N or mps [auto: CUDA, then MPS, then CPU]."),
+        typer.Option(
+            help="auto, cpu, cuda, cuda:N or mps (default auto: CUDA, then MPS, then CPU)."
+        ),
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads [torch's default].")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads (default torch's default).")
+    ] = None,
     amp: Annotated[
         bool | None,
         typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).", show_default=False),
@@ -327,7 +355,7 @@ def train(
     vocab: Annotated[str, typer.Option(help="Raw text only: char or bpe vocabulary.")] = "char",
     vocab_size: Annotated[
         int | None,
-        typer.Option(help="Raw text only: BPE vocabulary size [4096].", show_default=False),
+        typer.Option(help="Raw text only: BPE vocabulary size (default 4096).", show_default=False),
     ] = None,
     val_frac: Annotated[
         float, typer.Option(help="Raw text only: fraction of the text (its tail) for validation.")
@@ -339,7 +367,7 @@ def train(
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Train an RNN/GRU/LSTM language model (truncated BPTT, AdamW, clipping, checkpoints)."""
+    """Train a language model or a seq2seq model (truncated BPTT, AdamW, clipping, resume)."""
     if resume is None and out_dir is None:
         raise UsageError("--out", "no run directory given", "pass -o RUN_DIR (or --resume RUN_DIR)")
     if resume is not None and out_dir is not None and out_dir != resume:
@@ -386,6 +414,8 @@ def train(
     }
     vocab_config = TokenizeConfig(vocab=vocab, vocab_size=vocab_size, val_frac=val_frac)
     command = " ".join(shlex.quote(a) for a in ["charrnn", *sys.argv[1:]])
+    ranks = torchrun_ranks()
+    quiet = quiet or ranks.rank != 0  # under torchrun, rank 0 speaks for all
     started: list[bool] = []
     with stop_signals(started) as should_stop, TrainDisplay(quiet, started) as display:
         hooks = Hooks(on_event=display.event, on_step=display.step, should_stop=should_stop)
@@ -403,8 +433,11 @@ def train(
             command=command,
             hooks=hooks,
             progress=display.data_progress,
+            ranks=ranks,
         )
-    if as_json:
+    if ranks.rank != 0:
+        pass
+    elif as_json:
         out_json(summary)
     else:
         _print_summary(summary)

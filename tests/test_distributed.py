@@ -1,0 +1,85 @@
+"""`charrnn train` under torchrun: two CPU processes (gloo) train, checkpoint and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from charrnn import checkpoint
+from charrnn.config import TokenizeConfig
+from charrnn.data import tokenize_corpus
+
+SMALL = [
+    "--embed-size",
+    "8",
+    "--hidden-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "16",
+    "--eval-every",
+    "2",
+    "-q",
+    "--json",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
+
+
+def _torchrun(*args, cwd, env) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "charrnn",
+        "train",
+        *map(str, args),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+
+
+def test_two_processes_train_checkpoint_and_resume(tmp_path, shakespeare_like):
+    tokenize_corpus([str(shakespeare_like)], tmp_path / "data", TokenizeConfig())
+    env = {**os.environ, "CHARRNN_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    first = _torchrun(
+        tmp_path / "data", "-o", tmp_path / "run", *SMALL, "--max-steps", "4", cwd=tmp_path, env=env
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads(first.stdout)  # one summary: rank 0 speaks for all
+    assert summary["step"] == 4
+    saved = checkpoint.load(tmp_path / "run" / "last.pt")
+    ranks = saved["train"]["ranks"]
+    assert len(ranks) == 2 and all(r["task"]["hidden"] is not None for r in ranks)
+    # the ranks read different rows, so their carried states differ
+    assert not (ranks[0]["task"]["hidden"][0] == ranks[1]["task"]["hidden"][0]).all()
+    again = _torchrun(
+        "--resume", tmp_path / "run", "--max-steps", "6", "-q", "--json", cwd=tmp_path, env=env
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout)["step"] == 6
+    alone = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "charrnn",
+            "train",
+            "--resume",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "8",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert alone.returncode == 0, alone.stderr  # one process may continue a distributed run
