@@ -288,3 +288,16 @@ def configs_for(kind: str, model_given: dict, train_given: dict) -> tuple[ModelC
     model = {**defaults["model"], **{k: v for k, v in model_given.items() if v is not None}}
     train = {**defaults["train"], **{k: v for k, v in train_given.items() if v is not None}}
     return ModelConfig(**model), TrainConfig(**train)
+
+
+SEQ2SEQ_FIELDS = ("attention", "bidirectional", "input_feeding")
+
+
+def model_fields(config: dict, kind: str) -> dict:
+    """The fields of a model config that mean something for this kind of model."""
+    return {
+        k: v
+        for k, v in config.items()
+        if (kind == "seq2seq" or k not in SEQ2SEQ_FIELDS)
+        and (k != "nonlinearity" or config.get("cell") == "rnn")
+    }

@@ -345,7 +345,7 @@ def beam_search(
     histories: Sequence[Sequence[int]],
     ends: Sequence[int] = (EOS_ID,),
     max_lens: Sequence[int] | None = None,
-    on_step: Callable[[int, list[list[tuple[list[int], float]]]], None] | None = None,
+    on_step: Callable[[int, Tensor, Tensor], None] | None = None,
     banned: Sequence[int] = BANNED,
 ) -> list[list[Hypothesis]]:
     """The `cfg.n_best` best continuations of each row of `logits` (one row per input).
@@ -353,9 +353,9 @@ def beam_search(
     All beams of all inputs advance as one batch; an input whose search is over leaves the
     batch, so an input's result does not depend on what else is decoded with it. `ends` are
     token ids that finish a hypothesis (<eos>, or a newline for a line-based language model);
-    `max_lens` caps each input's new tokens (default cfg.max_len). `on_step` receives, after
-    every step, each live input's beams as (tokens, score), for live displays. `banned`
-    tokens are never chosen."""
+    `max_lens` caps each input's new tokens (default cfg.max_len). `on_step(length, tokens,
+    scores)` receives, after every step, the live beams' tokens (inputs, K, length) and
+    scores (inputs, K), for live displays. `banned` tokens are never chosen."""
     inputs, vocab = logits.shape
     K = cfg.beam_size
     device = logits.device
@@ -366,7 +366,8 @@ def beam_search(
     logits = logits.repeat_interleave(K, dim=0)
     scores = torch.full((inputs, K), -math.inf, device=device)
     scores[:, 0] = 0.0
-    tokens: list[list[list[int]]] = [[[] for _ in range(K)] for _ in range(inputs)]
+    # every live beam's tokens, one row per beam (on the CPU: reordered by one gather a step)
+    seqs = torch.zeros((inputs * K, 0), dtype=torch.long)
     ngram = None
     if cfg.no_repeat_ngram:
         ngram = NgramBan(cfg.no_repeat_ngram, histories)
@@ -404,7 +405,7 @@ def beam_search(
                 if score == -math.inf:
                     break
                 if token in ends_set:
-                    seq = tokens[b][beam] + ([] if token == EOS_ID else [token])
+                    seq = seqs[b * K + beam].tolist() + ([] if token == EOS_ID else [token])
                     finished[inp].append(
                         Hypothesis(seq, score, length_score(score, length, cfg), "eos")
                     )
@@ -417,7 +418,7 @@ def beam_search(
                 for beam, token, score in new_beams:
                     finished[inp].append(
                         Hypothesis(
-                            tokens[b][beam] + [token],
+                            seqs[b * K + beam].tolist() + [token],
                             score,
                             length_score(score, length, cfg),
                             "length",
@@ -430,32 +431,23 @@ def beam_search(
             keep_blocks.append((b, inp, new_beams))
         if not keep_blocks:
             break
-        new_tokens_lists, new_alive, rows = [], [], []
+        new_alive, rows = [], []
         for b, inp, new_beams in keep_blocks:
-            block_tokens = []
             for beam, token, score in new_beams:
                 rows.append(b * K + beam)
                 next_tokens.append(token)
                 next_scores.append(score)
-                block_tokens.append(tokens[b][beam] + [token])
-            new_tokens_lists.append(block_tokens)
             new_alive.append(inp)
+        picked = torch.tensor(rows)
+        seqs = torch.cat([seqs[picked], torch.tensor(next_tokens)[:, None]], dim=1)
         if ngram is not None:
             ngram.select(rows)
             ngram.push(next_tokens)
-        index = torch.tensor(rows, device=device)
-        state = stepper.select(state, index)
+        state = stepper.select(state, picked.to(device))
         scores = torch.tensor(next_scores, device=device).view(len(new_alive), K)
-        tokens = new_tokens_lists
         alive = new_alive
         if on_step is not None:
-            on_step(
-                length,
-                [
-                    [(t, s) for t, s in zip(tokens[b], scores[b].tolist(), strict=True)]
-                    for b in range(len(alive))
-                ],
-            )
+            on_step(length, seqs.view(len(alive), K, -1), scores)
         logits, state = stepper.step(torch.tensor(next_tokens, device=device), state)
     out = []
     for hyps in finished:

@@ -249,3 +249,16 @@ def test_text_arrives_before_generation_ends(model):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_beam_display_draws_the_first_inputs_beams():
+    import torch
+
+    from charrnn.cli.cmd_decode import BeamDisplay
+    from charrnn.tokenizer import CharTokenizer
+
+    display = BeamDisplay(CharTokenizer.build("ab"), enabled=False)
+    drawn = []
+    display.live = type("Live", (), {"update": lambda self, table: drawn.append(table)})()
+    display.update(3, torch.tensor([[[4, 5, 4], [5, 5, 5]]]), torch.tensor([[-1.0, -2.0]]))
+    assert len(drawn) == 1 and drawn[0].row_count == 2

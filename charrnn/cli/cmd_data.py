@@ -10,7 +10,7 @@ import typer
 from charrnn import data as datamod
 from charrnn import runs
 from charrnn.cli._app import Json, Quiet, app, out, out_json, progress_bar
-from charrnn.config import TokenizeConfig
+from charrnn.config import TokenizeConfig, model_fields
 from charrnn.errors import UsageError
 from charrnn.pairs import describe_pairs, tokenize_pairs
 
@@ -253,7 +253,8 @@ def _print_pairs_summary(summary: dict, verb: str) -> None:
 
 def _print_checkpoint(summary: dict) -> None:
     model, train = summary["model"], summary["train"]
-    config = ", ".join(f"{k}={v}" for k, v in model["config"].items())
+    fields = model_fields(model["config"], summary["kind"])
+    config = ", ".join(f"{k}={v}" for k, v in fields.items())
     out(
         f"{summary['path']}: {summary['kind']} model '{model['name']}' with "
         f"{model['params']:,} parameters (charrnn {summary['charrnn_version']}, "

@@ -269,15 +269,16 @@ class BeamDisplay:
         if self.live is not None:
             self.live.__exit__(*exc)
 
-    def update(self, length: int, beams) -> None:
-        if self.live is None or not beams or time.monotonic() - self.last < 0.1:
+    def update(self, length: int, tokens, scores) -> None:
+        if self.live is None or time.monotonic() - self.last < 0.1:
             return
+        beams = list(zip(tokens[0].tolist(), scores[0].tolist(), strict=True))
         self.last = time.monotonic()
         table = Table(title=f"beam search, step {length}", show_lines=False)
         table.add_column("score", justify="right")
         table.add_column("hypothesis")
-        for tokens, score in beams[0]:
-            text = generate.escape_line(self.tokenizer.decode(tokens))[-80:]
+        for ids, score in beams:
+            text = generate.escape_line(self.tokenizer.decode(ids))[-80:]
             table.add_row(f"{score:.3f}", text)
         self.live.update(table)
 

@@ -7,6 +7,7 @@ import shlex
 import signal
 import sys
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,8 @@ from charrnn.config import (
     ModelConfig,
     TokenizeConfig,
     TrainConfig,
+    configs_for,
+    model_fields,
     parse_duration,
 )
 from charrnn.errors import UsageError
@@ -454,6 +457,7 @@ def list_models(
     """List the model registry: what each entry is and how its parameter count grows."""
     rows = []
     for name, entry in models.MODELS.items():
+        defaults, _ = configs_for(entry.kind, {}, {})  # the sizes a new run of this kind gets
         rows.append(
             {
                 "name": name,
@@ -462,8 +466,9 @@ def list_models(
                 "description": entry.description,
                 "parameters": models.growth(name),
                 "example": {
-                    "config": "defaults",
-                    "params": models.expected_parameters(name, ModelConfig(), vocab_size),
+                    "config": model_fields(asdict(defaults), entry.kind),
+                    "vocab_size": vocab_size,
+                    "params": models.expected_parameters(name, defaults, vocab_size),
                 },
             }
         )
@@ -471,8 +476,10 @@ def list_models(
         out_json(rows)
         return
     for row in rows:
-        out(f"{row['name']:<6} {row['kind']:<4} {row['description']}")
+        example = row["example"]
+        out(f"{row['name']:<13} {row['kind']:<8} {row['description']}")
+        out(f"{'':<23}parameters: {row['parameters']}")
         out(
-            f"       parameters: {row['parameters']}; with the defaults and {vocab_size} tokens: "
-            f"{row['example']['params']:,}"
+            f"{'':<23}default sizes (hidden {example['config']['hidden_size']}), "
+            f"{vocab_size} tokens: {example['params']:,} parameters"
         )
