@@ -1,6 +1,6 @@
 """Decoding speed for the default model size, against references measured in the same run.
 
-    .venv/bin/python benchmarks/decode.py [--length 200] [--rounds 15]
+    .venv/bin/python benchmarks/decode.py [--length 1000] [--rounds 6]
 
 1. Single-stream sampling (temperature 1, streamed to /dev/null exactly as `charrnn sample`
    writes stdout) in characters per second, against a bare loop that only calls the model's
@@ -35,8 +35,8 @@ from charrnn.tokenizer import BOS_ID, CharTokenizer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--length", type=int, default=200, help="tokens per sample and round")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--length", type=int, default=1000, help="tokens per sample and round")
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     n = args.length
     torch.manual_seed(0)
