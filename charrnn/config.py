@@ -157,6 +157,9 @@ class TrainConfig:
     batch_size: int = 32
     seq_len: int = 128
     batching: str = "stream"  # stream (truncated BPTT, carried state) | random (windows)
+    reset_every: int = (
+        32  # stream: a row restarts from <bos> once every this many chunks on average; 0: never
+    )
     lr: float = 4e-3
     min_lr_frac: float = 0.1  # the cosine schedule ends at lr * min_lr_frac
     warmup_steps: int = 50
@@ -254,6 +257,9 @@ class TrainConfig:
             "checkpoint_every",
             "must not be negative",
             "use 0 to checkpoint at every evaluation",
+        )
+        _require(
+            self.reset_every >= 0, "reset_every", "must not be negative", "use 0 to never restart"
         )
         _require(
             self.threads is None or self.threads >= 1,

@@ -30,8 +30,9 @@ from charrnn.models.rnn import State, detach_state, select_state
 from charrnn.tokenizer import BOS_ID, PAD_ID
 
 IGNORE = -100  # cross_entropy's ignore_index
-EVAL_STREAMS = 16  # a split is scored as this many parallel streams...
-EVAL_WARMUP = 256  # ...each first run over this many preceding tokens without scoring
+EVAL_SEGMENT = 4096  # a split is scored in segments of this many tokens...
+EVAL_WARMUP = 256  # ...each first reading this many preceding tokens without scoring...
+EVAL_GROUP = 64  # ...this many segments side by side
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -51,8 +52,10 @@ class LMBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        reset_every: int = 0,
     ) -> None:
         self.ids = ids
+        self.reset_every = reset_every
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.mode = mode
@@ -74,8 +77,11 @@ class LMBatches:
         else:
             self.steps_per_epoch = max(1, len(ids) // (rows * seq_len))
 
-    def batch(self, epoch: int, index: int) -> tuple[Tensor, Tensor, bool]:
-        """Inputs (B, T), targets (B, T), and whether the carried state must be reset."""
+    def batch(self, epoch: int, index: int) -> tuple[Tensor, Tensor, Tensor | bool]:
+        """Inputs (B, T), targets (B, T), and which rows start afresh: True (all), False
+        (none) or a (B,) bool mask. In stream mode a row also restarts, at random, once every
+        `reset_every` chunks on average: it then reads <bos> from a zero state, as evaluation
+        and sampling start, so the model learns to start well and not only to continue."""
         T = self.seq_len
         if self.mode == "stream":
             rows = self.batch_size * self.world_size
@@ -85,6 +91,12 @@ class LMBatches:
             starts = offset + row_len * np.arange(first, first + self.batch_size)  # (B,)
             begin = index * T
             reset = index == 0
+            if not reset and self.reset_every:
+                draws = _rng(self.seed, epoch, index, 7).random(rows)[
+                    first : first + self.batch_size
+                ]
+                fresh = draws < 1.0 / self.reset_every  # (B,)
+                reset = torch.from_numpy(fresh) if fresh.any() else False
         else:
             gen = _rng(self.seed, epoch, index, self.rank)
             starts = gen.integers(0, len(self.ids) - T + 1, size=self.batch_size)
@@ -97,42 +109,49 @@ class LMBatches:
         inputs = inputs.astype(np.int64)
         if begin == 0:
             inputs[:, 0] = BOS_ID
+        elif isinstance(reset, Tensor):
+            inputs[reset.numpy(), 0] = BOS_ID
         return torch.from_numpy(inputs), torch.from_numpy(targets), reset
 
 
 def eval_chunks(
-    ids: np.ndarray, *, seq_len: int, streams: int = EVAL_STREAMS, warmup: int = EVAL_WARMUP
-) -> Iterator[tuple[Tensor, Tensor]]:
+    ids: np.ndarray,
+    *,
+    seq_len: int,
+    segment: int = EVAL_SEGMENT,
+    warmup: int = EVAL_WARMUP,
+    group: int = EVAL_GROUP,
+) -> Iterator[tuple[Tensor, Tensor, bool]]:
     """A deterministic full pass over `ids`: every token is scored exactly once.
 
-    The text is read as [<bos>, ids...] and its targets are cut into `streams` contiguous
-    segments scored side by side; each segment starts `warmup` tokens early (unscored), so its
-    first tokens are predicted with context, almost exactly as in one long pass. Like every
-    training row, each segment starts from a zero state fed <bos>. Yields
-    (inputs, targets) chunks of shape (S, <=seq_len), carried state between them; unscored
-    positions have target IGNORE.
+    The text is read as [<bos>, ids...] and its targets are cut into segments of `segment`
+    tokens, scored side by side, `group` segments at a time. Each segment first reads the
+    `warmup` tokens before it (unscored), so its first tokens are predicted with context; like
+    training rows (which restart every few thousand tokens, see --reset-every) it starts
+    from a zero state fed <bos> and carries its state for a few thousand tokens, the regime
+    the model was trained in. Yields (inputs, targets, fresh) chunks of shape (S, <=seq_len):
+    the state is carried between chunks and starts from zero where `fresh`; unscored positions
+    have target IGNORE.
     """
     m = len(ids)
-    if m == 0:
-        return
-    n = max(1, min(streams, m // max(1, 4 * warmup)))  # short texts: fewer streams
-    seg = math.ceil(m / n)
-    score_from = np.arange(n) * seg  # (S,)
-    score_to = np.minimum(score_from + seg, m)
-    read_from = np.maximum(score_from - warmup, 0)
-    length = int((score_to - read_from).max())
-    for begin in range(0, length, seq_len):
-        cols = begin + np.arange(min(seq_len, length - begin))  # (T,)
-        j = read_from[:, None] + cols[None, :]  # (S, T) target positions
-        valid = j < score_to[:, None]
-        jc = np.minimum(j, m - 1)
-        scored = valid & (j >= score_from[:, None])
-        targets = np.where(scored, np.take(ids, jc).astype(np.int64), IGNORE)
-        inputs = np.take(ids, np.maximum(jc - 1, 0)).astype(np.int64)
-        # every stream starts from a zero state fed <bos>, exactly as training rows do
-        first = j == read_from[:, None]
-        inputs = np.where(valid, np.where(first, BOS_ID, inputs), PAD_ID)
-        yield torch.from_numpy(inputs), torch.from_numpy(targets)
+    n = math.ceil(m / segment)
+    for first_row in range(0, n, group):
+        rows = np.arange(first_row, min(first_row + group, n))
+        score_from = rows * segment  # (S,)
+        score_to = np.minimum(score_from + segment, m)
+        read_from = np.maximum(score_from - warmup, 0)
+        length = int((score_to - read_from).max())
+        for begin in range(0, length, seq_len):
+            cols = begin + np.arange(min(seq_len, length - begin))  # (T,)
+            j = read_from[:, None] + cols[None, :]  # (S, T) target positions
+            valid = j < score_to[:, None]
+            jc = np.minimum(j, m - 1)
+            scored = valid & (j >= score_from[:, None])
+            targets = np.where(scored, np.take(ids, jc).astype(np.int64), IGNORE)
+            inputs = np.take(ids, np.maximum(jc - 1, 0)).astype(np.int64)
+            start = j == read_from[:, None]  # a segment's first input is <bos>
+            inputs = np.where(valid, np.where(start, BOS_ID, inputs), PAD_ID)
+            yield torch.from_numpy(inputs), torch.from_numpy(targets), begin == 0
 
 
 @torch.no_grad()
@@ -142,7 +161,7 @@ def evaluate(
     *,
     seq_len: int,
     device: torch.device,
-    streams: int = EVAL_STREAMS,
+    segment: int = EVAL_SEGMENT,
     warmup: int = EVAL_WARMUP,
 ) -> tuple[float, int]:
     """Sum of negative log-likelihoods (nats) and number of scored tokens over `ids`."""
@@ -150,9 +169,9 @@ def evaluate(
     model.eval()
     state: State | None = None
     total, count = 0.0, 0
-    for inputs, targets in eval_chunks(ids, seq_len=seq_len, streams=streams, warmup=warmup):
+    for inputs, targets, fresh in eval_chunks(ids, seq_len=seq_len, segment=segment, warmup=warmup):
         inputs, targets = inputs.to(device), targets.to(device)
-        logits, state = model(inputs, state)
+        logits, state = model(inputs, None if fresh else state)
         total += F.cross_entropy(
             logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum"
         ).item()
@@ -205,6 +224,7 @@ class LMTask:
         device: torch.device,
         rank: int = 0,
         world_size: int = 1,
+        reset_every: int = 0,
     ) -> None:
         self.batches = LMBatches(
             train_ids,
@@ -214,6 +234,7 @@ class LMTask:
             seed=seed,
             rank=rank,
             world_size=world_size,
+            reset_every=reset_every,
         )
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.tokens_per_step = batch_size * seq_len * world_size
@@ -233,7 +254,11 @@ class LMTask:
     def loss(self, model: nn.Module, batch) -> Tensor:
         """Mean cross-entropy of a batch, carrying (and detaching) the hidden state."""
         inputs, targets, reset = batch
-        logits, state = model(inputs, None if reset else self.state)  # (B, T, V)
+        state = None if reset is True or self.state is None else self.state
+        if isinstance(reset, Tensor) and state is not None:  # restart some rows: zero state
+            keep = (~reset).to(inputs.device, torch.float32)[None, :, None]  # (1, B, 1)
+            state = tuple(s * keep for s in state)
+        logits, state = model(inputs, state)  # (B, T, V)
         self.state = detach_state(state)
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 

@@ -74,7 +74,7 @@ def score_lm(
         **result,
         "unknown": stats["unknown"],
         "unknown_chars": unknown,
-        "streams": lm.EVAL_STREAMS,
+        "segment": lm.EVAL_SEGMENT,
         "warmup": lm.EVAL_WARMUP,
     }
 

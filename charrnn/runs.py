@@ -378,6 +378,7 @@ def _train(
             mode=train_config.batching,
             seed=train_config.seed,
             device=device,
+            reset_every=train_config.reset_every,
             **where,
         )
     else:

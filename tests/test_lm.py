@@ -68,29 +68,35 @@ def test_corpus_too_small_for_one_batch():
 
 
 @pytest.mark.parametrize(
-    "streams,warmup,length",
-    [(1, 0, 300), (4, 8, 301), (16, 64, 2000), (16, 256, 50), (16, 16, 5000)],
+    "segment,warmup,group,length",
+    [
+        (300, 0, 64, 300),
+        (80, 8, 64, 301),
+        (125, 64, 3, 2000),
+        (4096, 256, 64, 50),
+        (50, 16, 7, 5000),
+    ],
 )
-def test_eval_chunks_score_every_token_once(streams, warmup, length):
+def test_eval_chunks_score_every_token_once(segment, warmup, group, length):
     ids = IDS[:length]
-    scored_targets, scored_inputs = [], []
     rows: list[list] = []
-    for inputs, targets in lm.eval_chunks(ids, seq_len=7, streams=streams, warmup=warmup):
-        if not rows:
-            rows = [[] for _ in range(len(inputs))]
+    groups = 0
+    for inputs, targets, fresh in lm.eval_chunks(
+        ids, seq_len=7, segment=segment, warmup=warmup, group=group
+    ):
+        if fresh:  # a new group of segments, each starting from a zero state
+            groups += 1
+            rows += [[] for _ in range(len(inputs))]
         for r in range(len(inputs)):
-            rows[r] += list(zip(inputs[r].tolist(), targets[r].tolist(), strict=True))
-    for row in rows:
-        for inp, tgt in row:
-            if tgt != lm.IGNORE:
-                scored_targets.append(tgt)
-                scored_inputs.append(inp)
-    assert scored_targets == ids.tolist()
-    expected = [BOS_ID, *ids[:-1].tolist()]
+            rows[len(rows) - len(inputs) + r] += list(
+                zip(inputs[r].tolist(), targets[r].tolist(), strict=True)
+            )
+    scored = [(inp, tgt) for row in rows for inp, tgt in row if tgt != lm.IGNORE]
+    assert [t for _, t in scored] == ids.tolist()
+    assert groups == math.ceil(math.ceil(length / segment) / group)
     if warmup:  # a segment's own first input is <bos>; with warm-up it is never scored
-        assert scored_inputs == expected
-    for row in rows:
-        assert row[0][0] == BOS_ID  # every stream starts fed <bos>
+        assert [i for i, _ in scored] == [BOS_ID, *ids[:-1].tolist()]
+    assert all(row[0][0] == BOS_ID for row in rows)  # every segment starts fed <bos>
 
 
 def _naive_nll(model, ids: np.ndarray) -> float:
@@ -104,14 +110,14 @@ def test_evaluate_single_stream_equals_naive_pass():
     torch.manual_seed(0)
     model = models.build("gru", ModelConfig(embed_size=8, hidden_size=16), 260).eval()
     ids = (IDS[:700] % 250 + 4).astype(np.uint16)
-    nll, count = lm.evaluate(model, ids, seq_len=33, device=torch.device("cpu"), streams=1)
+    nll, count = lm.evaluate(model, ids, seq_len=33, device=torch.device("cpu"), segment=700)
     assert count == 700
     assert nll == pytest.approx(_naive_nll(model, ids), rel=1e-5)
-    # parallel streams with warm-up give nearly the same number
-    nll16, _ = lm.evaluate(
-        model, ids, seq_len=33, device=torch.device("cpu"), streams=4, warmup=100
+    # segments scored side by side with warm-up give nearly the same number
+    nll_seg, _ = lm.evaluate(
+        model, ids, seq_len=33, device=torch.device("cpu"), segment=175, warmup=100
     )
-    assert nll16 == pytest.approx(nll, rel=1e-3)
+    assert nll_seg == pytest.approx(nll, rel=1e-3)
 
 
 def test_eval_result_units():
@@ -120,3 +126,36 @@ def test_eval_result_units():
     assert result["bpc"] == pytest.approx(0.5)
     assert result["bits_per_byte"] == pytest.approx(0.25)
     assert result["perplexity"] == pytest.approx(math.exp(result["loss"]))
+
+
+def test_stream_rows_restart_at_random_with_bos():
+    batches = lm.LMBatches(IDS, batch_size=8, seq_len=16, seed=3, reset_every=4)
+    masks = [batches.batch(0, i)[2] for i in range(1, batches.steps_per_epoch)]
+    restarts = [m for m in masks if isinstance(m, torch.Tensor)]
+    assert restarts and sum(int(m.sum()) for m in restarts) > 0
+    index = next(i for i, m in enumerate(masks, 1) if isinstance(m, torch.Tensor))
+    inputs, targets, mask = batches.batch(0, index)
+    assert torch.all(inputs[mask, 0] == BOS_ID)
+    assert torch.all(inputs[~mask, 0] != BOS_ID)
+    assert torch.equal(inputs[:, 1:], targets[:, :-1])  # the text itself is unchanged
+    never = lm.LMBatches(IDS, batch_size=8, seq_len=16, seed=3, reset_every=0)
+    assert all(never.batch(0, i)[2] is False for i in range(1, never.steps_per_epoch))
+
+
+def test_restarted_rows_start_from_a_zero_state():
+    torch.manual_seed(0)
+    model = models.build("lstm", ModelConfig(embed_size=8, hidden_size=16, dropout=0.0), 5100)
+    task = lm.LMTask(
+        IDS, None, None, batch_size=4, seq_len=16, mode="stream", seed=0, device=torch.device("cpu")
+    )
+    inputs, targets, _ = task.batch(0, 1)
+    old = tuple(torch.full((1, 4, 16), 0.5) for _ in range(2))
+    task.state = old
+    mask = torch.tensor([True, False, True, False])
+    task.loss(model, (inputs, targets, mask))
+    with torch.no_grad():
+        _, fresh = model(inputs[mask])  # restarted rows: from a zero state
+        _, carried = model(inputs[~mask], tuple(s[:, ~mask] for s in old))
+    for new, a, b in zip(task.state, fresh, carried, strict=True):
+        torch.testing.assert_close(new[:, mask], a)
+        torch.testing.assert_close(new[:, ~mask], b)

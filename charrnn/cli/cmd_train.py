@@ -267,6 +267,13 @@ def train(
         int | None,
         typer.Option(help=f"Tokens per sequence: the truncated-BPTT length (default {T.seq_len})."),
     ] = None,
+    reset_every: Annotated[
+        int | None,
+        typer.Option(
+            help=f"stream batching: each row restarts from <bos> once every this many chunks on "
+            f"average, so the model learns fresh starts; 0 = never (default {T.reset_every})."
+        ),
+    ] = None,
     batching: Annotated[
         str | None,
         typer.Option(
@@ -394,6 +401,7 @@ def train(
         "batch_size": batch_size,
         "seq_len": seq_len,
         "batching": batching,
+        "reset_every": reset_every,
         "lr": lr,
         "min_lr_frac": min_lr_frac,
         "warmup_steps": warmup_steps,
