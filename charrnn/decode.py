@@ -388,20 +388,18 @@ def beam_search(
             logprobs = ngram.apply(logprobs)
         total = (scores[:, :, None] + logprobs.view(len(alive), K, vocab)).view(len(alive), -1)
         top_scores, top_index = torch.topk(total, 2 * K, dim=-1)  # room for finished ones
-        if bool((top_scores[:, 1:] == top_scores[:, :-1]).any()):
-            # equal scores in index order, as argmax breaks ties: beam size 1 is exactly greedy
-            top_index, order = torch.sort(top_index, dim=-1, stable=True)
-            top_scores = top_scores.gather(-1, order)
-            top_scores, order = torch.sort(top_scores, dim=-1, descending=True, stable=True)
-            top_index = top_index.gather(-1, order)
-        beam_of = (top_index // vocab).tolist()
-        token_of = (top_index % vocab).tolist()
-        top_scores_list = top_scores.tolist()
+        # a few candidates per input, sorted here: equal scores in index order, as argmax
+        # breaks ties, so beam size 1 is exactly greedy
+        candidates = [
+            sorted(zip(row_scores, row_index, strict=True), key=lambda c: (-c[0], c[1]))
+            for row_scores, row_index in zip(top_scores.tolist(), top_index.tolist(), strict=True)
+        ]
         length += 1
         next_tokens, next_scores, keep_blocks = [], [], []
         for b, inp in enumerate(alive):
             new_beams: list[tuple[int, int, float]] = []
-            for beam, token, score in zip(beam_of[b], token_of[b], top_scores_list[b], strict=True):
+            for score, flat in candidates[b]:
+                beam, token = divmod(flat, vocab)
                 if score == -math.inf:
                     break
                 if token in ends_set:

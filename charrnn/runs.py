@@ -16,6 +16,7 @@ from charrnn import checkpoint, corpus, models
 from charrnn import data as datamod
 from charrnn import device as devices
 from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig, configs_for, from_dict
+from charrnn.distributed import Ranks, rank0_first, start_processes
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.lm import LMTask
 from charrnn.pairs import PAIR_BUILTINS, PairDataset, tokenize_pairs
@@ -24,38 +25,6 @@ from charrnn.tokenizer import Tokenizer, from_json
 from charrnn.train import Hooks, RunInfo, fit
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place in a torchrun launch (one process alone by default)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-
-def _start_processes(ranks: Ranks, device_name: str) -> None:
-    """Join the other processes: NCCL for CUDA, gloo for the CPU (torchrun sets the rest)."""
-    cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
-    if cuda:
-        torch.cuda.set_device(ranks.local_rank)
-    torch.distributed.init_process_group(
-        "nccl" if cuda else "gloo", rank=ranks.rank, world_size=ranks.world_size
-    )
-
-
-def _rank0_first(ranks: Ranks, fn):
-    """Run `fn` on rank 0, then on the others (which then find its result: cached data, a
-    clean run directory)."""
-    if ranks.world_size == 1:
-        return fn()
-    if ranks.rank == 0:
-        result = fn()
-        torch.distributed.barrier()
-        return result
-    torch.distributed.barrier()
-    return fn()
 
 
 SEQ2SEQ_ONLY = ("attention", "bidirectional", "input_feeding")
@@ -223,7 +192,7 @@ def start_training(
             "stdin cannot be shared by several processes",
             "tokenize it first with charrnn tokenize, then train on the directory",
         )
-    _start_processes(ranks, train_options.get("device") or "auto")
+    start_processes(ranks, train_options.get("device") or "auto")
     try:
         return _train(
             source,
@@ -331,7 +300,7 @@ def _train(
                 progress=progress,
             )
 
-        dataset = _rank0_first(ranks, prepare)
+        dataset = rank0_first(ranks, prepare)
         kind = "seq2seq" if isinstance(dataset, PairDataset) else "lm"
         model_name = model_name or models.DEFAULT[kind]
         model_config, train_config = configs_for(kind, model_options, train_options)

@@ -26,6 +26,7 @@ from torch import nn
 from charrnn import checkpoint
 from charrnn import device as devices
 from charrnn.config import TrainConfig
+from charrnn.distributed import any_rank, gather_rank_states, own_rank_state
 from charrnn.errors import CharrnnError
 
 MAX_BAD_STEPS = 3  # consecutive non-finite steps before rolling back
@@ -181,7 +182,7 @@ def fit(
         state = LoopState(
             **{k: v for k, v in train["state"].items() if k in LoopState.__annotations__}
         )
-        own = _own_rank_state(train, rank, world_size)
+        own = own_rank_state(train, rank, world_size)
         task.load_state_dict(own["task"])
         checkpoint.set_rng_state(own["rng"])
     else:
@@ -191,7 +192,7 @@ def fit(
 
     def save(name: str, evaluation: dict | None) -> None:
         nonlocal good
-        ranks = _gather_rank_states(task, world_size)  # every rank takes part
+        ranks = gather_rank_states(task, world_size)  # every rank takes part
         good = _snapshot(raw, opt)
         if not writer:
             return
@@ -257,7 +258,7 @@ def fit(
         signal_name = hooks.should_stop()
         if signal_name:
             stop_reason = f"interrupted ({signal_name})"
-        if _any_rank(bool(stop_reason), world_size, device):
+        if any_rank(bool(stop_reason), world_size, device):
             stop_reason = stop_reason or "stopped with another rank"
             break
         lr = learning_rate(cfg, state.step, progress, state.lr_scale)
@@ -477,41 +478,6 @@ def _diverged(state, model, opt, task, good, metrics, loss_value, norm):
         }
     )
     return good
-
-
-def _any_rank(flag: bool, world_size: int, device: torch.device) -> bool:
-    """True when `flag` holds on any rank: ranks must stop at the same step together (a time
-    budget or a signal can reach them a step apart)."""
-    if world_size == 1:
-        return flag
-    value = torch.tensor([float(flag)], device=device)
-    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-    return bool(value.item())
-
-
-def _gather_rank_states(task, world_size: int) -> list[dict] | None:
-    """Every rank's carried task state and random state (None when training alone)."""
-    if world_size == 1:
-        return None
-    states: list = [None] * world_size
-    torch.distributed.all_gather_object(
-        states, {"task": task.state_dict(), "rng": checkpoint.rng_state()}
-    )
-    return states
-
-
-def _own_rank_state(train: dict, rank: int, world_size: int) -> dict:
-    """This rank's state from a checkpoint (written alone or by as many ranks)."""
-    ranks = train.get("ranks")
-    if world_size > 1 and ranks is not None:
-        if len(ranks) != world_size:
-            raise CharrnnError(
-                "--resume",
-                f"the run was trained on {len(ranks)} processes, not {world_size}",
-                f"resume with {len(ranks)} processes",
-            )
-        return ranks[rank]
-    return {"task": train["task"], "rng": train["rng"]}
 
 
 def _payload(

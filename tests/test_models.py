@@ -152,3 +152,40 @@ def test_packed_padding_changes_nothing(cell, residual, bidirectional):
         assert torch.all(out[row, n:] == 0)
         for s, a in zip(state, alone_state, strict=True):
             torch.testing.assert_close(s[:, row], a[:, 0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cell,nonlinearity", [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
+)
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("rows", [1, 5])
+def test_packed_decoding_step_equals_cell_kernels(cell, nonlinearity, residual, rows):
+    from charrnn.models import packed
+
+    torch.manual_seed(3)
+    config = ModelConfig(
+        cell=cell, hidden_size=24, num_layers=2, residual=residual, nonlinearity=nonlinearity
+    )
+    stack = RNNStack(24, config).eval()
+    x = torch.randn(rows, 24)
+    state = tuple(torch.randn(2, rows, 24) for _ in range(2 if cell == "lstm" else 1))
+    with torch.no_grad():
+        assert packed.usable(x)
+        fast_out, fast_state = stack.step(x, state)  # oneDNN, packed weights
+    slow_out, slow_state = stack.step(x, state)  # gradients on: the cell kernels
+    torch.testing.assert_close(fast_out, slow_out.detach(), rtol=1e-5, atol=1e-5)
+    for a, b in zip(fast_state, slow_state, strict=True):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_packed_weights_follow_parameter_updates():
+    torch.manual_seed(4)
+    stack = RNNStack(8, ModelConfig(cell="gru", hidden_size=8)).eval()
+    x = torch.randn(2, 8)
+    with torch.no_grad():
+        before, _ = stack.step(x)
+        stack.rnn.weight_ih_l0.mul_(0.5)  # an optimizer step changes weights in place
+        after, _ = stack.step(x)
+    reference, _ = stack.step(x)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, reference.detach(), rtol=1e-5, atol=1e-5)

@@ -25,6 +25,7 @@ from charrnn.config import (
     model_fields,
     parse_duration,
 )
+from charrnn.distributed import Ranks
 from charrnn.errors import UsageError
 from charrnn.train import Hooks
 
@@ -41,10 +42,10 @@ def cache_dir() -> Path:
     return Path(base) / "charrnn" / "data"
 
 
-def torchrun_ranks() -> runs.Ranks:
+def torchrun_ranks() -> Ranks:
     """This process's place when launched by torchrun (RANK, WORLD_SIZE, LOCAL_RANK)."""
     env = os.environ
-    return runs.Ranks(
+    return Ranks(
         rank=int(env.get("RANK", 0)),
         world_size=int(env.get("WORLD_SIZE", 1)),
         local_rank=int(env.get("LOCAL_RANK", 0)),

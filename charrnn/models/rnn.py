@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from charrnn.config import ModelConfig
+from charrnn.models import packed
 
 State = tuple[Tensor, ...]
 _MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -58,7 +59,8 @@ class RNNStack(nn.Module):
         module = _MODULES[config.cell]
         self.residual = config.residual
         self.between_dropout = config.dropout if config.num_layers > 1 else 0.0
-        self._cell_step = _CELL_STEPS[config.nonlinearity if config.cell == "rnn" else config.cell]
+        self.rnn_kind = config.nonlinearity if config.cell == "rnn" else config.cell
+        self._cell_step = _CELL_STEPS[self.rnn_kind]
         if not self.residual:
             between = config.dropout if config.num_layers > 1 else 0.0
             self.rnn = module(
@@ -120,28 +122,53 @@ class RNNStack(nn.Module):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
         return out, tuple(torch.cat(parts, dim=0) for parts in zip(*states, strict=True))
 
+    def layer_weights(self) -> list[list[Tensor]]:
+        """Each layer's [weight_ih, weight_hh, bias_ih, bias_hh]."""
+        out = []
+        for i in range(self.num_layers):
+            module, suffix = (self.layers[i], "_l0") if self.residual else (self.rnn, f"_l{i}")
+            out.append(
+                [
+                    getattr(module, name + suffix)
+                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                ]
+            )
+        return out
+
+    def _packed(self, weights: list[list[Tensor]]):
+        """This stack's layers packed for oneDNN, rebuilt when a weight has changed."""
+        key = packed.version(weights)
+        cached = getattr(self, "_packed_cache", None)
+        if cached is None or cached[0] != key:
+            kind = self.rnn_kind
+            cached = (key, packed.pack(kind, weights))
+            object.__setattr__(self, "_packed_cache", cached)  # not a module attribute
+        return cached[1]
+
     def step(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """One time step, x (B, input_size) -> output (B, H), new state: the same computation
         as `forward` on a length-1 sequence (dropout between layers included), through the
-        cell kernels. Unidirectional stacks only."""
+        cell kernels, or for decoding on the CPU through oneDNN (see models/packed.py).
+        Unidirectional stacks only."""
         if self.directions != 1:
             raise ValueError("step() needs a unidirectional stack")
         if state is None:
             state = self.init_state(x.shape[0], x.device)
         lstm = self.cell == "lstm"
+        weights = self.layer_weights()
+        fast = self._packed(weights) if packed.usable(x) else None
         new: list[list[Tensor]] = [[] for _ in state]
         for i in range(self.num_layers):
-            module, suffix = (self.layers[i], "_l0") if self.residual else (self.rnn, f"_l{i}")
-            weights = [
-                getattr(module, name + suffix)
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            ]
             inp = x if i == 0 else F.dropout(x, self.between_dropout, self.training)
-            if lstm:
-                h, c = self._cell_step(inp, (state[0][i], state[1][i]), *weights)
+            if fast is not None:
+                h, c = fast[i].step(inp, state[0][i], state[1][i] if lstm else None)
+                if lstm:
+                    new[1].append(c)
+            elif lstm:
+                h, c = self._cell_step(inp, (state[0][i], state[1][i]), *weights[i])
                 new[1].append(c)
             else:
-                h = self._cell_step(inp, state[0][i], *weights)
+                h = self._cell_step(inp, state[0][i], *weights[i])
             new[0].append(h)
             x = h + inp if (self.residual and i > 0) else h
         return x, tuple(torch.stack(parts) for parts in new)

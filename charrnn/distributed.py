@@ -1,0 +1,79 @@
+"""Training on several processes under torchrun: where this process stands, starting the
+process group, and the agreements the training loop needs (when to stop, every rank's state
+in the checkpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from charrnn import checkpoint
+from charrnn.errors import CharrnnError
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a torchrun launch (one process alone by default)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+
+def start_processes(ranks: Ranks, device_name: str) -> None:
+    """Join the other processes: NCCL for CUDA, gloo for the CPU (torchrun sets the rest)."""
+    cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(ranks.local_rank)
+    torch.distributed.init_process_group(
+        "nccl" if cuda else "gloo", rank=ranks.rank, world_size=ranks.world_size
+    )
+
+
+def rank0_first(ranks: Ranks, fn):
+    """Run `fn` on rank 0, then on the others (which then find its result: cached data, a
+    clean run directory)."""
+    if ranks.world_size == 1:
+        return fn()
+    if ranks.rank == 0:
+        result = fn()
+        torch.distributed.barrier()
+        return result
+    torch.distributed.barrier()
+    return fn()
+
+
+def any_rank(flag: bool, world_size: int, device: torch.device) -> bool:
+    """True when `flag` holds on any rank: ranks must stop at the same step together (a time
+    budget or a signal can reach them a step apart)."""
+    if world_size == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def gather_rank_states(task, world_size: int) -> list[dict] | None:
+    """Every rank's carried task state and random state (None when training alone)."""
+    if world_size == 1:
+        return None
+    states: list = [None] * world_size
+    torch.distributed.all_gather_object(
+        states, {"task": task.state_dict(), "rng": checkpoint.rng_state()}
+    )
+    return states
+
+
+def own_rank_state(train: dict, rank: int, world_size: int) -> dict:
+    """This rank's state from a checkpoint (written alone or by as many ranks)."""
+    ranks = train.get("ranks")
+    if world_size > 1 and ranks is not None:
+        if len(ranks) != world_size:
+            raise CharrnnError(
+                "--resume",
+                f"the run was trained on {len(ranks)} processes, not {world_size}",
+                f"resume with {len(ranks)} processes",
+            )
+        return ranks[rank]
+    return {"task": train["task"], "rng": train["rng"]}
