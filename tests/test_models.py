@@ -169,19 +169,38 @@ def test_packed_decoding_step_equals_cell_kernels(cell, nonlinearity, residual, 
     stack = RNNStack(24, config).eval()
     x = torch.randn(rows, 24)
     state = tuple(torch.randn(2, rows, 24) for _ in range(2 if cell == "lstm" else 1))
+    layers = packed.pack(stack.rnn_kind, stack.layer_weights())
     with torch.no_grad():
         assert packed.usable(x)
-        fast_out, fast_state = stack.step(x, state)  # oneDNN, packed weights
-    slow_out, slow_state = stack.step(x, state)  # gradients on: the cell kernels
-    torch.testing.assert_close(fast_out, slow_out.detach(), rtol=1e-5, atol=1e-5)
-    for a, b in zip(fast_state, slow_state, strict=True):
-        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-5)
+        inp, fast_state = x, [[] for _ in state]
+        for i, layer in enumerate(layers):  # the packed layers, whatever the batch size
+            h, c = layer.step(inp, state[0][i], state[1][i] if cell == "lstm" else None)
+            fast_state[0].append(h)
+            if c is not None:
+                fast_state[1].append(c)
+            inp = h + inp if (residual and i > 0) else h
+        via_stack, _ = stack.step(x, state)  # the packed path where it pays
+    cells_out, cells_state = stack.step(x, state)  # gradients on: the cell kernels
+    torch.testing.assert_close(inp, cells_out.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(via_stack, cells_out.detach(), rtol=1e-5, atol=1e-5)
+    for a, b in zip(fast_state, cells_state, strict=True):
+        if a:
+            torch.testing.assert_close(torch.stack(a), b.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_packed_path_is_chosen_where_it_pays():
+    from charrnn.models import packed
+
+    big = [[torch.zeros(3072, 64), torch.zeros(3072, 768)]]
+    small = [[torch.zeros(1024, 64), torch.zeros(1024, 256)]]
+    assert packed.worth_it("lstm", 1, big) and not packed.worth_it("lstm", 1, small)
+    assert not packed.worth_it("gru", 1, big) and packed.worth_it("gru", 5, small)
 
 
 def test_packed_weights_follow_parameter_updates():
     torch.manual_seed(4)
     stack = RNNStack(8, ModelConfig(cell="gru", hidden_size=8)).eval()
-    x = torch.randn(2, 8)
+    x = torch.randn(2, 8)  # two rows: the packed path
     with torch.no_grad():
         before, _ = stack.step(x)
         stack.rnn.weight_ih_l0.mul_(0.5)  # an optimizer step changes weights in place

@@ -156,7 +156,8 @@ class RNNStack(nn.Module):
             state = self.init_state(x.shape[0], x.device)
         lstm = self.cell == "lstm"
         weights = self.layer_weights()
-        fast = self._packed(weights) if packed.usable(x) else None
+        use_packed = packed.usable(x) and packed.worth_it(self.rnn_kind, x.shape[0], weights)
+        fast = self._packed(weights) if use_packed else None
         new: list[list[Tensor]] = [[] for _ in state]
         for i in range(self.num_layers):
             inp = x if i == 0 else F.dropout(x, self.between_dropout, self.training)
