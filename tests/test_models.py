@@ -78,16 +78,22 @@ LM_MODELS = [name for name, entry in models.MODELS.items() if entry.kind == "lm"
 
 @pytest.mark.parametrize("name", LM_MODELS)
 @pytest.mark.parametrize("residual", [False, True])
-def test_step_by_step_equals_full_forward(name, residual):
+@pytest.mark.parametrize("onednn", [False, True])
+def test_step_by_step_equals_full_forward(name, residual, onednn, monkeypatch):
+    from charrnn.models import packed
+
+    # with onednn, every decoding product takes the packed oneDNN path, however small
+    monkeypatch.setattr(packed, "pays", lambda weights, rows: onednn)
     torch.manual_seed(1)
     config = ModelConfig(embed_size=16, hidden_size=16, num_layers=2, residual=residual)
     model = models.build(name, config, vocab_size=11).eval()
     ids = torch.randint(0, 11, (2, 9))
     full, _ = model(ids)
     state = None
-    for t in range(9):
-        logits, state = model.step(ids[:, t], state)
-        torch.testing.assert_close(logits, full[:, t], rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        for t in range(9):
+            logits, state = model.step(ids[:, t], state)
+            torch.testing.assert_close(logits, full[:, t], rtol=1e-5, atol=1e-5)
     # carrying the state across two calls equals one call
     first, mid = model(ids[:, :4])
     second, _ = model(ids[:, 4:], mid)
@@ -191,16 +197,24 @@ def test_packed_decoding_step_equals_cell_kernels(cell, nonlinearity, residual, 
 def test_packed_path_is_chosen_where_it_pays():
     from charrnn.models import packed
 
-    big = [[torch.zeros(3072, 64), torch.zeros(3072, 768)]]
-    small = [[torch.zeros(1024, 64), torch.zeros(1024, 256)]]
+    big = [[torch.zeros(3072, 64), torch.zeros(3072, 768)]]  # an LSTM of 768 units
+    small = [[torch.zeros(1024, 64), torch.zeros(1024, 256)]]  # 256 units
+    tiny = [[torch.zeros(512, 64), torch.zeros(512, 128)]]  # 128 units
     assert packed.worth_it("lstm", 1, big) and not packed.worth_it("lstm", 1, small)
-    assert not packed.worth_it("gru", 1, big) and packed.worth_it("gru", 5, small)
+    assert packed.worth_it("lstm", 5, small) and not packed.worth_it("lstm", 5, tiny)
+    gru_big = [[torch.zeros(2304, 64), torch.zeros(2304, 768)]]
+    gru_mid = [[torch.zeros(1536, 64), torch.zeros(1536, 512)]]
+    assert packed.worth_it("gru", 1, gru_big) and not packed.worth_it("gru", 1, gru_mid)
+    assert packed.worth_it("gru", 2, gru_mid)
 
 
-def test_packed_weights_follow_parameter_updates():
+def test_packed_weights_follow_parameter_updates(monkeypatch):
+    from charrnn.models import packed
+
+    monkeypatch.setattr(packed, "worth_it", lambda *args: True)
     torch.manual_seed(4)
     stack = RNNStack(8, ModelConfig(cell="gru", hidden_size=8)).eval()
-    x = torch.randn(2, 8)  # two rows: the packed path
+    x = torch.randn(2, 8)
     with torch.no_grad():
         before, _ = stack.step(x)
         stack.rnn.weight_ih_l0.mul_(0.5)  # an optimizer step changes weights in place

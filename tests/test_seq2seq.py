@@ -34,14 +34,20 @@ def _batch():
 
 @pytest.mark.parametrize("name", SEQ2SEQ)
 @pytest.mark.parametrize("attention", ATTENTIONS)
-def test_stepwise_decoding_equals_teacher_forcing(name, attention):
+@pytest.mark.parametrize("onednn", [False, True])
+def test_stepwise_decoding_equals_teacher_forcing(name, attention, onednn, monkeypatch):
+    from charrnn.models import packed
+
+    # with onednn, every decoding product takes the packed oneDNN path, however small
+    monkeypatch.setattr(packed, "pays", lambda weights, rows: onednn)
     model = _model(name, attention=attention, num_layers=2)
     src, lengths, tgt_in = _batch()
     logits, weights = model(src, lengths, tgt_in)
-    state = model.encode(src, lengths)
-    for t in range(tgt_in.shape[1]):
-        step_logits, state = model.step(tgt_in[:, t], state)
-        torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        state = model.encode(src, lengths)
+        for t in range(tgt_in.shape[1]):
+            step_logits, state = model.step(tgt_in[:, t], state)
+            torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
     assert (weights is None) == (attention == "none")
 
 

@@ -135,16 +135,6 @@ class RNNStack(nn.Module):
             )
         return out
 
-    def _packed(self, weights: list[list[Tensor]]):
-        """This stack's layers packed for oneDNN, rebuilt when a weight has changed."""
-        key = packed.version(weights)
-        cached = getattr(self, "_packed_cache", None)
-        if cached is None or cached[0] != key:
-            kind = self.rnn_kind
-            cached = (key, packed.pack(kind, weights))
-            object.__setattr__(self, "_packed_cache", cached)  # not a module attribute
-        return cached[1]
-
     def step(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """One time step, x (B, input_size) -> output (B, H), new state: the same computation
         as `forward` on a length-1 sequence (dropout between layers included), through the
@@ -157,7 +147,11 @@ class RNNStack(nn.Module):
         lstm = self.cell == "lstm"
         weights = self.layer_weights()
         use_packed = packed.usable(x) and packed.worth_it(self.rnn_kind, x.shape[0], weights)
-        fast = self._packed(weights) if use_packed else None
+        fast = (
+            packed.cached(self, weights, lambda: packed.pack(self.rnn_kind, weights))
+            if use_packed
+            else None
+        )
         new: list[list[Tensor]] = [[] for _ in state]
         for i in range(self.num_layers):
             inp = x if i == 0 else F.dropout(x, self.between_dropout, self.training)
@@ -228,4 +222,4 @@ class RNNLanguageModel(nn.Module):
     def step(self, ids: Tensor, state: State | None) -> tuple[Tensor, State]:
         """One decoding step: ids (B,) -> logits (B, V), new state."""
         out, state = self.rnn.step(self.embed_drop(self.embed(ids)), state)  # (B, H)
-        return self.head(self.drop(out)), state
+        return packed.linear(self.head, self.drop(out)), state

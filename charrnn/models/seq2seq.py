@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from charrnn.config import ModelConfig
+from charrnn.models import packed
 from charrnn.models.rnn import RNNStack, State, select_state
 from charrnn.tokenizer import PAD_ID
 
@@ -142,8 +143,8 @@ class Seq2SeqModel(nn.Module):
         weights = None
         if self.attention is not None:
             context, weights = self.attention(h, state.keys, state.memory, state.mask)
-            h = torch.tanh(self.combine(torch.cat([context, h], dim=-1)))  # (B, H)
-        logits = self.head(self.drop(h))
+            h = torch.tanh(packed.linear(self.combine, torch.cat([context, h], dim=-1)))  # (B, H)
+        logits = packed.linear(self.head, self.drop(h))
         feed = h if self.input_feeding else None
         return logits, state._replace(rnn=rnn, feed=feed, weights=weights)
 
