@@ -169,30 +169,15 @@ def start_training(
     defaults come from ModelConfig / TrainConfig, or from the checkpoint on resume. Under
     torchrun, `ranks` places this process; each trains on its own rows of every batch.
     """
-    if ranks.world_size == 1:
-        return _train(
-            source,
-            run_dir,
-            model_name=model_name,
-            model_options=model_options,
-            train_options=train_options,
-            vocab=vocab,
-            resume=resume,
-            force=force,
-            cache_dir=cache_dir,
-            pairs=pairs,
-            command=command,
-            hooks=hooks,
-            progress=progress,
-            ranks=ranks,
-        )
-    if source == "-":
-        raise UsageError(
-            "INPUT",
-            "stdin cannot be shared by several processes",
-            "tokenize it first with charrnn tokenize, then train on the directory",
-        )
-    start_processes(ranks, train_options.get("device") or "auto")
+    distributed = ranks.world_size > 1
+    if distributed:
+        if source == "-":
+            raise UsageError(
+                "INPUT",
+                "stdin cannot be shared by several processes",
+                "tokenize it first with charrnn tokenize, then train on the directory",
+            )
+        start_processes(ranks, train_options.get("device") or "auto")
     try:
         return _train(
             source,
@@ -211,7 +196,8 @@ def start_training(
             ranks=ranks,
         )
     finally:
-        torch.distributed.destroy_process_group()
+        if distributed:
+            torch.distributed.destroy_process_group()
 
 
 def _train(
