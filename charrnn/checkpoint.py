@@ -84,11 +84,10 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
         AttributeError,
         IndexError,
         KeyError,
-    ) as e:
-        first = str(e).strip().splitlines()[0][:100] if str(e).strip() else type(e).__name__
+    ):
         raise CharrnnError(
             where,
-            f"not a readable checkpoint (corrupt or truncated: {first})",
+            "not a readable checkpoint (corrupt, truncated, or not a torch file)",
             "pass a file written by charrnn train",
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

@@ -72,6 +72,24 @@ def prepare_data(
     return datamod.load_dataset(target)
 
 
+def _is_run_dir(path: str) -> bool:
+    p = Path(path)
+    return p.is_dir() and any((p / name).is_file() for name in ("last.pt", "best.pt"))
+
+
+def _same_data(source: str, data_path: str, cache_dir, vocab: TokenizeConfig, pairs: bool) -> bool:
+    """Whether INPUT names the data a run was trained on: the data directory itself, or raw
+    text whose cached tokenization it is."""
+    if source == "-":
+        return False
+    if datamod.is_dataset(source):
+        return Path(source).resolve() == Path(data_path).resolve()
+    if cache_dir is None:
+        return False
+    key = _cache_key(source, vocab, pairs or source in PAIR_BUILTINS)
+    return (Path(cache_dir) / key).resolve() == Path(data_path).resolve()
+
+
 def _cache_key(source: str, vocab: TokenizeConfig, pairs: bool) -> str:
     files = (
         [source]
@@ -221,6 +239,10 @@ def _train(
     hooks = hooks or Hooks()
     saved = None
     if resume:
+        if run_dir.is_file():
+            raise UsageError(
+                "--resume", f"{run_dir} is a file", f"pass the run directory: {run_dir.parent}"
+            )
         if not run_dir.is_dir():
             raise CharrnnError(str(run_dir), "no such run directory", "check the path")
         if not (run_dir / "last.pt").is_file():
@@ -246,13 +268,12 @@ def _train(
         if (
             source is not None
             and data_path
-            and datamod.is_dataset(source)
-            and Path(source).resolve() != Path(data_path).resolve()
+            and not _same_data(source, data_path, cache_dir, vocab, pairs)
         ):
             raise UsageError(
                 "INPUT",
-                f"the run was trained on {data_path}",
-                "resume without INPUT, or start a new run",
+                f"the run was trained on {data_path}, not on {source}",
+                "resume without INPUT (a run keeps its data), or start a new run",
             )
         if not data_path or not datamod.is_dataset(data_path):
             raise CharrnnError(
@@ -267,6 +288,13 @@ def _train(
                 "INPUT",
                 "no training data given",
                 "pass a text file, a data directory or builtin:python, or --resume RUN_DIR",
+            )
+        if source != "-" and _is_run_dir(source):
+            raise UsageError(
+                "INPUT",
+                f"{source} is a run directory (it holds checkpoints), not training data",
+                f"continue it with charrnn train --resume {source}, or pass a text file or a "
+                "data directory",
             )
         if model_name is not None:
             models.spec(model_name)  # an unknown model fails before any tokenizing
@@ -402,8 +430,8 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu") -> Traine
     """Load a checkpoint (a .pt file, or a run directory: best.pt, else last.pt)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "best.pt" if (path / "best.pt").is_file() else path / "last.pt"
-    data = checkpoint.load(path)
+        path = next((path / n for n in ("best.pt", "last.pt") if (path / n).is_file()), path)
+    data = checkpoint.load(path)  # a directory without checkpoints gets its own message
     where = str(path)
     try:
         name = data["model"]["name"]

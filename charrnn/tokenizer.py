@@ -397,8 +397,13 @@ def from_json(text: str, where: str = "tokenizer.json") -> Tokenizer:
 def load(path: str | Path) -> Tokenizer:
     """Load `tokenizer.json` from a file."""
     path = Path(path)
+    if not path.is_file():
+        raise CharrnnError(
+            str(path), "no such file", "pass a data directory or a tokenizer.json file"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise CharrnnError(str(path), f"cannot read tokenizer ({e})", "check the path") from None
+        what = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise CharrnnError(str(path), f"cannot read tokenizer ({what})", "check the path") from None
     return from_json(text, str(path))

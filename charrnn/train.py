@@ -27,7 +27,7 @@ from charrnn import checkpoint
 from charrnn import device as devices
 from charrnn.config import TrainConfig
 from charrnn.distributed import any_rank, gather_rank_states, own_rank_state
-from charrnn.errors import CharrnnError
+from charrnn.errors import CharrnnError, UsageError
 
 MAX_BAD_STEPS = 3  # consecutive non-finite steps before rolling back
 MAX_ROLLBACKS = 3  # rollbacks before giving up
@@ -185,6 +185,14 @@ def fit(
         own = own_rank_state(train, rank, world_size)
         task.load_state_dict(own["task"])
         checkpoint.set_rng_state(own["rng"])
+        reached = _limit_reached(cfg, state, task.steps_per_epoch)
+        if reached:  # nothing to train: leave the run as it is
+            flag = reached.split()[1]
+            raise UsageError(
+                flag,
+                f"the run has already {reached} (step {state.step})",
+                f"resume with a larger {flag}",
+            )
     else:
         checkpoint.seed_everything(cfg.seed)
     metrics = _Metrics(run_dir / "metrics.jsonl" if writer else None, hooks)
@@ -250,7 +258,7 @@ def fit(
     window = {"loss": 0.0, "n": 0, "norm": 0.0, "norm_max": 0.0, "clipped": 0, "tokens": 0}
     window_start = time.monotonic()
     clock = time.monotonic() - state.elapsed
-    last_record: dict | None = None
+    last_record: dict | None = (resume or {}).get("metrics") or None  # the latest evaluation
     while True:
         state.elapsed = time.monotonic() - clock
         progress = progress_fraction(cfg, state, task.steps_per_epoch)

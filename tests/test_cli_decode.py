@@ -144,7 +144,7 @@ def test_bad_input(run, model, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     cases = [
         (["sample", tmp_path / "none.pt"], 1, "no such file"),
-        (["sample", tmp_path / "bad.pt"], 1, "corrupt or truncated"),
+        (["sample", tmp_path / "bad.pt"], 1, "corrupt, truncated"),
         (["sample", model, "--length", "0"], 2, "--length"),
         (["sample", model, "--length", "-3"], 2, "--length"),
         (["sample", model, "--top-p", "0"], 2, "--top-p"),

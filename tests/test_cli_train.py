@@ -143,14 +143,19 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["train", data, "-o", good, *SMALL], 1, "already holds a run"),
         (["train", "--resume", env / "nope"], 1, "no such run directory"),
         (["train", "--resume", env / "empty-run"], 1, "no checkpoint to resume"),
-        (["train", "--resume", corrupt], 1, "corrupt or truncated"),
-        (["train", "--resume", truncated], 1, "corrupt or truncated"),
+        (["train", "--resume", corrupt], 1, "corrupt, truncated"),
+        (["train", "--resume", truncated], 1, "corrupt, truncated"),
         (["train", "--resume", newer], 1, "newer charrnn"),
         (["train", "--resume", foreign], 1, "not a charrnn checkpoint"),
         (["train", "--resume", good, "--hidden-size", "32"], 2, "cannot change the architecture"),
         (["train", "--resume", good, "--model", "gru"], 2, "cannot change the model"),
+        (["train", "--resume", good, "--max-steps", "2"], 2, "already reached --max-steps 2"),
+        (["train", "--resume", good / "last.pt"], 2, "pass the run directory"),
+        (["train", shakespeare_like, "--resume", good], 2, "the run was trained on"),
+        (["train", good, *out], 2, "is a run directory"),
+        (["sample", data], 1, "no checkpoint in this directory"),
         (["eval", env / "missing.pt"], 1, "no such file"),
-        (["eval", corrupt / "last.pt"], 1, "corrupt or truncated"),
+        (["eval", corrupt / "last.pt"], 1, "corrupt, truncated"),
         (["eval", foreign / "last.pt"], 1, "not a charrnn checkpoint"),
         (["eval", good, env / "missing.txt"], 1, "no such file"),
     ]
@@ -158,6 +163,14 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         assert_error(run(*args), code, needle)
     assert (good / "last.pt").read_bytes() == saved  # nothing lost
     assert not (env / "new").exists() or not any((env / "new").iterdir())
+
+
+def test_resume_accepts_the_raw_text_it_was_trained_on(env, run, shakespeare_like):
+    ok(run("train", shakespeare_like, "-o", env / "r", *SMALL, "--max-steps", "2"))
+    summary = ok(
+        run("train", shakespeare_like, "--resume", env / "r", "--max-steps", "4", "--json")
+    ).json()
+    assert summary["step"] == 4
 
 
 def test_eval_rejects_data_encoded_with_another_vocabulary(env, data, run, tmp_path):
