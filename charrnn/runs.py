@@ -3,6 +3,7 @@ models back from checkpoints for decoding and evaluation."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -188,6 +189,7 @@ def start_training(
     torchrun, `ranks` places this process; each trains on its own rows of every batch.
     """
     distributed = ranks.world_size > 1
+    created = not Path(run_dir).exists()
     if distributed:
         if source == "-":
             raise UsageError(
@@ -213,6 +215,11 @@ def start_training(
             progress=progress,
             ranks=ranks,
         )
+    except BaseException:
+        if created:  # a run that failed before writing anything leaves no empty directory
+            with contextlib.suppress(OSError):
+                Path(run_dir).rmdir()
+        raise
     finally:
         if distributed:
             torch.distributed.destroy_process_group()
@@ -339,6 +346,12 @@ def _train(
             raise UsageError(
                 flag, "is for seq2seq models; this run is a language model", f"drop {flag}"
             )
+    if model_options.get("nonlinearity") is not None and models.spec(model_name).cell != "rnn":
+        raise UsageError(
+            "--nonlinearity",
+            f"is for the plain rnn cell; {model_name} has no choice of nonlinearity",
+            "drop --nonlinearity, or use --model rnn (or seq2seq-rnn)",
+        )
     tokenizers = _tokenizers(dataset)
     model = _build(model_name, model_config, tokenizers)
     if saved is not None:

@@ -57,7 +57,11 @@ def _prompts(prompt: str | None, per_line: bool) -> list[str]:
     if per_line:
         if prompt not in (None, "-"):
             raise UsageError("--per-line", "reads its prompts from stdin", "drop --prompt TEXT")
-        lines = _stdin().splitlines()
+        # lines end at \n (or \r\n) only, as `wc -l` counts them: form feeds, U+2028 and
+        # the like stay inside a prompt
+        lines = [line.removesuffix("\r") for line in _stdin().split("\n")]
+        if lines[-1] == "":
+            lines.pop()
         if not lines:
             raise CharrnnError(
                 "stdin",

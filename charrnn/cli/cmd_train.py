@@ -7,7 +7,7 @@ import shlex
 import signal
 import sys
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -467,6 +467,7 @@ def list_models(
     rows = []
     for name, entry in models.MODELS.items():
         defaults, _ = configs_for(entry.kind, {}, {})  # the sizes a new run of this kind gets
+        defaults = replace(defaults, cell=entry.cell)
         rows.append(
             {
                 "name": name,
