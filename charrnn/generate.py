@@ -166,14 +166,16 @@ def sample(
     )
     results = []
     for row, s in enumerate(samples):
+        finished = s.finished
         if by_token or by_block:
             emit(row, texts[row].finish())
             text = "".join(outputs[row])
+            finished = texts[row].reason or finished  # a stop string or --max-chars
         else:
             text = trained.tokenizer.decode(s.tokens)
         results.append(
             Generated(
-                row // num_samples, row % num_samples, text, len(s.tokens), s.logprob, s.finished
+                row // num_samples, row % num_samples, text, len(s.tokens), s.logprob, finished
             )
         )
     return results
@@ -225,7 +227,8 @@ def beam(
                     "tokens": len(h.tokens),
                     "logprob": h.logprob,
                     "score": h.score,
-                    "finished": h.finished,
+                    # a language model's hypothesis ends at the --end string, not <eos>
+                    "finished": "end" if (end and h.finished == "eos") else h.finished,
                     "ids": h.tokens,
                 }
             )
@@ -247,6 +250,7 @@ class TextAssembler:
         self.pending = ""
         self.emitted = 0
         self.done = False
+        self.reason = ""  # why it is done: "stop" (a stop string) or "length" (max_chars)
         self.plain = not self.stops and max_chars is None  # nothing to hold back or cut
 
     def feed(self, token: int) -> str:
@@ -275,9 +279,10 @@ class TextAssembler:
         for stop in self.stops:
             at = text.find(stop)
             if at >= 0:
-                text, self.done = text[:at], True
+                text, self.done, self.reason = text[:at], True, "stop"
         if self.max_chars is not None and self.emitted + len(text) >= self.max_chars:
             text, self.done = text[: self.max_chars - self.emitted], True
+            self.reason = self.reason or "length"
         if self.done or final:
             self.pending = ""
         else:

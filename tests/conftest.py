@@ -52,6 +52,12 @@ class Result:
         return json.loads(self.stdout)
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Raw-text corpora are tokenized into a cache of the test session, not the user's."""
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 @pytest.fixture
 def run(capsys, monkeypatch):
     """Run `charrnn ARGS...` in-process; returns exit code, stdout and stderr."""

@@ -151,7 +151,7 @@ def test_stop_string_ends_and_is_not_printed(run, model):
 
 def test_max_chars(run, model):
     row = json.loads(ok(run("sample", model, "--max-chars", "5", "--json", "--seed", "1")).stdout)
-    assert len(row["text"]) == 5
+    assert len(row["text"]) == 5 and row["finished"] == "length"
 
 
 def test_unknown_prompt_characters(run, model):
@@ -245,6 +245,10 @@ def test_beam_per_line_batch_equals_one_by_one(run, model):
     ]
     assert batch == alone
     assert all("\\n" not in line for line in batch)  # --end cut each at the first newline
+    rows = ok(
+        run("beam", model, "--prompt", "the", "--max-len", "60", "--end", "\\n", "--json")
+    ).stdout.splitlines()
+    assert json.loads(rows[0])["finished"] in ("end", "length")
 
 
 def test_show_beams_does_not_touch_stdout(run, model):

@@ -111,6 +111,8 @@ def test_translation_lines_and_sampling(run, dates, trained):
         for r in ok(run("beam", trained, "--n-best", "2", "--json", stdin=src)).stdout.splitlines()
     ]
     assert len(rows) == 40 and {r["rank"] for r in rows} == {1, 2}
+    echoed = ok(run("beam", trained, "--prompt", "March 5, 2021", "--echo")).stdout
+    assert echoed == "March 5, 2021\t" + one  # source TAB output, like the training pairs
 
 
 def test_attention_png_and_terminal(run, trained, tmp_path):
@@ -124,6 +126,14 @@ def test_attention_png_and_terminal(run, trained, tmp_path):
     assert width == 16 * (len("5 March 2021") + 1)  # source characters and <eos>
     assert height % 16 == 0 and b"iTXtSource" in data
     assert "wrote" in result.stderr and "<eos>" in result.stderr
+
+
+def test_attention_needs_a_seq2seq_model_and_is_checked_first(run, tmp_path, shakespeare_like):
+    ok(run("train", shakespeare_like, "-o", tmp_path / "lm", *TINY, "--max-steps", "1"))
+    for flag in (["--show-attention"], ["--attention", tmp_path / "a.png"]):
+        result = run("beam", tmp_path / "lm", "--prompt", "the", *flag)
+        assert_error(result, 2, f"{flag[0]}: needs a seq2seq model with attention")
+        assert result.stdout == ""  # nothing decoded first
 
 
 def test_scoring_files_without_a_model(run, dates, tmp_path):

@@ -30,6 +30,16 @@ from charrnn.cli._app import (
 from charrnn.errors import CharrnnError, UsageError
 
 S, B = decode.SampleConfig, decode.BeamConfig  # defaults live in the dataclasses
+Echo = Annotated[
+    bool | None,
+    typer.Option(
+        "--echo/--no-echo",
+        help="Print the prompt before its continuation, or a seq2seq source and a tab before "
+        "its output (default: on for one language-model prompt, off with --per-line and for "
+        "seq2seq).",
+        show_default=False,
+    ),
+]
 BATCH = 64  # prompts decoded together with --per-line
 
 
@@ -79,6 +89,14 @@ def _prompts(prompt: str | None, per_line: bool) -> list[str]:
             )
         return [text]
     return [prompt or ""]
+
+
+def _echo(trained, texts: list[str], per_line: bool, echo: bool | None):
+    """What goes before input `line`'s output: its prompt (language models), or its source
+    and a tab (seq2seq), when echoing; by default only a single language-model prompt is."""
+    echo = (not per_line and trained.kind == "lm") if echo is None else echo
+    sep = "\t" if trained.kind == "seq2seq" else ""
+    return lambda line: texts[line] + sep if echo else ""
 
 
 def _stdin() -> str:
@@ -151,15 +169,7 @@ def sample(
         ),
     ] = None,
     unknown: Unknown = "error",
-    echo: Annotated[
-        bool | None,
-        typer.Option(
-            "--echo/--no-echo",
-            help="Print the prompt before its continuation (default: on for one "
-            "prompt, off with --per-line and for seq2seq).",
-            show_default=False,
-        ),
-    ] = None,
+    echo: Echo = None,
     max_len_ratio: MaxLenRatio = 2.0,
     device: Device = "auto",
     quiet: Quiet = False,
@@ -195,7 +205,7 @@ def sample(
             "one output line per input line",
             "use --json for several samples per input",
         )
-    echo = (not per_line and trained.kind == "lm") if echo is None else echo
+    prefix = _echo(trained, texts, per_line, echo)
     settings = {
         "temperature": temperature,
         "top_k": top_k,
@@ -210,8 +220,8 @@ def sample(
     }
     writer = Writer()
     stream = not per_line and num_samples == 1 and not as_json
-    if stream and echo:
-        writer.write(texts[0])
+    if stream:
+        writer.write(prefix(0))
     for start in range(0, len(prompts), BATCH):
         chunk = prompts[start : start + BATCH]
         on_text = (lambda row, text: writer.write(text)) if stream else None
@@ -242,14 +252,11 @@ def sample(
                     }
                 )
             elif per_line:
-                prefix = texts[line] if echo else ""
-                writer.write(generate.escape_line(prefix + r.text) + "\n")
+                writer.write(generate.escape_line(prefix(line) + r.text) + "\n")
             elif not stream:
-                prefix = texts[line] if echo else ""
-                ending = "" if (prefix + r.text).endswith("\n") else "\n"
-                writer.write(
-                    prefix + r.text + ending + ("\n" if r.sample_index < num_samples - 1 else "")
-                )
+                text = prefix(line) + r.text
+                ending = "" if text.endswith("\n") else "\n"
+                writer.write(text + ending + ("\n" if r.sample_index < num_samples - 1 else ""))
     if stream:
         writer.write("\n")
     writer.close()
@@ -315,6 +322,7 @@ def beam(
         bool, typer.Option("--show-beams", help="Draw the live beams on stderr.")
     ] = False,
     unknown: Unknown = "error",
+    echo: Echo = None,
     max_len_ratio: MaxLenRatio = 2.0,
     attention: Annotated[
         Path | None,
@@ -347,7 +355,16 @@ def beam(
     if end is not None and not end_text:
         raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
     trained = runs.load_trained(checkpoint, devices.resolve(device))
+    if (attention or show_attention) and not _has_attention(trained):
+        flag = "--attention" if attention else "--show-attention"
+        kind = trained.model_name + ("" if trained.kind == "lm" else ", --attention none")
+        raise UsageError(
+            flag,
+            f"needs a seq2seq model with attention (this one is {kind})",
+            f"drop {flag}, or pass a seq2seq checkpoint trained with attention",
+        )
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
+    prefix = _echo(trained, texts, per_line, echo)
     writer = Writer()
     with BeamDisplay(trained.tokenizer, show_beams and not quiet) as display:
         for start in range(0, len(prompts), BATCH):
@@ -373,11 +390,13 @@ def beam(
                             }
                         )
                     elif n_best > 1:
-                        writer.write(f"{h['score']:.4f}\t{generate.escape_line(h['text'])}\n")
+                        number = f"{line + 1}\t" if per_line else ""
+                        text = generate.escape_line(prefix(line) + h["text"])
+                        writer.write(f"{number}{h['score']:.4f}\t{text}\n")
                     elif per_line or trained.kind == "seq2seq":
-                        writer.write(generate.escape_line(h["text"]) + "\n")
+                        writer.write(generate.escape_line(prefix(line) + h["text"]) + "\n")
                     else:
-                        text = texts[line] + h["text"]
+                        text = prefix(line) + h["text"]
                         writer.write(text + ("" if text.endswith("\n") else "\n"))
             if (attention or show_attention) and start == 0:
                 _attention(trained, chunk[0], results[0][0]["ids"], attention, show_attention)
@@ -388,17 +407,7 @@ def _attention(
     trained, source: list[int], target: list[int], png_path: Path | None, show: bool
 ) -> None:
     """Draw the attention of the first input's best output (PNG file and/or terminal)."""
-    if trained.kind != "seq2seq":
-        raise UsageError(
-            "--attention", "attention belongs to seq2seq models", "pass a seq2seq checkpoint"
-        )
     weights = seq2seq.attention_map(trained.model, source, target, trained.device)
-    if weights is None:
-        raise UsageError(
-            "--attention",
-            "this model has no attention (--attention none)",
-            "train with --attention general, dot or additive",
-        )
     src = [trained.source_tokenizer.token_text(i) for i in source]
     tgt = [trained.tokenizer.token_text(i) for i in target] + ["<eos>"]
     if png_path is not None:
@@ -416,9 +425,20 @@ def _attention(
         for token in src:
             table.add_column(_label(token), justify="center", min_width=2)
         for token, row in zip(tgt, weights, strict=True):
-            cells = [f"[on rgb{heatmap.color(w)}]  [/]" for w in row]
+            cells = [_cell(w) for w in row]
             table.add_row(_label(token) + " ", *cells)
         err.print(table)
+
+
+def _cell(weight: float) -> str:
+    """One attention weight as a coloured block, or a shade character without colours."""
+    if err.color_system is None:
+        return " ░▒▓█"[min(4, int(weight * 5))] * 2
+    return f"[on rgb{heatmap.color(weight)}]  [/]"
+
+
+def _has_attention(trained) -> bool:
+    return trained.kind == "seq2seq" and getattr(trained.model, "attention", None) is not None
 
 
 def _label(token: str) -> str:
