@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from charrnn import models, runs
 from charrnn.cli._app import Json, Quiet, app, err, out, out_json, warn
@@ -72,8 +73,21 @@ def stop_signals(started: list[bool]):
             signal.signal(s, h)
 
 
+class _TwoLineProgress(Progress):
+    """A progress bar with the training figures on a line of their own below it, so that a
+    narrow terminal cuts neither."""
+
+    footer = ""
+
+    def get_renderables(self):
+        yield self.make_tasks_table(self.tasks)
+        if self.footer:
+            yield Text(self.footer, overflow="ellipsis", no_wrap=True)
+
+
 class TrainDisplay:
-    """The progress display on stderr, fed by the training loop's hooks."""
+    """The progress display on stderr, fed by the training loop's hooks. Without a terminal
+    (a log file, a pipe) it prints one line per evaluation instead."""
 
     def __init__(self, quiet: bool, started: list[bool]) -> None:
         self.quiet = quiet
@@ -85,11 +99,10 @@ class TrainDisplay:
 
     def __enter__(self):
         if not self.quiet and err.is_terminal:  # logs and pipes get the summary lines only
-            self.bar = Progress(
+            self.bar = _TwoLineProgress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 TextColumn("{task.percentage:>3.0f}%"),
-                TextColumn("{task.fields[info]}"),
                 TimeRemainingColumn(),
                 console=err,
             )
@@ -101,7 +114,7 @@ class TrainDisplay:
         if self.bar is None:
             return
         if stage not in self.stages:
-            self.stages[stage] = self.bar.add_task(stage, total=total, info="")
+            self.stages[stage] = self.bar.add_task(stage, total=total)
         self.bar.update(self.stages[stage], completed=done, total=total)
 
     def __exit__(self, *exc) -> None:
@@ -115,7 +128,7 @@ class TrainDisplay:
             if self.bar is not None:
                 for task_id in self.stages.values():
                     self.bar.remove_task(task_id)
-                self.task = self.bar.add_task("starting", total=1000, info="")
+                self.task = self.bar.add_task("starting", total=1000)
             if not self.quiet:
                 verb = "resuming at step" if kind == "resume" else "training from step"
                 err.print(f"{verb} {record['step']}: {record['params']:,} parameters")
@@ -134,16 +147,21 @@ class TrainDisplay:
             self.info["val"] = f"val bpc {record['val_bpc']:.3f}{mark}"
             if self.quiet:
                 return
+            if self.bar is None:  # no terminal: a line per evaluation for the log
+                minutes, seconds = divmod(int(record["elapsed"]), 60)
+                err.print(f"step {record['step']}: {self._line()} ({minutes}m{seconds:02d}s)")
         self._refresh(record.get("step"))
 
     def step(self, step: int, fraction: float) -> None:
         if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=1000 * fraction, description=f"step {step}")
 
+    def _line(self) -> str:
+        return " | ".join(v for v in self.info.values() if v)
+
     def _refresh(self, step: int | None) -> None:
-        if self.bar is not None and self.task is not None:
-            info = " | ".join(v for v in self.info.values() if v)
-            self.bar.update(self.task, info=info)
+        if self.bar is not None:
+            self.bar.footer = self._line()
 
 
 def _print_summary(summary: dict) -> None:
