@@ -136,7 +136,11 @@ def resolve(
             key = item[len(BUILTIN_PREFIX) :]
             if key not in BUILTINS:
                 known = ", ".join(builtin_names())
-                raise UsageError(item, "no such built-in corpus", f"use one of: {known}")
+                raise UsageError(
+                    item,
+                    "no such built-in corpus",
+                    f"use one of: {known} (text), builtin:dates (parallel text)",
+                )
             files = BUILTINS[key][1]()
             if not files:
                 raise CharrnnError(

@@ -139,7 +139,7 @@ class BeamConfig:
             f"unknown form '{self.length_penalty}'",
             f"use one of: {', '.join(LENGTH_PENALTIES)}",
         )
-        _need(self.alpha >= 0, "--alpha", "must not be negative", "use e.g. 0.6")
+        _need(self.alpha >= 0, "--alpha", f"{self.alpha} is negative", "use e.g. 0.6")
         _need(
             self.no_repeat_ngram >= 0,
             "--no-repeat-ngram",
