@@ -94,37 +94,10 @@ def test_greedy_is_temperature_zero_and_top_k_1(run, model):
 def test_per_line_one_output_line_per_input_line(run, model):
     # only \n (or \r\n) ends a line: a form feed or U+2028 stays inside its prompt
     stdin = "the king\r\nmy\x0clove\n\nthy\u2028night\n"
-    result = ok(
-        run(
-            "sample",
-            model,
-            "--per-line",
-            "--length",
-            "40",
-            "--seed",
-            "3",
-            "--unknown",
-            "skip",
-            stdin=stdin,
-        )
-    )
-    lines = result.stdout.split("\n")
+    args = ("sample", model, "--per-line", "--length", "40", "--seed", "3", "--unknown", "skip")
+    lines = ok(run(*args, stdin=stdin)).stdout.split("\n")
     assert lines[-1] == "" and len(lines) - 1 == 4  # escaped newlines keep one line each
-    as_json = ok(
-        run(
-            "sample",
-            model,
-            "--per-line",
-            "--length",
-            "40",
-            "--seed",
-            "3",
-            "--unknown",
-            "skip",
-            "--json",
-            stdin=stdin,
-        )
-    ).stdout.split("\n")[:-1]
+    as_json = ok(run(*args, "--json", stdin=stdin)).stdout.split("\n")[:-1]
     texts = [json.loads(line)["text"] for line in as_json]
     assert [generate.escape_line(t) for t in texts] == lines[:-1]
     assert [json.loads(line)["line"] for line in as_json] == [1, 2, 3, 4]
