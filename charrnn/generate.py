@@ -202,6 +202,7 @@ def beam(
     ends = [i for i, b in enumerate(tok.token_bytes) if end.encode() in b] if end else []
     if trained.kind == "seq2seq":
         ends = [EOS_ID]
+    lm_end = bool(end) and trained.kind == "lm"
     logits, state = stepper.start(list(inputs))
     hyps = decode.beam_search(
         stepper,
@@ -228,7 +229,7 @@ def beam(
                     "logprob": h.logprob,
                     "score": h.score,
                     # a language model's hypothesis ends at the --end string, not <eos>
-                    "finished": "end" if (end and h.finished == "eos") else h.finished,
+                    "finished": "end" if (lm_end and h.finished == "eos") else h.finished,
                     "ids": h.tokens,
                 }
             )

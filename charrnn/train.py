@@ -185,9 +185,8 @@ def fit(
         own = own_rank_state(train, rank, world_size)
         task.load_state_dict(own["task"])
         checkpoint.set_rng_state(own["rng"])
-        reached = _limit_reached(cfg, state, task.steps_per_epoch)
+        flag, reached = _limit_reached(cfg, state, task.steps_per_epoch)
         if reached:  # nothing to train: leave the run as it is
-            flag = reached.split()[1]
             raise UsageError(
                 flag,
                 f"the run has already {reached} (step {state.step})",
@@ -262,7 +261,7 @@ def fit(
     while True:
         state.elapsed = time.monotonic() - clock
         progress = progress_fraction(cfg, state, task.steps_per_epoch)
-        stop_reason = _limit_reached(cfg, state, task.steps_per_epoch)
+        _, stop_reason = _limit_reached(cfg, state, task.steps_per_epoch)
         signal_name = hooks.should_stop()
         if signal_name:
             stop_reason = f"interrupted ({signal_name})"
@@ -357,14 +356,15 @@ def _advance(state: LoopState, steps_per_epoch: int) -> None:
         state.index = 0
 
 
-def _limit_reached(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) -> str:
+def _limit_reached(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) -> tuple[str, str]:
+    """(the flag, the stop reason) of the first limit reached, or ("", "")."""
     if cfg.max_steps and state.step >= cfg.max_steps:
-        return f"reached --max-steps {cfg.max_steps}"
+        return "--max-steps", f"reached --max-steps {cfg.max_steps}"
     if cfg.epochs and state.step >= cfg.epochs * steps_per_epoch:
-        return f"reached --epochs {cfg.epochs:g}"
+        return "--epochs", f"reached --epochs {cfg.epochs:g}"
     if cfg.time_budget and state.elapsed >= cfg.time_budget:
-        return f"reached --time-budget ({cfg.time_budget:g}s)"
-    return ""
+        return "--time-budget", f"reached --time-budget ({cfg.time_budget:g}s)"
+    return "", ""
 
 
 def _train_record(state: LoopState, window: dict, seconds: float, lr: float, layers: dict) -> dict:

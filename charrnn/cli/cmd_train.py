@@ -150,7 +150,7 @@ class TrainDisplay:
             if self.bar is None:  # no terminal: a line per evaluation for the log
                 minutes, seconds = divmod(int(record["elapsed"]), 60)
                 err.print(f"step {record['step']}: {self._line()} ({minutes}m{seconds:02d}s)")
-        self._refresh(record.get("step"))
+        self._refresh()
 
     def step(self, step: int, fraction: float) -> None:
         if self.bar is not None and self.task is not None:
@@ -159,7 +159,7 @@ class TrainDisplay:
     def _line(self) -> str:
         return " | ".join(v for v in self.info.values() if v)
 
-    def _refresh(self, step: int | None) -> None:
+    def _refresh(self) -> None:
         if self.bar is not None:
             self.bar.footer = self._line()
 
