@@ -206,6 +206,34 @@ def test_packed_path_is_chosen_where_it_pays():
     gru_mid = [[torch.zeros(1536, 64), torch.zeros(1536, 512)]]
     assert packed.worth_it("gru", 1, gru_big) and not packed.worth_it("gru", 1, gru_mid)
     assert packed.worth_it("gru", 2, gru_mid)
+    # an output layer over 69 characters (768 units): oneDNN pays for many rows, not a few
+    assert packed.pays(69 * 768, 32) and not packed.pays(69 * 768, 8)
+
+
+@pytest.mark.parametrize("size", [(3, 5), (40, 300)])
+def test_packed_tanh_equals_torch(size):
+    from charrnn.models import packed
+
+    x = torch.randn(size) * 4
+    with torch.no_grad():  # the sigmoid form from 2,048 values
+        torch.testing.assert_close(packed.tanh(x), torch.tanh(x), rtol=0, atol=3e-7)
+    x.requires_grad_(True)
+    assert packed.tanh(x).grad_fn.name() == "TanhBackward0"  # training keeps torch's tanh
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+def test_packed_linear_with_tanh(monkeypatch, onednn):
+    from charrnn.models import packed
+
+    monkeypatch.setattr(packed, "pays", lambda weights, rows: onednn)
+    torch.manual_seed(5)
+    layer = nn.Linear(48, 64)
+    x = torch.randn(40, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            packed.linear(layer, x, "tanh"), torch.tanh(layer(x)), rtol=1e-5, atol=1e-5
+        )
+        torch.testing.assert_close(packed.linear(layer, x), layer(x), rtol=1e-5, atol=1e-5)
 
 
 def test_packed_weights_follow_parameter_updates(monkeypatch):

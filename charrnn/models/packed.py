@@ -11,11 +11,14 @@ use the cell kernels. The packed weights are cached and rebuilt when a parameter
 
 The gate arithmetic is torch's own (`torch.lstm_cell`, `gru_cell`, `rnn_*_cell`):
     LSTM  i, f, g, o = W [x; h] + b           c' = s(f) c + s(i) tanh(g),  h' = s(o) tanh(c')
-          (rows packed as i, f, o, 2g, so that one sigmoid fused into the product covers all
-          four gates: tanh(g) = 2 s(2g) - 1, and doubling a weight is exact)
     GRU   r, z, n_x = W_i x + b_i,  _, _, n_h = W_h h + b_h
           r = s(r_x + r_h), z = s(z_x + z_h), n = tanh(n_x + r n_h),  h' = (1 - z) n + z h
-    RNN   h' = tanh or relu(W [x; h] + b)
+    RNN   h' = tanh or relu(W [x; h] + b)   (the activation fused into the product)
+Every tanh outside a product is computed as tanh(x) = 2 s(2x) - 1: torch's CPU tanh costs about
+ten times its sigmoid (58 against 6 microseconds for 32 x 768 values), which made the cell's
+arithmetic a fifth of a 32-row LSTM step. The factor 2 inside goes into the weights where it
+can (doubling a weight is exact): the LSTM's rows are packed as i, f, o, 2g, so that one
+sigmoid fused into the product covers all four gates, and the GRU's n rows are doubled.
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ def usable(x: Tensor) -> bool:
 
 def pays(weights: int, rows: int) -> bool:
     """Whether oneDNN beats torch's general kernels for one product of `weights` weights by
-    `rows` rows. Each product costs oneDNN about 20 microseconds more to set up; measured on
-    a 2-core CPU, it pays from 600,000 weights for one row (an LSTM of 384 units over a
-    64-wide input: 1.03x; 768 units: 1.5x) and from 150,000 for two rows or more."""
-    return weights >= (600_000 if rows == 1 else 150_000)
+    `rows` rows. Each product costs oneDNN about 10 microseconds more to set up and less per
+    multiply-add; measured on a 2-core CPU, it pays from 600,000 multiply-adds (an LSTM of 384
+    units over a 64-wide input, one row: 1.03x; 768 units: 1.5x; a 69 x 768 output layer, 32
+    rows: 1.6x) and from 150,000 weights for two rows or more."""
+    return weights * rows >= 600_000 or (rows > 1 and weights >= 150_000)
 
 
 def worth_it(cell: str, rows: int, weights: list[list[Tensor]]) -> bool:
@@ -62,22 +66,31 @@ def cached(owner: object, weights: list[list[Tensor]], build):
     return hit[1]
 
 
-def linear(layer: nn.Linear, x: Tensor) -> Tensor:
-    """layer(x) for x (B, in), through oneDNN where it is usable and pays (an output layer
-    over a BPE vocabulary: 1.3x for one row, 3x for five)."""
+def linear(layer: nn.Linear, x: Tensor, act: str = "none") -> Tensor:
+    """layer(x), or tanh(layer(x)) with act="tanh", for x (B, in); through oneDNN where it is
+    usable and pays (an output layer over a BPE vocabulary: 1.3x for one row, 3x for five)."""
     weight, bias = layer.weight, layer.bias
-    if not (usable(x) and pays(weight.numel(), x.shape[0])):
-        return layer(x)
-    parts = [[weight] if bias is None else [weight, bias]]
-    try:
-        packed_weight = cached(layer, parts, lambda: _reorder(weight))
-        return _linear(x, packed_weight, None if bias is None else bias.detach())
-    except (RuntimeError, AttributeError):  # a torch build without these oneDNN operators
-        return layer(x)
+    if usable(x) and pays(weight.numel(), x.shape[0]):
+        parts = [[weight] if bias is None else [weight, bias]]
+        try:
+            packed_weight = cached(layer, parts, lambda: _reorder(weight))
+            return _linear(x, packed_weight, None if bias is None else bias.detach(), act)
+        except (RuntimeError, AttributeError):  # a torch build without these oneDNN operators
+            pass
+    return tanh(layer(x)) if act == "tanh" else layer(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """torch.tanh(x); for decoding on the CPU as 2 s(2x) - 1, 4x faster from a few thousand
+    values (see above), equal to float rounding."""
+    if x.numel() < 2048 or not usable(x):
+        return torch.tanh(x)
+    return torch.mul(x, 2).sigmoid_().mul_(2).sub_(1)
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, act: str = "none") -> Tensor:
-    """x @ weight.T + bias, then `act` ("none" or "sigmoid") fused into the product."""
+    """x @ weight.T + bias, then `act` ("none", "sigmoid", "tanh" or "relu") fused into the
+    product."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, act, [], "")
 
 
@@ -91,8 +104,8 @@ class PackedLayer:
     def __init__(self, cell: str, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
         self.cell = cell
         if cell == "gru":  # the reset gate scales only the recurrent part of n
-            self.w_x, self.b_x = _reorder(w_ih), b_ih.detach().clone()
-            self.w_h, self.b_h = _reorder(w_hh), b_hh.detach().clone()
+            (w_x, b_x), (w_h, b_h) = (_double_n(w, b) for w, b in ((w_ih, b_ih), (w_hh, b_hh)))
+            self.w_x, self.b_x, self.w_h, self.b_h = _reorder(w_x), b_x, _reorder(w_h), b_h
             return
         w, b = torch.cat([w_ih, w_hh], dim=1).detach(), (b_ih + b_hh).detach()
         if cell == "lstm":  # rows i, f, g, o -> i, f, o, 2g: one fused sigmoid covers all four
@@ -108,19 +121,28 @@ class PackedLayer:
     def step(self, x: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """x (B, I), h (B, H), c (B, H) for LSTM -> new h, new c."""
         if self.cell == "gru":
-            r_x, z_x, n_x = _linear(x, self.w_x, self.b_x).chunk(3, dim=1)
-            r_h, z_h, n_h = _linear(h, self.w_h, self.b_h).chunk(3, dim=1)
-            r = torch.sigmoid(r_x + r_h)
-            z = torch.sigmoid(z_x + z_h)
-            n = torch.tanh(n_x + r * n_h)
-            return n + z * (h - n), None
+            gx, gh = _linear(x, self.w_x, self.b_x), _linear(h, self.w_h, self.b_h)
+            size = h.shape[1]
+            r, z = torch.add(gx[:, : 2 * size], gh[:, : 2 * size]).sigmoid_().chunk(2, dim=1)
+            # s(2 n_x + r 2 n_h) = s(2 n): n = 2 s(2 n) - 1
+            n = torch.addcmul(gx[:, 2 * size :], r, gh[:, 2 * size :]).sigmoid_()
+            return torch.lerp(n.mul_(2).sub_(1), h, z), None
         xh = torch.cat([x, h], dim=1)
         if self.cell == "lstm":
-            i, f, o, g = _linear(xh, self.w, self.b, "sigmoid").chunk(4, dim=1)
-            c = torch.addcmul(f * c, i, g.mul_(2).sub_(1))
-            return o * torch.tanh(c), c
-        gates = _linear(xh, self.w, self.b)
-        return (torch.relu_(gates) if self.cell == "relu" else torch.tanh_(gates)), None
+            i, f, o, g = _linear(xh, self.w, self.b, "sigmoid").chunk(4, dim=1)  # g: s(2g)
+            # c' = f c + i (2 g - 1);  h' = o (2 s(2 c') - 1)
+            c = torch.mul(f, c).sub_(i).addcmul_(i, g, value=2)
+            return torch.addcmul(o.neg(), o, torch.mul(c, 2).sigmoid_(), value=2), c
+        return _linear(xh, self.w, self.b, self.cell), None
+
+
+def _double_n(w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """A GRU product's weight and bias with the n rows (the last third) doubled."""
+    w, b = w.detach().clone(), b.detach().clone()
+    n = w.shape[0] // 3
+    w[2 * n :] *= 2
+    b[2 * n :] *= 2
+    return w, b
 
 
 def pack(cell: str, weights: list[list[Tensor]]) -> list[PackedLayer] | None:

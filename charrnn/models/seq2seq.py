@@ -57,7 +57,7 @@ class Attention(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """query (B, H), keys/memory (B, S, H), mask (B, S) -> context (B, H), weights (B, S)."""
         if self.kind == "additive":
-            scores = self.v(torch.tanh(keys + self.query(query)[:, None])).squeeze(-1)
+            scores = self.v(packed.tanh(keys + self.query(query)[:, None])).squeeze(-1)
         else:
             scores = torch.bmm(keys, query[:, :, None]).squeeze(-1)  # (B, S)
         weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
@@ -126,7 +126,7 @@ class Seq2SeqModel(nn.Module):
         L, B = self.config.num_layers, src.shape[0]
         if self.config.bidirectional:  # (L*2, B, H/2) -> (L, B, H): [forward ; backward]
             final = tuple(f.view(L, 2, B, -1).permute(0, 2, 1, 3).reshape(L, B, -1) for f in final)
-        rnn = tuple(torch.tanh(bridge(f)) for bridge, f in zip(self.bridge, final, strict=True))
+        rnn = tuple(packed.tanh(bridge(f)) for bridge, f in zip(self.bridge, final, strict=True))
         mask = torch.arange(src.shape[1], device=src.device)[None, :] < lengths[:, None].to(
             src.device
         )
@@ -143,7 +143,7 @@ class Seq2SeqModel(nn.Module):
         weights = None
         if self.attention is not None:
             context, weights = self.attention(h, state.keys, state.memory, state.mask)
-            h = torch.tanh(packed.linear(self.combine, torch.cat([context, h], dim=-1)))  # (B, H)
+            h = packed.linear(self.combine, torch.cat([context, h], dim=-1), "tanh")  # (B, H)
         logits = packed.linear(self.head, self.drop(h))
         feed = h if self.input_feeding else None
         return logits, state._replace(rnn=rnn, feed=feed, weights=weights)
