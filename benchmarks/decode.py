@@ -1,6 +1,6 @@
 """Decoding speed for the default model size, against references measured in the same run.
 
-    .venv/bin/python benchmarks/decode.py [--length 1000] [--rounds 6]
+    .venv/bin/python benchmarks/decode.py [--length 1000] [--rounds 6] [--device cpu]
 
 1. Single-stream sampling (temperature 1, streamed to /dev/null exactly as `charrnn sample`
    writes stdout) in characters per second, against a bare loop that only calls the model's
@@ -37,26 +37,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=1000, help="tokens per sample and round")
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
+    device = torch.device(args.device)
     n = args.length
     torch.manual_seed(0)
     alphabet = string.ascii_letters + string.digits + " \n.,;:!?'-&$3"
     tok = CharTokenizer.build(alphabet[:65])
     config = ModelConfig()
-    model = models.build("lstm", config, tok.vocab_size).eval()
-    trained = Trained(Path("benchmark"), "lm", "lstm", model, tok, {}, torch.device("cpu"))
+    model = models.build("lstm", config, tok.vocab_size).eval().to(device)
+    trained = Trained(Path("benchmark"), "lm", "lstm", model, tok, {}, device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
         f"model: lstm, embedding {config.embed_size}, hidden {config.hidden_size}, vocabulary "
-        f"{tok.vocab_size}; threads {torch.get_num_threads()}; {n} tokens per sample; "
+        f"{tok.vocab_size}; {where}, threads {torch.get_num_threads()}; {n} tokens per sample; "
         f"fastest of {args.rounds} interleaved rounds"
     )
 
     @torch.inference_mode()
     def bare():
         state = None
-        x = torch.tensor([BOS_ID])
+        x = torch.tensor([BOS_ID], device=device)
         for _ in range(n):
             _, state = model.step(x, state)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     chars = []
 

@@ -1,6 +1,6 @@
 """Training speed: charrnn's training loop against a bare PyTorch loop, same model, same steps.
 
-    .venv/bin/python benchmarks/train_step.py [--steps 40] [--repeat 3]
+    .venv/bin/python benchmarks/train_step.py [--steps 40] [--repeat 3] [--device cpu]
 
 For each of LSTM and GRU at a small (hidden 256) and a medium (hidden 512, the default) size,
 trains with `charrnn.train.fit` (the loop `charrnn train` runs: data from a memory map,
@@ -44,15 +44,16 @@ class Bare(nn.Module):
         return self.head(out), state
 
 
-def bare_loop(cell, embed, hidden, batches) -> float:
+def bare_loop(cell, embed, hidden, batches, device) -> float:
     """Seconds for steps 2..N of the bare loop (step 1 warms up)."""
     torch.manual_seed(0)
-    model = Bare(cell, embed, hidden)
+    model = Bare(cell, embed, hidden).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     state = None
     start = 0.0
     for i, (x, y) in enumerate(batches):
         if i == 1:
+            sync(device)
             start = time.perf_counter()
         logits, state = model(x, state)
         state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
@@ -61,10 +62,17 @@ def bare_loop(cell, embed, hidden, batches) -> float:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+    sync(device)
     return time.perf_counter() - start
 
 
-def charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, tmp: Path) -> float:
+def sync(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that the clock reads the work done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, tmp: Path, device) -> float:
     """Seconds for steps 2..N of `charrnn.train.fit` (no validation split; the one-off
     set-up and the final checkpoint are outside the timed steps, as in the bare loop)."""
     config = ModelConfig(cell=cell, embed_size=embed, hidden_size=hidden, dropout=0.0)
@@ -86,12 +94,17 @@ def charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, tmp: Path) -> floa
         seq_len=seq,
         mode="stream",
         seed=0,
-        device=torch.device("cpu"),
+        device=device,
     )
     info = RunInfo(kind="lm", model_name=cell, model_config={}, tokenizers={}, data={})
     marks: dict[int, float] = {}
-    hooks = Hooks(on_step=lambda step, progress: marks.setdefault(step, time.perf_counter()))
-    fit(tmp, model, task, cfg, info, device=torch.device("cpu"), hooks=hooks)
+
+    def mark(step, progress):
+        if step in (1, steps):
+            sync(device)
+            marks[step] = time.perf_counter()
+
+    fit(tmp, model.to(device), task, cfg, info, device=device, hooks=Hooks(on_step=mark))
     return marks[steps] - marks[1]
 
 
@@ -101,7 +114,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
+    device = torch.device(args.device)
     batch, seq, steps = args.batch_size, args.seq_len, args.steps
     rng = np.random.default_rng(0)
     ids = rng.integers(4, VOCAB, size=batch * seq * (steps + 2) + seq).astype(np.uint16)
@@ -110,7 +125,8 @@ def main() -> None:
     batches = []
     for i in range(steps):
         chunk = data[i * batch * seq : (i + 1) * batch * seq + 1]
-        batches.append((chunk[:-1].view(batch, seq), chunk[1:].view(batch, seq)))
+        x, y = chunk[:-1].view(batch, seq), chunk[1:].view(batch, seq)
+        batches.append((x.to(device), y.to(device)))
     print(
         f"threads {torch.get_num_threads()}, batch {batch} x {seq} tokens, {steps} steps, "
         f"best of {args.repeat}"
@@ -121,9 +137,9 @@ def main() -> None:
             for label, embed, hidden in (("small", 64, 256), ("medium", 64, 512)):
                 bare, ours = [], []
                 for _ in range(args.repeat):
-                    bare.append(bare_loop(cell, embed, hidden, batches))
+                    bare.append(bare_loop(cell, embed, hidden, batches, device))
                     ours.append(
-                        charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, Path(tmp))
+                        charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, Path(tmp), device)
                     )
                 b, o = tokens / min(bare), tokens / min(ours)
                 print(

@@ -1,7 +1,7 @@
 """Seq2seq translation speed: greedy and beam-5 decoding of a batch against one sentence at
 a time, in sentences per second.
 
-    .venv/bin/python benchmarks/translate.py [--sentences 128] [--repeat 2]
+    .venv/bin/python benchmarks/translate.py [--sentences 128] [--repeat 2] [--device cpu]
 
 The model is the default seq2seq-gru (the seq2seq defaults: embedding 64, hidden 256,
 general attention, bidirectional encoder, input feeding) over the character vocabularies of
@@ -31,19 +31,25 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
+    device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         tokenize_pairs(["builtin:dates"], Path(tmp) / "d")
         ds = load_dataset(Path(tmp) / "d")
         split = ds.split("val")
         texts = [ds.source_tokenizer.decode(split.pair(i)[0]) for i in range(args.sentences)]
     torch.manual_seed(0)
-    model = models.build(
-        "seq2seq-gru",
-        configs_for("seq2seq", {}, {})[0],
-        ds.target_tokenizer.vocab_size,
-        ds.source_tokenizer.vocab_size,
-    ).eval()
+    model = (
+        models.build(
+            "seq2seq-gru",
+            configs_for("seq2seq", {}, {})[0],
+            ds.target_tokenizer.vocab_size,
+            ds.source_tokenizer.vocab_size,
+        )
+        .eval()
+        .to(device)
+    )
     trained = Trained(
         Path("benchmark"),
         "seq2seq",
@@ -51,7 +57,7 @@ def main() -> None:
         model,
         ds.target_tokenizer,
         {},
-        torch.device("cpu"),
+        device,
         ds.source_tokenizer,
     )
     sources, _ = generate.encode_inputs(trained, texts)

@@ -122,6 +122,9 @@ def test_bad_input_table(env, data, run, shakespeare_like):
     badmeta.mkdir()
     (badmeta / "meta.json").write_text("{oops")
     out = ["-o", env / "new"]
+    no_gpu = (
+        (["cuda"], "not available") if not torch.cuda.is_available() else (["cuda:99"], "exist")
+    )
     cases = [
         (["train", env / "missing.txt", *out], 1, "no such file"),
         (["train", badmeta, *out], 1, "corrupt meta data"),
@@ -132,12 +135,12 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["train", data, *out, "--dropout", "1.5"], 2, "--dropout"),
         (["train", data, *out, "--hidden-size", "0"], 2, "--hidden-size"),
         (["train", data, *out, "--num-layers", "0"], 2, "--num-layers"),
-        (["train", data, *out, "--device", "cuda"], 2, "not available"),
+        (["train", data, *out, "--device", *no_gpu[0]], 2, no_gpu[1]),
         (["train", data, *out, "--device", "tpu"], 2, "unknown device"),
         (["train", data, *out, "--time-budget", "soon"], 2, "--time-budget"),
         (["train", data, *out, "--model", "transformer"], 2, "unknown model"),
         (["train", data, *out, "--tie-weights"], 2, "--tie-weights"),
-        (["train", data, *out, "--amp"], 2, "--amp"),
+        (["train", data, *out, "--amp", "--device", "cpu"], 2, "--amp"),
         (["train", data], 2, "--out"),
         (["train", "-o", env / "x"], 2, "no training data"),
         (["train", data, "-o", good, *SMALL], 1, "already holds a run"),

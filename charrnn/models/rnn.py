@@ -166,7 +166,8 @@ class RNNStack(nn.Module):
                 h = self._cell_step(inp, state[0][i], *weights[i])
             new[0].append(h)
             x = h + inp if (self.residual and i > 0) else h
-        return x, tuple(torch.stack(parts) for parts in new)
+        # one layer: a view, not a copy (a GPU step is short enough for a copy to show)
+        return x, tuple(p[0][None] if len(p) == 1 else torch.stack(p) for p in new)
 
 
 def _data(x):
