@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 
 from charrnn import checkpoint
-from charrnn.errors import CharrnnError
+from charrnn import device as devices
+from charrnn.errors import CharrnnError, UsageError
 
 
 @dataclass(frozen=True)
@@ -19,15 +20,38 @@ class Ranks:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # processes on this machine
 
 
-def start_processes(ranks: Ranks, device_name: str) -> None:
+def device_for(ranks: Ranks, name: str) -> torch.device:
+    """This process's device for `--device name`: alone, the device itself; under torchrun,
+    one GPU per process on a machine (cuda:LOCAL_RANK), so every rank makes the same choice:
+    auto takes the GPUs only when there is one for each process, else the CPU."""
+    if ranks.world_size == 1:
+        return devices.resolve(name)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    name = name.strip().lower()
+    if name == "auto":
+        name = "cuda" if gpus >= ranks.local_world_size else "cpu"
+    device = devices.resolve(name)
+    if device.type != "cuda":
+        return device
+    if gpus < ranks.local_world_size:
+        raise UsageError(
+            "--device",
+            f"{ranks.local_world_size} processes on this machine need {ranks.local_world_size} "
+            f"GPUs ({gpus} found)",
+            "launch one process per GPU (torchrun --nproc_per_node), or use --device cpu",
+        )
+    return torch.device("cuda", ranks.local_rank)
+
+
+def start_processes(ranks: Ranks, device: torch.device) -> None:
     """Join the other processes: NCCL for CUDA, gloo for the CPU (torchrun sets the rest)."""
-    cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
-    if cuda:
-        torch.cuda.set_device(ranks.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     torch.distributed.init_process_group(
-        "nccl" if cuda else "gloo", rank=ranks.rank, world_size=ranks.world_size
+        "nccl" if device.type == "cuda" else "gloo", rank=ranks.rank, world_size=ranks.world_size
     )
 
 

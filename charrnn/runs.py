@@ -17,7 +17,7 @@ from charrnn import checkpoint, corpus, models
 from charrnn import data as datamod
 from charrnn import device as devices
 from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig, configs_for, from_dict
-from charrnn.distributed import Ranks, rank0_first, start_processes
+from charrnn.distributed import Ranks, device_for, rank0_first, start_processes
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.lm import LMTask
 from charrnn.pairs import PAIR_BUILTINS, PairDataset, tokenize_pairs
@@ -71,6 +71,15 @@ def prepare_data(
             return datamod.load_dataset(target)
         raise
     return datamod.load_dataset(target)
+
+
+def _saved_device(run_dir) -> str | None:
+    """The --device a run was trained with (None if its checkpoint cannot be read: training
+    then reports why)."""
+    try:
+        return checkpoint.load(Path(run_dir) / "last.pt")["train"]["config"].get("device")
+    except (CharrnnError, KeyError, TypeError):
+        return None
 
 
 def _is_run_dir(path: str) -> bool:
@@ -197,7 +206,8 @@ def start_training(
                 "stdin cannot be shared by several processes",
                 "tokenize it first with charrnn tokenize, then train on the directory",
             )
-        start_processes(ranks, train_options.get("device") or "auto")
+        name = train_options.get("device") or (_saved_device(run_dir) if resume else None)
+        start_processes(ranks, device_for(ranks, name or "auto"))
     try:
         return _train(
             source,
@@ -326,9 +336,7 @@ def _train(
         model_name = model_name or models.DEFAULT[kind]
         model_config, train_config = configs_for(kind, model_options, train_options)
     train_config.check()
-    device = devices.resolve(train_config.device)
-    if ranks.world_size > 1 and device.type == "cuda":
-        device = torch.device("cuda", ranks.local_rank)
+    device = device_for(ranks, train_config.device)
     devices.configure(device, train_config.threads)
     if train_config.amp and device.type != "cuda":
         raise UsageError(

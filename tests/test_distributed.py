@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+import torch
+
 from charrnn import checkpoint
 from charrnn.config import TokenizeConfig
 from charrnn.data import tokenize_corpus
@@ -83,3 +86,24 @@ def test_two_processes_train_checkpoint_and_resume(tmp_path, shakespeare_like):
         env=env,
     )
     assert alone.returncode == 0, alone.stderr  # one process may continue a distributed run
+
+
+def test_every_rank_picks_the_same_kind_of_device(monkeypatch):
+    from charrnn.distributed import Ranks, device_for
+    from charrnn.errors import UsageError
+
+    def gpus(n):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+
+    second = Ranks(rank=1, world_size=2, local_rank=1, local_world_size=2)
+    gpus(0)
+    assert device_for(second, "auto") == torch.device("cpu")
+    gpus(1)  # too few GPUs for two processes: auto trains both on the CPU
+    assert device_for(second, "auto") == torch.device("cpu")
+    assert device_for(Ranks(), "auto") == torch.device("cuda")
+    with pytest.raises(UsageError, match="need 2 GPUs"):
+        device_for(second, "cuda")
+    gpus(2)  # one each
+    assert device_for(second, "auto") == torch.device("cuda", 1)
+    assert device_for(second, "cuda") == torch.device("cuda", 1)

@@ -250,3 +250,32 @@ def test_packed_weights_follow_parameter_updates(monkeypatch):
     reference, _ = stack.step(x)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, reference.detach(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("packed_input", [False, True])
+def test_layer_by_layer_equals_the_fused_module(cell, bidirectional, packed_input):
+    torch.manual_seed(6)
+    config = ModelConfig(cell=cell, hidden_size=6, num_layers=3, dropout=0.5)
+    stack = RNNStack(5, config, bidirectional=bidirectional).train()
+    x = torch.randn(3, 7, 5)
+    lengths = torch.tensor([4, 7, 1]) if packed_input else None
+    state = stack.init_state(3)
+    state = tuple(torch.randn_like(s) for s in state)
+    ours, our_state = stack(x, state, lengths=lengths)  # dropout between layers: our own
+    assert not torch.equal(ours, stack(x, state, lengths=lengths)[0])  # fresh masks each call
+    stack.between_dropout = stack.rnn.dropout = 0.0  # without dropout the two paths agree
+    mine, mine_state = stack._layer_by_layer(x if lengths is None else _pack(x, lengths), state)
+    fused, fused_state = stack(x, state, lengths=lengths)
+    if lengths is not None:
+        mine, _ = torch.nn.utils.rnn.pad_packed_sequence(mine, batch_first=True, total_length=7)
+    torch.testing.assert_close(mine, fused, rtol=1e-5, atol=1e-6)
+    for a, b in zip(zip(*mine_state, strict=True), fused_state, strict=True):
+        torch.testing.assert_close(torch.cat(a), b, rtol=1e-5, atol=1e-6)
+
+
+def _pack(x, lengths):
+    return torch.nn.utils.rnn.pack_padded_sequence(
+        x, lengths, batch_first=True, enforce_sorted=False
+    )

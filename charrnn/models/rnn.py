@@ -7,6 +7,8 @@ training carries it across batches and decoding advances one step at a time.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -101,9 +103,11 @@ class RNNStack(nn.Module):
         total = x.shape[1]
         if lengths is not None:
             x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        if not self.residual:
+        if not self.residual and not (self.training and self.between_dropout > 0):
             out, new = self.rnn(x, _to_torch(state, self.cell))
             states = [_from_torch(new)]
+        elif not self.residual:
+            out, states = self._layer_by_layer(x, state)
         else:
             per_layer = self.directions
             states = []
@@ -121,6 +125,45 @@ class RNNStack(nn.Module):
         if lengths is not None:
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
         return out, tuple(torch.cat(parts, dim=0) for parts in zip(*states, strict=True))
+
+    def _layer_by_layer(self, x, state: State | None):
+        """The fused module's layers one call each, with dropout between them drawn from
+        torch's generator. The fused call on a GPU would leave that dropout to cuDNN, whose
+        random state lives outside torch's: a resumed run could not repeat it exactly."""
+        rnn, per_layer = self.rnn, self.directions
+        names = rnn._flat_weights_names
+        width = len(names) // self.num_layers
+        batch_sizes = x.batch_sizes if isinstance(x, PackedSequence) else None
+        data = _data(x)
+        # a packed batch runs sorted by length; states are kept in the caller's order
+        order = x.sorted_indices if batch_sizes is not None else None
+        states = []
+        for i in range(self.num_layers):
+            if i > 0:
+                data = F.dropout(data, self.between_dropout, True)
+            weights = [getattr(rnn, n) for n in names[i * width : (i + 1) * width]]
+            if state is not None:
+                layer_state = tuple(s[i * per_layer : (i + 1) * per_layer] for s in state)
+                if order is not None:
+                    layer_state = tuple(s.index_select(1, order) for s in layer_state)
+            else:
+                shape = (per_layer, data.shape[0] if batch_sizes is None else int(batch_sizes[0]))
+                zeros = data.new_zeros((*shape, self.hidden_size))
+                layer_state = (zeros, zeros) if self.cell == "lstm" else (zeros,)
+            hx = layer_state if self.cell == "lstm" else layer_state[0]
+            fn = _VF_CALLS[self.rnn_kind]
+            flags = (True, 1, 0.0, True, self.directions == 2)
+            with warnings.catch_warnings():  # cuDNN copies one layer's weights: intended
+                warnings.filterwarnings("ignore", message="RNN module weights are not part")
+                if batch_sizes is None:
+                    data, *new = fn(data, hx, weights, *flags, True)  # batch_first
+                else:
+                    data, *new = fn(data, batch_sizes, hx, weights, *flags)
+            if order is not None:
+                new = [s.index_select(1, x.unsorted_indices) for s in new]
+            states.append(tuple(new))
+        out = x._replace(data=data) if batch_sizes is not None else data
+        return out, states
 
     def layer_weights(self) -> list[list[Tensor]]:
         """Each layer's [weight_ih, weight_hh, bias_ih, bias_hh]."""
@@ -168,6 +211,14 @@ class RNNStack(nn.Module):
             x = h + inp if (self.residual and i > 0) else h
         # one layer: a view, not a copy (a GPU step is short enough for a copy to show)
         return x, tuple(p[0][None] if len(p) == 1 else torch.stack(p) for p in new)
+
+
+_VF_CALLS = {
+    "lstm": torch._VF.lstm,
+    "gru": torch._VF.gru,
+    "tanh": torch._VF.rnn_tanh,
+    "relu": torch._VF.rnn_relu,
+}
 
 
 def _data(x):
