@@ -24,7 +24,7 @@ import string
 from pathlib import Path
 
 import torch
-from timing import interleaved
+from timing import interleaved, sync
 
 from charrnn import decode, generate, models
 from charrnn.cli.cmd_decode import Writer
@@ -60,8 +60,7 @@ def main() -> None:
         x = torch.tensor([BOS_ID], device=device)
         for _ in range(n):
             _, state = model.step(x, state)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync(device)
 
     chars = []
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import torch
+
 
 def best_of(repeat: int, fn: Callable[[], object]) -> float:
     """The fastest of `repeat` timed calls, in seconds."""
@@ -14,6 +16,13 @@ def best_of(repeat: int, fn: Callable[[], object]) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for a GPU's queued work (it runs ahead of Python), so that a clock reads the work
+    done; nothing to wait for elsewhere."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def interleaved(rounds: int, *fns: Callable[[], object]) -> list[float]:

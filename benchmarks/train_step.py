@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import sync
 from torch import nn
 
 from charrnn import models
@@ -64,12 +65,6 @@ def bare_loop(cell, embed, hidden, batches, device) -> float:
         opt.step()
     sync(device)
     return time.perf_counter() - start
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the GPU's queued work, so that the clock reads the work done."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, tmp: Path, device) -> float:

@@ -4,13 +4,15 @@ has none); run on a GPU machine with `python -m pytest tests/test_cuda.py`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import ok
 
 from charrnn import checkpoint, decode, generate, models, runs
 from charrnn.config import ModelConfig
-from charrnn.tokenizer import BOS_ID
+from charrnn.tokenizer import BOS_ID, CharTokenizer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -66,10 +68,6 @@ def test_checkpoint_written_on_cuda_loads_on_cpu_weights_only(tmp_path, run, dat
 def test_batched_sampling_and_beam_on_cuda_match_one_by_one():
     torch.manual_seed(0)
     model = models.build("lstm", ModelConfig(embed_size=16, hidden_size=32), 30).eval()
-    from pathlib import Path
-
-    from charrnn.tokenizer import CharTokenizer
-
     tok = CharTokenizer.build("abcdefghijklmnopqrstuvwxyz")
     trained = runs.Trained(Path("x"), "lm", "lstm", model.cuda(), tok, {}, torch.device("cuda"))
     prompts = [[BOS_ID, 5, 6], [BOS_ID], [BOS_ID, 7, 8, 9, 10]]

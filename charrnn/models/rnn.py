@@ -130,40 +130,33 @@ class RNNStack(nn.Module):
         """The fused module's layers one call each, with dropout between them drawn from
         torch's generator. The fused call on a GPU would leave that dropout to cuDNN, whose
         random state lives outside torch's: a resumed run could not repeat it exactly."""
-        rnn, per_layer = self.rnn, self.directions
-        names = rnn._flat_weights_names
+        names = self.rnn._flat_weights_names
         width = len(names) // self.num_layers
         batch_sizes = x.batch_sizes if isinstance(x, PackedSequence) else None
         data = _data(x)
-        # a packed batch runs sorted by length; states are kept in the caller's order
-        order = x.sorted_indices if batch_sizes is not None else None
+        if state is None:
+            rows = data.shape[0] if batch_sizes is None else int(batch_sizes[0])
+            state = self.init_state(rows, data.device)
+        elif batch_sizes is not None:  # a packed batch runs sorted by length
+            state = select_state(state, x.sorted_indices)
+        run, flags = _VF_CALLS[self.rnn_kind], (True, 1, 0.0, True, self.directions == 2)
         states = []
         for i in range(self.num_layers):
             if i > 0:
                 data = F.dropout(data, self.between_dropout, True)
-            weights = [getattr(rnn, n) for n in names[i * width : (i + 1) * width]]
-            if state is not None:
-                layer_state = tuple(s[i * per_layer : (i + 1) * per_layer] for s in state)
-                if order is not None:
-                    layer_state = tuple(s.index_select(1, order) for s in layer_state)
-            else:
-                shape = (per_layer, data.shape[0] if batch_sizes is None else int(batch_sizes[0]))
-                zeros = data.new_zeros((*shape, self.hidden_size))
-                layer_state = (zeros, zeros) if self.cell == "lstm" else (zeros,)
-            hx = layer_state if self.cell == "lstm" else layer_state[0]
-            fn = _VF_CALLS[self.rnn_kind]
-            flags = (True, 1, 0.0, True, self.directions == 2)
+            weights = [getattr(self.rnn, n) for n in names[i * width : (i + 1) * width]]
+            hx = tuple(s[i * self.directions : (i + 1) * self.directions] for s in state)
+            hx = hx if self.cell == "lstm" else hx[0]
             with warnings.catch_warnings():  # cuDNN copies one layer's weights: intended
                 warnings.filterwarnings("ignore", message="RNN module weights are not part")
                 if batch_sizes is None:
-                    data, *new = fn(data, hx, weights, *flags, True)  # batch_first
+                    data, *new = run(data, hx, weights, *flags, True)  # batch_first
                 else:
-                    data, *new = fn(data, batch_sizes, hx, weights, *flags)
-            if order is not None:
-                new = [s.index_select(1, x.unsorted_indices) for s in new]
+                    data, *new = run(data, batch_sizes, hx, weights, *flags)
+            if batch_sizes is not None:  # back to the caller's order
+                new = select_state(tuple(new), x.unsorted_indices)
             states.append(tuple(new))
-        out = x._replace(data=data) if batch_sizes is not None else data
-        return out, states
+        return (x._replace(data=data) if batch_sizes is not None else data), states
 
     def layer_weights(self) -> list[list[Tensor]]:
         """Each layer's [weight_ih, weight_hh, bias_ih, bias_hh]."""
