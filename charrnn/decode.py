@@ -8,10 +8,11 @@ one it drives.
 Sampling filters apply in this order (each is skipped when off):
   1. repetition penalty (CTRL): logits of tokens already in the text are divided by the
      penalty when positive, multiplied by it when negative;
-  2. no-repeat n-gram: tokens that would repeat an n-gram of the text are banned;
+  2. no-repeat n-gram: tokens that would repeat an n-gram of the text are banned (a row
+     left with no token ends, finished "banned");
   3. special tokens (<pad>, <bos>, <unk>) are banned; <eos> ends a sequence;
   4. temperature: logits / T (T = 0 means greedy argmax);
-  5. top-k: keep the k most likely tokens;
+  5. top-k: keep the k most likely tokens (on ties, the lowest ids, as argmax picks);
   6. top-p (nucleus): keep the smallest set of most likely tokens whose mass reaches p;
   7. min-p: keep tokens whose probability is at least min_p x the top probability;
 then one token is drawn from what is left. Reported log-probabilities are the model's own
@@ -22,6 +23,7 @@ finds the text.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -41,6 +43,7 @@ from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 BANNED = (PAD_ID, BOS_ID, UNK_ID)
 NOISE_BLOCK = 64  # sampling draws the random noise for this many steps at once
+BLOCK_SECONDS = 0.05  # streamed text waits at most about this long for its block to end
 LENGTH_PENALTIES = ("none", "avg", "gnmt")
 
 
@@ -154,8 +157,11 @@ def _need(ok: bool, where: str, what: str, fix: str) -> None:
 
 
 def filter_logits(logits: Tensor, cfg: SampleConfig) -> Tensor:
-    """Steps 4-7 above: temperature, top-k, top-p, min-p (temperature > 0)."""
-    logits = logits / cfg.temperature if cfg.temperature != 1.0 else logits
+    """Steps 4-7 above: temperature, top-k, top-p, min-p (temperature > 0). The logits are
+    shifted to a maximum of 0 before the division (the distribution is the same), so a tiny
+    temperature gives -inf below the top, not inf - inf."""
+    if cfg.temperature != 1.0:
+        logits = (logits - logits.amax(-1, keepdim=True)) / cfg.temperature
     logits = top_k_filter(logits, cfg.top_k)
     logits = top_p_filter(logits, cfg.top_p)
     return min_p_filter(logits, cfg.min_p)
@@ -193,7 +199,10 @@ def sample(
     every new token (after it is recorded) and may end the row (stop strings, streaming).
     `banned` tokens are never drawn (a language model also bans <eos>: it has no end).
     `max_lens` caps each row's tokens (default cfg.length). `on_block(rows, tokens)` receives
-    each row's new tokens every NOISE_BLOCK steps and when rows finish (block streaming).
+    each row's new tokens every NOISE_BLOCK steps, when rows finish, and at least every
+    BLOCK_SECONDS (block streaming: a slow model's text does not wait for a full block). A row
+    whose every token is banned (--no-repeat-ngram over a small vocabulary) ends there,
+    finished "banned".
 
     Tokens are drawn with the Gumbel-max trick (argmax of logits/T plus Gumbel noise, exactly a
     draw from the softmax), with the noise for NOISE_BLOCK steps drawn at once; log-probabilities
@@ -222,22 +231,28 @@ def sample(
     # the rows' tokens and log-probabilities
     history: list[tuple[Tensor, Tensor]] = []
 
+    due = time.monotonic() + BLOCK_SECONDS  # when streaming, settle by then at the latest
+
     def settle() -> None:
+        nonlocal due
         if not history:
             return
         raw = torch.stack([lg for lg, _ in history]).float()  # (S, R, V)
         picked = torch.stack([tk for _, tk in history])  # (S, R)
         logp = raw.gather(-1, picked[..., None]).squeeze(-1) - torch.logsumexp(raw, -1)
+        logp = logp.masked_fill(picked == PAD_ID, 0.0)  # no token: every one was banned
         blocks = []
         for row, total, drawn in zip(alive, logp.sum(0).tolist(), picked.T.tolist(), strict=True):
             sample_ = samples[row]
             sample_.logprob += total
-            drawn = drawn[:-1] if drawn[-1] == EOS_ID else drawn  # <eos> ends a row
+            # <eos> ends a row (its log-probability counts); <pad> marks a row that had no token
+            drawn = drawn[:-1] if drawn[-1] in (EOS_ID, PAD_ID) else drawn
             sample_.tokens += drawn
             blocks.append(drawn)
         history.clear()
         if on_block is not None:
             on_block(list(alive), blocks)
+            due = time.monotonic() + BLOCK_SECONDS
 
     nearest_limit = min(limits)
     for t in range(max(limits)):
@@ -257,13 +272,16 @@ def sample(
                 tokens = (filter_logits(scores + ban, cfg) + noise[t % NOISE_BLOCK]).argmax(-1)
             else:
                 tokens = (scores + noise[t % NOISE_BLOCK]).argmax(dim=-1)
+        if ngram is not None:  # the bans may leave a row nothing: it ends without a token
+            dead = torch.isneginf((scores + ban).amax(-1))
+            tokens = tokens.masked_fill(dead, PAD_ID)
         history.append((logits, tokens))
         if (
             not per_token
             and t + 1 < nearest_limit
             and (eos_banned or not bool((tokens == EOS_ID).any()))
         ):
-            if len(history) >= NOISE_BLOCK:
+            if len(history) >= NOISE_BLOCK or (on_block is not None and time.monotonic() >= due):
                 settle()
             logits, state = stepper.step(tokens, state)
             continue
@@ -277,6 +295,9 @@ def sample(
             row = alive[i]
             if token == EOS_ID:
                 samples[row].finished = "eos"
+                continue
+            if token == PAD_ID:
+                samples[row].finished = "banned"
                 continue
             if should_end is not None and should_end(row, token):
                 samples[row].finished = "stop"
@@ -299,7 +320,7 @@ def sample(
                 seen = seen[index]
             if ngram is not None:
                 ngram.select(keep)
-        elif len(history) >= NOISE_BLOCK:
+        elif len(history) >= NOISE_BLOCK or (on_block is not None and time.monotonic() >= due):
             settle()
         logits, state = stepper.step(tokens, state)
     settle()
@@ -374,7 +395,7 @@ def beam_search(
         ngram.select([i for i in range(inputs) for _ in range(K)])
     finished: list[list[Hypothesis]] = [[] for _ in range(inputs)]
     alive = list(range(inputs))  # batch block -> input
-    ends_t = torch.tensor(list(ends), device=device)
+    ends_t = torch.tensor(list(ends), dtype=torch.long, device=device)
     ends_set = set(ends)
     ban = torch.zeros(vocab, device=device)
     ban[list(banned)] = -math.inf
@@ -382,18 +403,13 @@ def beam_search(
     while alive:
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # (A*K, V)
         logprobs = logprobs + ban
-        if length < cfg.min_len:
+        if length < cfg.min_len and len(ends):
             logprobs = logprobs.index_fill(-1, ends_t, -math.inf)
         if ngram is not None:
             logprobs = ngram.apply(logprobs)
         total = (scores[:, :, None] + logprobs.view(len(alive), K, vocab)).view(len(alive), -1)
-        top_scores, top_index = torch.topk(total, 2 * K, dim=-1)  # room for finished ones
-        # a few candidates per input, sorted here: equal scores in index order, as argmax
-        # breaks ties, so beam size 1 is exactly greedy
-        candidates = [
-            sorted(zip(row_scores, row_index, strict=True), key=lambda c: (-c[0], c[1]))
-            for row_scores, row_index in zip(top_scores.tolist(), top_index.tolist(), strict=True)
-        ]
+        raw = logits.float().view(len(alive), -1)
+        candidates = _best(total, raw, 2 * K)  # 2K: room for finished ones
         length += 1
         next_tokens, next_scores, keep_blocks = [], [], []
         for b, inp in enumerate(alive):
@@ -411,6 +427,15 @@ def beam_search(
                     new_beams.append((beam, token, score))
                 if len(new_beams) == K:  # an <eos> ranked below the K-th live beam is ignored
                     break
+            if not new_beams and not finished[inp]:  # every continuation is banned
+                for beam in range(K):
+                    score = float(scores[b, beam])
+                    if score > -math.inf:
+                        tokens = seqs[b * K + beam].tolist()
+                        hyp = Hypothesis(
+                            tokens, score, length_score(score, length - 1, cfg), "banned"
+                        )
+                        finished[inp].append(hyp)
             at_limit = length >= max_lens[inp]
             if at_limit:
                 for beam, token, score in new_beams:
@@ -452,6 +477,32 @@ def beam_search(
         hyps.sort(key=lambda h: h.score, reverse=True)
         out.append(hyps[: cfg.n_best])
     return out
+
+
+def _best(total: Tensor, raw: Tensor, n: int) -> list[list[tuple[float, int]]]:
+    """Each row's n best (score, flat index) candidates, best first. Equal scores rank by
+    the raw logit, then by index, as argmax breaks ties: so beam size 1 is exactly greedy
+    decoding, also where adding the running score rounds two log-probabilities together.
+    torch.topk picks arbitrarily among equal values, so a row with a tie at the n-th place
+    is ranked over all its candidates that good."""
+    n = min(n, total.shape[1])
+    top_scores, top_index = torch.topk(total, n, dim=-1)
+    nth = top_scores[:, -1:]
+    tied = (((total >= nth).sum(-1) > n) & (nth[:, 0] > -math.inf)).tolist()
+    picks = zip(
+        top_scores.tolist(), raw.gather(1, top_index).tolist(), top_index.tolist(), strict=True
+    )
+    rows = []
+    for row, (row_scores, row_raw, index) in enumerate(picks):
+        if tied[row]:  # rare: exact ties (a table model, or saturated logits)
+            where = torch.nonzero(total[row] >= nth[row]).squeeze(1)
+            row_scores, row_raw = total[row, where].tolist(), raw[row, where].tolist()
+            index = where.tolist()
+        ranked = sorted(
+            zip(row_scores, row_raw, index, strict=True), key=lambda c: (-c[0], -c[1], c[2])
+        )
+        rows.append([(score, i) for score, _, i in ranked[:n]])
+    return rows
 
 
 def _search_over(

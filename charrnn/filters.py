@@ -12,11 +12,16 @@ from torch import Tensor
 
 
 def top_k_filter(logits: Tensor, k: int) -> Tensor:
-    """Keep the k largest logits per row; the rest become -inf."""
+    """Keep exactly the k largest logits per row; the rest become -inf. Among equal logits
+    at the k-th place the lowest indices are kept, as argmax breaks ties (top-k 1 is greedy)."""
     if k <= 0 or k >= logits.shape[-1]:
         return logits
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, -math.inf)
+    above = logits > kth
+    at = logits == kth
+    places = k - above.sum(-1, keepdim=True)  # left for the logits equal to the k-th
+    keep = above | (at & (at.cumsum(-1) <= places))
+    return logits.masked_fill(~keep, -math.inf)
 
 
 def top_p_filter(logits: Tensor, p: float) -> Tensor:

@@ -99,6 +99,15 @@ def encode_inputs(
     return out, missing
 
 
+def _to_decode(trained: Trained, inputs: Sequence[list[int]]) -> list[int]:
+    """Which inputs to decode: all but a seq2seq source without tokens (an empty line, or
+    one whose characters were all skipped as unknown). It has nothing to translate, and its
+    output is empty, so outputs stay line-aligned with the sources."""
+    if trained.kind != "seq2seq":
+        return list(range(len(inputs)))
+    return [i for i, ids in enumerate(inputs) if len(ids) > 1]  # more than <eos>
+
+
 def _plan(trained: Trained, inputs: Sequence[list[int]], cap: int, ratio: float):
     """Per-input length limits, repetition histories and banned tokens for this model kind."""
     if trained.kind == "seq2seq":
@@ -117,11 +126,40 @@ def sample(
     stops: Sequence[str] = (),
     max_chars: int | None = None,
     seed: int | None = None,
-    max_len_ratio: float = 2.0,
+    max_len_ratio: float = seq2seq.MAX_LEN_RATIO,
     on_text: Callable[[int, str], None] | None = None,
 ) -> list[Generated]:
     """`num_samples` outputs for every input (from `encode_inputs`), all generated together
-    as one batch. `on_text(row, text)` streams each row's text as it becomes final."""
+    as one batch. `on_text(row, text)` streams each row's text as it becomes final. An
+    empty seq2seq source gets empty outputs (finished "empty")."""
+    keep = _to_decode(trained, inputs)
+    if len(keep) < len(inputs):
+        n = num_samples
+        found = {}
+        if keep:
+            stream = (
+                None
+                if on_text is None
+                else lambda row, text: on_text(keep[row // n] * n + row % n, text)
+            )
+            for r in sample(
+                trained,
+                [inputs[i] for i in keep],
+                cfg,
+                num_samples=n,
+                stops=stops,
+                max_chars=max_chars,
+                seed=seed,
+                max_len_ratio=max_len_ratio,
+                on_text=stream,
+            ):
+                r.prompt_index = keep[r.prompt_index]
+                found[r.prompt_index, r.sample_index] = r
+        return [
+            found.get((i, k)) or Generated(i, k, "", 0, 0.0, "empty")
+            for i in range(len(inputs))
+            for k in range(n)
+        ]
     stepper = stepper_for(trained)
     generator = torch.Generator(device=trained.device)
     generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
@@ -188,18 +226,41 @@ def beam(
     cfg: decode.BeamConfig,
     *,
     end: str | None = None,
-    max_len_ratio: float = 2.0,
+    max_len_ratio: float = seq2seq.MAX_LEN_RATIO,
     on_step=None,
 ) -> list[list[dict]]:
     """The n-best beam-search outputs of every input, all searched as one batch.
 
     A seq2seq hypothesis ends at <eos> (at most max_len_ratio x its source length). A
     language model has no end: `end` (e.g. a newline) finishes a hypothesis at any token whose
-    text contains it, and the text is cut there."""
+    text contains it, and the text is cut there. An empty seq2seq source gets one empty
+    hypothesis (finished "empty")."""
+    keep = _to_decode(trained, inputs)
+    if len(keep) < len(inputs):
+        empty = {"text": "", "tokens": 0, "logprob": 0.0, "score": 0.0, "finished": "empty"}
+        outputs: list[list[dict]] = [[{**empty, "ids": []}] for _ in inputs]
+        if keep:
+            found = beam(
+                trained,
+                [inputs[i] for i in keep],
+                cfg,
+                end=end,
+                max_len_ratio=max_len_ratio,
+                on_step=on_step,
+            )
+            for i, hyps in zip(keep, found, strict=True):
+                outputs[i] = hyps
+        return outputs
     stepper = stepper_for(trained)
     tok = trained.tokenizer
     limits, histories, banned = _plan(trained, inputs, cfg.max_len, max_len_ratio)
     ends = [i for i, b in enumerate(tok.token_bytes) if end.encode() in b] if end else []
+    if end and not ends and trained.kind == "lm":
+        raise UsageError(
+            "--end",
+            f"no token of the model's vocabulary contains {end!r}, so no hypothesis could end",
+            "give a text that fits in one token, e.g. '\\n'",
+        )
     if trained.kind == "seq2seq":
         ends = [EOS_ID]
     lm_end = bool(end) and trained.kind == "lm"
@@ -277,10 +338,9 @@ class TextAssembler:
 
     def _release(self, final: bool) -> str:
         text = self.pending
-        for stop in self.stops:
-            at = text.find(stop)
-            if at >= 0:
-                text, self.done, self.reason = text[:at], True, "stop"
+        found = [at for at in (text.find(stop) for stop in self.stops) if at >= 0]
+        if found:  # the earliest stop string ends the text, whichever was given first
+            text, self.done, self.reason = text[: min(found)], True, "stop"
         if self.max_chars is not None and self.emitted + len(text) >= self.max_chars:
             text, self.done = text[: self.max_chars - self.emitted], True
             self.reason = self.reason or "length"

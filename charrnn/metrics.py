@@ -151,7 +151,7 @@ def score_seq2seq(
     refs: list[str] | None = None,
     *,
     beam: decode.BeamConfig = decode.BeamConfig(),
-    max_len_ratio: float = 2.0,
+    max_len_ratio: float,
     unknown: str = "unk",
     progress=None,
 ) -> dict:

@@ -157,6 +157,8 @@ def test_bad_input(run, model, tmp_path):
         (["beam", model, "--n-best", "9"], 2, "--n-best"),
         (["beam", model, "--max-len", "0"], 2, "--max-len"),
         (["beam", model, "--length-penalty", "log"], 2, "--length-penalty"),
+        (["beam", model, "--end", "\\n\\n"], 2, "--end: no token of the model's vocabulary"),
+        (["beam", model, "--end", "@"], 2, "--end: no token of the model's vocabulary"),
     ]
     for args, code, needle in cases:
         assert_error(run(*args), code, needle)
@@ -194,6 +196,9 @@ def test_beam_n_best_json_and_greedy_equivalence(run, model):
         run("sample", model, "--prompt", "the ", "--temperature", "0", "--length", "25")
     ).stdout
     assert beam1 == greedy
+    # --min-len without --end: a language model has no end token to hold back
+    short = run("beam", model, "--prompt", "the ", "--min-len", "3", "--max-len", "5", "--json")
+    assert ok(short).json()["tokens"] == 5
 
 
 def test_beam_per_line_batch_equals_one_by_one(run, model):

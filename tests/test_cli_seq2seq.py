@@ -128,12 +128,54 @@ def test_attention_png_and_terminal(run, trained, tmp_path):
     assert "wrote" in result.stderr and "<eos>" in result.stderr
 
 
+def test_an_empty_source_line_gives_an_empty_output_line(run, dates, trained):
+    lines = (dates / "src.txt").read_text().splitlines()[:4]
+    with_gaps = "\n".join(["", lines[0], lines[1], "", lines[2], lines[3], ""]) + "\n"
+    for command in (["beam", "--min-len", "3"], ["sample", "--temperature", "0"]):
+        plain = ok(run(*command[:1], trained, *command[1:], stdin="\n".join(lines) + "\n"))
+        plain = plain.stdout.splitlines()
+        assert len(plain) == 4 and any(plain)
+        out = ok(run(*command[:1], trained, *command[1:], stdin=with_gaps)).stdout.split("\n")
+        assert out == ["", plain[0], plain[1], "", plain[2], plain[3], "", ""]
+    rows = [
+        json.loads(r)
+        for r in ok(run("beam", trained, "--json", stdin=with_gaps)).stdout.split("\n")[:-1]
+    ]
+    assert [i for i, r in enumerate(rows) if r["finished"] == "empty"] == [0, 3, 6]
+    assert rows[0]["text"] == "" and rows[0]["tokens"] == 0 and rows[0]["line"] == 1
+    # a line whose characters are all skipped as unknown is empty too
+    skipped = run("beam", trained, "--unknown", "skip", "--json", stdin="\u2603\u2603\n")
+    assert ok(skipped).json()["finished"] == "empty"
+    result = ok(run("beam", trained, "--prompt", "", "--show-attention"))
+    assert result.stdout == "\n" and "no attention to draw" in result.stderr
+
+
+def test_max_len_ratio_is_checked(run, trained):
+    assert_error(run("beam", trained, "--max-len-ratio", "0", stdin="x\n"), 2, "must be positive")
+    # 0.5 x (12 characters + <eos>), rounded up; --min-len keeps <eos> away until then
+    cut = run(
+        "beam",
+        trained,
+        "--max-len-ratio",
+        "0.5",
+        "--min-len",
+        "20",
+        "--json",
+        stdin="5 March 2021\n",
+    )
+    assert (ok(cut).json()["tokens"], cut.json()["finished"]) == (7, "length")
+
+
 def test_attention_needs_a_seq2seq_model_and_is_checked_first(run, tmp_path, shakespeare_like):
     ok(run("train", shakespeare_like, "-o", tmp_path / "lm", *TINY, "--max-steps", "1"))
     for flag in (["--show-attention"], ["--attention", tmp_path / "a.png"]):
         result = run("beam", tmp_path / "lm", "--prompt", "the", *flag)
         assert_error(result, 2, f"{flag[0]}: needs a seq2seq model with attention")
         assert result.stdout == ""  # nothing decoded first
+    # --max-len-ratio measures a source: a language model has none
+    for command in ("sample", "beam", "eval"):
+        result = run(command, tmp_path / "lm", "--max-len-ratio", "3")
+        assert_error(result, 2, "--max-len-ratio: applies to seq2seq models")
 
 
 def test_scoring_files_without_a_model(run, dates, tmp_path):

@@ -32,7 +32,10 @@ def test_temperature_scales_logits_before_the_filters():
     kept_sharp = _kept(decode.filter_logits(logits, SampleConfig(temperature=0.25, top_p=0.85)))
     assert kept_t1 == [0, 1] and kept_sharp == [0]  # T=0.25: 0.6^4/(sum) = 0.988 >= 0.85
     scaled = decode.filter_logits(logits, SampleConfig(temperature=2.0))
-    torch.testing.assert_close(scaled, logits / 2)
+    torch.testing.assert_close(scaled.softmax(-1), (logits / 2).softmax(-1))  # p^(1/T), normalised
+    # a tiny temperature is greedy, not inf - inf: the top logit stays, the others are -inf
+    for cfg in (SampleConfig(temperature=1e-39), SampleConfig(temperature=1e-39, top_k=2)):
+        assert _kept(decode.filter_logits(torch.tensor([[-3.0, -1.0, -2.0]]), cfg)) == [1]
 
 
 class TableStepper:
@@ -134,6 +137,76 @@ def test_ties_break_towards_the_lowest_index_like_argmax():
     assert hyps[0][0].tokens == [A, A, A]
 
 
+def test_beam_1_is_greedy_under_ties_and_rounding():
+    tied = list(range(4, 12))  # eight equally likely tokens: topk alone picks among them freely
+    stepper = TableStepper({1: {t: 1 / 8 for t in tied}, **{t: {EOS_ID: 1.0} for t in tied}}, 12)
+    greedy = decode.sample(
+        stepper, *stepper.start([1]), SampleConfig(temperature=0, length=3), histories=[[1]]
+    )
+    beam1 = decode.beam_search(
+        stepper, *stepper.start([1]), BeamConfig(beam_size=1, max_len=3), histories=[[1]]
+    )
+    assert greedy[0].tokens == beam1[0][0].tokens == [4]
+    # logits 1 ulp apart become equal log-probabilities: the larger logit still wins
+    row = torch.full((1, 4096), 0.99)
+    row[0, 5], row[0, 9] = 1.0, torch.nextafter(torch.tensor(1.0), torch.tensor(2.0))
+    logprobs = torch.log_softmax(row, -1)[0]
+    assert logprobs[5] == logprobs[9]
+    beam1 = decode.beam_search(
+        stepper, row, torch.tensor([1]), BeamConfig(beam_size=1, max_len=1), histories=[[1]]
+    )
+    assert beam1[0][0].tokens == [9] == [int(row.argmax())]
+
+
+def test_a_row_with_every_token_banned_ends_without_one():
+    # tokens A, B, C only: with --no-repeat-ngram 1 a row can use each once, then has none
+    stepper = TableStepper({t: {A: 0.5, B: 0.3, C: 0.2} for t in (1, A, B, C)}, 7)
+    for cfg in (
+        SampleConfig(temperature=0, length=10, no_repeat_ngram=1),
+        SampleConfig(top_k=2, length=10, no_repeat_ngram=1),
+    ):
+        out = decode.sample(
+            stepper,
+            *stepper.start([1, 1]),
+            cfg,
+            histories=[[1], [1]],
+            generator=torch.Generator().manual_seed(0),
+        )
+        for s in out:
+            assert sorted(s.tokens) == [A, B, C] and s.finished == "banned"
+            expected = sum(math.log(p) for p in (0.5, 0.3, 0.2))  # each drawn once, any order
+            assert s.logprob == pytest.approx(expected)
+    hyps = decode.beam_search(
+        stepper,
+        *stepper.start([1, 1]),
+        BeamConfig(beam_size=2, n_best=2, max_len=10, no_repeat_ngram=1),
+        histories=[[1], [1]],
+    )
+    for per_input in hyps:  # every input still gets its hypotheses
+        assert [h.finished for h in per_input] == ["banned", "banned"]
+        assert sorted(per_input[0].tokens) == [A, B, C]
+
+
+def test_streaming_blocks_come_at_least_every_block_seconds(monkeypatch):
+    stepper = TableStepper({1: {A: 0.5, B: 0.5}, A: {A: 0.5, B: 0.5}, B: {A: 0.5, B: 0.5}}, 7)
+    blocks = []
+
+    def draw():
+        blocks.clear()
+        decode.sample(
+            stepper,
+            *stepper.start([1]),
+            SampleConfig(length=20),
+            histories=[[1]],
+            on_block=lambda rows, tokens: blocks.append(len(tokens[0])),
+        )
+        return list(blocks)
+
+    assert draw() == [20]  # a fast model: one block
+    monkeypatch.setattr(decode, "BLOCK_SECONDS", 0.0)
+    assert draw() == [1] * 20  # a slow one (every step takes longer than BLOCK_SECONDS)
+
+
 def test_finished_rows_leave_the_batch():
     stepper = TableStepper({1: {C: 1.0}, C: {EOS_ID: 1.0}, A: {A: 1.0}}, 7)
     logits, state = stepper.start([1, A])
@@ -194,6 +267,10 @@ def test_text_assembler_holds_back_possible_stop_strings():
     assert text.feed(ids["b"]) == "\nb"
     assert text.feed(ids["\n"]) == ""
     assert text.feed(ids["\n"]) == "" and text.done  # the stop string is never emitted
+    # the earliest stop string ends the text, whatever order the stops were given in
+    for stops in (["ab", "b"], ["b", "ab"]):
+        text = TextAssembler(tok.stream_decoder(), stops=stops)
+        assert "".join(text.feed(ids[c]) for c in "aab") + text.finish() == "a"
     capped = TextAssembler(tok.stream_decoder(), max_chars=2)
     assert capped.feed(ids["a"]) + capped.feed(ids["b"]) == "ab" and capped.done
 

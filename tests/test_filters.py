@@ -22,6 +22,18 @@ def test_top_k_keeps_k_largest_and_top_k_1_is_greedy():
     assert torch.equal(filters.top_k_filter(logits, 0), logits)
 
 
+def test_top_k_keeps_exactly_k_and_breaks_ties_like_argmax():
+    tied = torch.tensor([[1.0, 3.0, 2.0, 3.0, 3.0, 0.0]])
+    assert _kept(filters.top_k_filter(tied, 1)) == [1]  # argmax's pick among the three 3s
+    assert _kept(filters.top_k_filter(tied, 2)) == [1, 3]
+    assert _kept(filters.top_k_filter(tied, 4)) == [1, 2, 3, 4]  # all 3s, then the 2
+    rows = torch.tensor([[0.0, 0.0, 0.0], [5.0, 1.0, 1.0]])
+    assert torch.isfinite(filters.top_k_filter(rows, 2)).tolist() == [
+        [True, True, False],
+        [True, True, False],
+    ]
+
+
 def test_top_p_keeps_smallest_set_reaching_p():
     logits = _logits(0.125, 0.5, 0.125, 0.25)  # token 1 > token 3 > tokens 0, 2
     assert _kept(filters.top_p_filter(logits, 0.5)) == [1]

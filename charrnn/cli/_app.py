@@ -25,8 +25,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from charrnn import __version__
-from charrnn.errors import CharrnnError
+from charrnn import __version__, seq2seq
+from charrnn.errors import CharrnnError, UsageError
 
 app = typer.Typer(
     name="charrnn",
@@ -69,8 +69,26 @@ Unknown = Annotated[
     str, typer.Option(help="Input characters outside the vocabulary: error, skip or unk.")
 ]
 MaxLenRatio = Annotated[
-    float, typer.Option(help="seq2seq: outputs at most this x the source length.")
+    float | None,
+    typer.Option(
+        help="seq2seq: outputs at most this x the source length (default 2).", show_default=False
+    ),
 ]
+
+
+def length_ratio(kind: str, value: float | None) -> float:
+    """--max-len-ratio's value: 2 unless given; a language model has no source to measure."""
+    if value is None:
+        return seq2seq.MAX_LEN_RATIO
+    if kind != "seq2seq":
+        raise UsageError(
+            "--max-len-ratio",
+            "applies to seq2seq models (this is a language model)",
+            "drop it; --length or --max-len caps a language model's output",
+        )
+    if not value > 0:
+        raise UsageError("--max-len-ratio", f"{value} must be positive", "use e.g. 2")
+    return value
 
 
 # -- output helpers ----------------------------------------------------------------------------

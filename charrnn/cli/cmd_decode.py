@@ -24,6 +24,7 @@ from charrnn.cli._app import (
     Unknown,
     app,
     err,
+    length_ratio,
     out_json,
     warn,
 )
@@ -170,7 +171,7 @@ def sample(
     ] = None,
     unknown: Unknown = "error",
     echo: Echo = None,
-    max_len_ratio: MaxLenRatio = 2.0,
+    max_len_ratio: MaxLenRatio = None,
     device: Device = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
@@ -198,6 +199,7 @@ def sample(
         )
     stops = _stops(stop)
     trained = runs.load_trained(checkpoint, devices.resolve(device))
+    ratio = length_ratio(trained.kind, max_len_ratio)
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     if per_line and num_samples > 1 and not as_json:
         raise UsageError(
@@ -233,7 +235,7 @@ def sample(
             stops=stops,
             max_chars=max_chars,
             seed=None if seed is None else seed + start,
-            max_len_ratio=max_len_ratio,
+            max_len_ratio=ratio,
             on_text=on_text,
         )
         for r in results:
@@ -323,7 +325,7 @@ def beam(
     ] = False,
     unknown: Unknown = "error",
     echo: Echo = None,
-    max_len_ratio: MaxLenRatio = 2.0,
+    max_len_ratio: MaxLenRatio = None,
     attention: Annotated[
         Path | None,
         typer.Option(
@@ -355,6 +357,7 @@ def beam(
     if end is not None and not end_text:
         raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
     trained = runs.load_trained(checkpoint, devices.resolve(device))
+    ratio = length_ratio(trained.kind, max_len_ratio)
     if (attention or show_attention) and not _has_attention(trained):
         flag = "--attention" if attention else "--show-attention"
         kind = trained.model_name + ("" if trained.kind == "lm" else ", --attention none")
@@ -375,7 +378,7 @@ def beam(
                 cfg,
                 end=end_text,
                 on_step=display.update,
-                max_len_ratio=max_len_ratio,
+                max_len_ratio=ratio,
             )
             for i, hyps in enumerate(results):
                 line = start + i
@@ -399,7 +402,10 @@ def beam(
                         text = prefix(line) + h["text"]
                         writer.write(text + ("" if text.endswith("\n") else "\n"))
             if (attention or show_attention) and start == 0:
-                _attention(trained, chunk[0], results[0][0]["ids"], attention, show_attention)
+                if results[0][0]["finished"] == "empty":
+                    warn("the first input is empty: no attention to draw")
+                else:
+                    _attention(trained, chunk[0], results[0][0]["ids"], attention, show_attention)
     writer.close()
 
 

@@ -9,7 +9,17 @@ import typer
 
 from charrnn import decode, metrics, runs
 from charrnn import device as devices
-from charrnn.cli._app import Device, Json, MaxLenRatio, Quiet, app, out, out_json, progress_bar
+from charrnn.cli._app import (
+    Device,
+    Json,
+    MaxLenRatio,
+    Quiet,
+    app,
+    length_ratio,
+    out,
+    out_json,
+    progress_bar,
+)
 from charrnn.errors import UsageError
 
 
@@ -60,7 +70,7 @@ def evaluate(
     length_penalty: Annotated[
         str, typer.Option(help="seq2seq: none, avg or gnmt.")
     ] = decode.BeamConfig.length_penalty,
-    max_len_ratio: MaxLenRatio = 2.0,
+    max_len_ratio: MaxLenRatio = None,
     device: Device = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
@@ -82,6 +92,7 @@ def evaluate(
     if checkpoint is None:
         raise UsageError("CHECKPOINT", "nothing to score", "pass a checkpoint, or --hyp and --ref")
     trained = runs.load_trained(checkpoint, devices.resolve(device))
+    ratio = length_ratio(trained.kind, max_len_ratio)
     if trained.kind == "seq2seq":
         if source is not None:
             raise UsageError(
@@ -93,7 +104,7 @@ def evaluate(
         beam.check()
         with progress_bar(quiet) as progress:
             result = metrics.score_seq2seq(
-                trained, src, ref, beam=beam, max_len_ratio=max_len_ratio, progress=progress
+                trained, src, ref, beam=beam, max_len_ratio=ratio, progress=progress
             )
         result.pop("hypotheses")
         _report_text(result, as_json)
