@@ -229,21 +229,32 @@ def test_beam_per_line_batch_equals_one_by_one(run, model):
     assert json.loads(rows[0])["finished"] in ("end", "length")
 
 
-def test_show_beams_does_not_touch_stdout(run, model):
+def test_show_beams_does_not_touch_stdout(run, model, monkeypatch):
+    from rich.console import Console
+
+    from charrnn.cli import cmd_decode
+
     plain = ok(run("beam", model, "--prompt", "the", "--max-len", "10")).stdout
     shown = ok(run("beam", model, "--prompt", "the", "--max-len", "10", "--show-beams")).stdout
     assert plain == shown
+    # stderr a terminal, stdout a file: the results still go to stdout, not to the display
+    monkeypatch.setattr(cmd_decode, "err", Console(stderr=True, force_terminal=True))
+    monkeypatch.setattr(cmd_decode.BeamDisplay, "update", lambda *a: None)
+    live = ok(run("beam", model, "--prompt", "the", "--max-len", "10", "--show-beams"))
+    assert live.stdout == plain
 
 
 def test_streaming_into_head_ends_quietly(model):
     done = subprocess.run(
-        f"{sys.executable} -m charrnn sample {model} --length 100000 | head -c 100",
+        f"set -o pipefail; {sys.executable} -m charrnn sample {model} --length 100000 "
+        "| head -c 100",
         shell=True,
+        executable="/bin/bash",
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert len(done.stdout) == 100 and done.stderr == ""
+    assert len(done.stdout) == 100 and done.stderr == "" and done.returncode == 0
 
 
 def test_text_arrives_before_generation_ends(model):

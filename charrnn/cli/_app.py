@@ -94,10 +94,24 @@ def length_ratio(kind: str, value: float | None) -> float:
 # -- output helpers ----------------------------------------------------------------------------
 
 
+class ReaderLeft(Exception):
+    """stdout's reader went away (`charrnn ... | head`). Not an OSError: click would turn a
+    BrokenPipeError into exit status 1 before `main` could end quietly."""
+
+
+def write(text: str, flush: bool = True) -> None:
+    """The one way to stdout (data only)."""
+    try:
+        sys.stdout.write(text)
+        if flush:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise ReaderLeft from None
+
+
 def out(text: str = "", end: str = "\n") -> None:
-    """Write results to stdout (data only) and flush, so pipes see them at once."""
-    sys.stdout.write(text + end)
-    sys.stdout.flush()
+    """Write results to stdout and flush, so pipes see them at once."""
+    write(text + end)
 
 
 def out_json(obj) -> None:
@@ -124,7 +138,7 @@ def progress_bar(quiet: bool):
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err, transient=True, redirect_stdout=False) as bar:
         tasks: dict[str, int] = {}
 
         def update(stage: str, done: int, total: int | None) -> None:
@@ -169,8 +183,9 @@ def main(argv: list[str] | None = None) -> None:
         code = 2
     except typer.Abort:
         code = 130
-    except BrokenPipeError:
-        # `charrnn ... | head`: the reader left; end quietly.
+    except (ReaderLeft, BrokenPipeError):
+        # `charrnn ... | head`: the reader left; end quietly, with success, as `yes | head`'s
+        # pipeline does.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 0

@@ -27,6 +27,7 @@ from charrnn.cli._app import (
     length_ratio,
     out_json,
     warn,
+    write,
 )
 from charrnn.errors import CharrnnError, UsageError
 
@@ -53,14 +54,14 @@ class Writer:
         self.last = 0.0
 
     def write(self, text: str) -> None:
-        sys.stdout.write(text)
         now = time.monotonic()
-        if self.tty or now - self.last > 0.05:
-            sys.stdout.flush()
+        flush = self.tty or now - self.last > 0.05
+        write(text, flush)
+        if flush:
             self.last = now
 
     def close(self) -> None:
-        sys.stdout.flush()
+        write("", flush=True)
 
 
 def _prompts(prompt: str | None, per_line: bool) -> list[str]:
@@ -270,7 +271,8 @@ class BeamDisplay:
     def __init__(self, tokenizer, enabled: bool) -> None:
         self.tokenizer = tokenizer
         enabled = enabled and err.is_terminal
-        self.live = Live(console=err, refresh_per_second=8, transient=True) if enabled else None
+        live = Live(console=err, refresh_per_second=8, transient=True, redirect_stdout=False)
+        self.live = live if enabled else None
         self.last = 0.0
 
     def __enter__(self):

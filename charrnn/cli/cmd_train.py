@@ -106,6 +106,7 @@ class TrainDisplay:
                 TextColumn("{task.percentage:>3.0f}%"),
                 TimeRemainingColumn(),
                 console=err,
+                redirect_stdout=False,  # stdout carries data, also while a bar is drawn
             )
             self.bar.__enter__()
         return self
