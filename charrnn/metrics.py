@@ -152,12 +152,13 @@ def score_seq2seq(
     *,
     beam: decode.BeamConfig = decode.BeamConfig(),
     max_len_ratio: float,
+    split_name: str = "val",
     unknown: str = "unk",
     progress=None,
 ) -> dict:
     """Decode sources with beam search and score the outputs (BLEU, chrF, ROUGE, exact
     match), plus the teacher-forced loss of the (first) references. Default data: the run's
-    validation split."""
+    `split_name` split."""
     from charrnn import generate, pairs, seq2seq
 
     scratch = Path(tempfile.mkdtemp(prefix="charrnn-eval-"))
@@ -171,12 +172,12 @@ def score_seq2seq(
                     "pass --src and --ref files",
                 )
             dataset = datamod.load_dataset(path)
-            split = dataset.split("val")
+            split = dataset.split(split_name)
             sources = [[*split.pair(i)[0].tolist(), EOS_ID] for i in range(len(split))]
             references = [
                 [dataset.target_tokenizer.decode(split.pair(i)[1])] for i in range(len(split))
             ]
-            stats, name, missing = dataset.stats("val"), f"{path} (val)", 0
+            stats, name, missing = dataset.stats(split_name), f"{path} ({split_name})", 0
         else:
             if not refs:
                 raise UsageError("--ref", "--src needs references", "pass --ref FILE")

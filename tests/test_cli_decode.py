@@ -91,6 +91,12 @@ def test_greedy_is_temperature_zero_and_top_k_1(run, model):
     assert greedy == ok(run(*args, "--top-k", "1", "--seed", "5")).stdout
 
 
+def test_output_ends_with_one_newline(run, model):
+    for length in range(1, 40):  # some samples end with a newline of their own
+        text = ok(run("sample", model, "--seed", "3", "--length", str(length))).stdout
+        assert text.endswith("\n") and not text.endswith("\n\n")
+
+
 def test_per_line_one_output_line_per_input_line(run, model):
     # only \n (or \r\n) ends a line: a form feed or U+2028 stays inside its prompt
     stdin = "the king\r\nmy\x0clove\n\nthy\u2028night\n"

@@ -150,6 +150,27 @@ def test_an_empty_source_line_gives_an_empty_output_line(run, dates, trained):
     assert result.stdout == "\n" and "no attention to draw" in result.stderr
 
 
+def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
+    src, ref = dates / "src.txt", dates / "ref.txt"
+    cases = [
+        (["eval", trained, "--ref", ref], "--ref: needs --src"),
+        (["eval", trained, "--split", "bogus"], "--split: unknown split 'bogus'"),
+        (["eval", trained, "--src", src, "--ref", ref, "--split", "val"], "--split: chooses"),
+        (["beam", trained, "--prompt", "x", "--attention", tmp_path], "is a directory"),
+        (["beam", trained, "--prompt", "x", "--attention", tmp_path / "no/a.png"], "not exist"),
+        (["sample", trained, "--prompt", "x", "--seed", str(2**64)], "--seed"),
+    ]
+    for args, needle in cases:
+        assert_error(run(*args), 2, needle)
+    assert list(tmp_path.iterdir()) == []  # no stray temporary file
+    scored = ok(run("eval", trained, "--split", "train", "--beam-size", "1", "--json", "-q"))
+    assert scored.json()["data"].endswith("(train)")
+    # a source from stdin is one line: its newline is not an unknown character
+    line = src.read_text().splitlines()[0]
+    piped = ok(run("beam", trained, "--prompt", "-", stdin=line + "\n")).stdout
+    assert piped == ok(run("beam", trained, "--prompt", line)).stdout
+
+
 def test_max_len_ratio_is_checked(run, trained):
     assert_error(run("beam", trained, "--max-len-ratio", "0", stdin="x\n"), 2, "must be positive")
     # 0.5 x (12 characters + <eos>), rounded up; --min-len keeps <eos> away until then

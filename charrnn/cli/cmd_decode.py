@@ -52,8 +52,11 @@ class Writer:
     def __init__(self) -> None:
         self.tty = sys.stdout.isatty()
         self.last = 0.0
+        self.line_open = True  # no newline ends the output yet (an empty one gets its line)
 
     def write(self, text: str) -> None:
+        if text:
+            self.line_open = not text.endswith("\n")
         now = time.monotonic()
         flush = self.tty or now - self.last > 0.05
         write(text, flush)
@@ -64,8 +67,9 @@ class Writer:
         write("", flush=True)
 
 
-def _prompts(prompt: str | None, per_line: bool) -> list[str]:
-    """The prompt texts: --prompt TEXT, all of stdin (--prompt -), or stdin lines."""
+def _prompts(prompt: str | None, per_line: bool, kind: str) -> list[str]:
+    """The prompt texts: --prompt TEXT, all of stdin (--prompt -), or stdin lines. A language
+    model's prompt from stdin is used exactly; a seq2seq source is one line, its end cut."""
     if per_line:
         if prompt not in (None, "-"):
             raise UsageError("--per-line", "reads its prompts from stdin", "drop --prompt TEXT")
@@ -87,9 +91,11 @@ def _prompts(prompt: str | None, per_line: bool) -> list[str]:
             raise CharrnnError(
                 "--prompt -",
                 "the prompt is empty (nothing on stdin)",
-                "pipe a prompt in, or leave out --prompt to start from nothing",
+                "pipe a prompt in, or leave out --prompt to start from nothing"
+                if kind == "lm"
+                else "pipe a source sentence in",
             )
-        return [text]
+        return [text.removesuffix("\n").removesuffix("\r") if kind == "seq2seq" else text]
     return [prompt or ""]
 
 
@@ -114,7 +120,7 @@ def _inputs(trained, prompt: str | None, per_line: bool, unknown: str):
     """The input texts and their ids. A seq2seq model reads one source per stdin line
     unless --prompt gives one."""
     per_line = per_line or (trained.kind == "seq2seq" and prompt is None)
-    texts = _prompts(prompt, per_line)
+    texts = _prompts(prompt, per_line, trained.kind)
     encoded, missing = generate.encode_inputs(trained, texts, unknown)
     if missing:
         verb = "skipped" if unknown == "skip" else "encoded as <unk>"
@@ -167,7 +173,10 @@ def sample(
     seed: Annotated[
         int | None,
         typer.Option(
-            help="Random seed: the same command gives the same output.", show_default=False
+            help="Random seed: the same command gives the same output.",
+            show_default=False,
+            min=0,
+            max=2**63 - 1,
         ),
     ] = None,
     unknown: Unknown = "error",
@@ -260,7 +269,7 @@ def sample(
                 text = prefix(line) + r.text
                 ending = "" if text.endswith("\n") else "\n"
                 writer.write(text + ending + ("\n" if r.sample_index < num_samples - 1 else ""))
-    if stream:
+    if stream and writer.line_open:  # end the line, as the other outputs do
         writer.write("\n")
     writer.close()
 
@@ -368,6 +377,9 @@ def beam(
             f"needs a seq2seq model with attention (this one is {kind})",
             f"drop {flag}, or pass a seq2seq checkpoint trained with attention",
         )
+    if attention is not None and (attention.is_dir() or not attention.parent.is_dir()):
+        what = "is a directory" if attention.is_dir() else "is in a folder that does not exist"
+        raise UsageError("--attention", f"{attention} {what}", "give a file path, e.g. att.png")
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     prefix = _echo(trained, texts, per_line, echo)
     writer = Writer()
@@ -421,8 +433,14 @@ def _attention(
     if png_path is not None:
         data = heatmap.png(weights, text={"Source": " ".join(src), "Target": " ".join(tgt)})
         tmp = png_path.with_name(f".{png_path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(png_path)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(png_path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise CharrnnError(
+                str(png_path), f"cannot write it ({e.strerror})", "choose another --attention path"
+            ) from None
         err.print(
             f"wrote {png_path}: attention of {len(tgt)} target over {len(src)} source "
             "tokens (rows: target, columns: source)"

@@ -20,6 +20,7 @@ from charrnn.cli._app import (
     out_json,
     progress_bar,
 )
+from charrnn.data import SPLITS
 from charrnn.errors import UsageError
 
 
@@ -91,6 +92,8 @@ def evaluate(
         return
     if checkpoint is None:
         raise UsageError("CHECKPOINT", "nothing to score", "pass a checkpoint, or --hyp and --ref")
+    if split is not None and split not in SPLITS:
+        raise UsageError("--split", f"unknown split '{split}'", f"use one of: {', '.join(SPLITS)}")
     trained = runs.load_trained(checkpoint, devices.resolve(device))
     ratio = length_ratio(trained.kind, max_len_ratio)
     if trained.kind == "seq2seq":
@@ -100,17 +103,38 @@ def evaluate(
                 "a seq2seq model is scored on --src and --ref files",
                 "pass --src FILE --ref FILE",
             )
+        if ref and src is None:
+            raise UsageError(
+                "--ref",
+                "needs --src, the sources to translate",
+                "pass --src FILE too, or neither to score the run's own split",
+            )
+        if split is not None and src is not None:
+            raise UsageError(
+                "--split", "chooses a split of the run's data, not of --src", "drop --split"
+            )
         beam = decode.BeamConfig(beam_size=beam_size, length_penalty=length_penalty, max_len=1000)
         beam.check()
         with progress_bar(quiet) as progress:
             result = metrics.score_seq2seq(
-                trained, src, ref, beam=beam, max_len_ratio=ratio, progress=progress
+                trained,
+                src,
+                ref,
+                beam=beam,
+                max_len_ratio=ratio,
+                split_name=split or "val",
+                progress=progress,
             )
         result.pop("hypotheses")
         _report_text(result, as_json)
         return
     if src is not None or ref:
-        raise UsageError("--src", "is for seq2seq models", "pass TEXT to score a language model")
+        flag = "--src" if src is not None else "--ref"
+        raise UsageError(
+            flag,
+            "is for seq2seq models (this is a language model)",
+            "pass TEXT to score a language model",
+        )
     with progress_bar(quiet) as progress:
         result = metrics.score_lm(trained, source, split=split, progress=progress)
     if as_json:

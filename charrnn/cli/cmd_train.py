@@ -363,7 +363,9 @@ def train(
         int | None,
         typer.Option(help=f"Log to metrics.jsonl every N steps (default {T.log_every})."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help=f"Random seed (default {T.seed}).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help=f"Random seed (default {T.seed}).", min=0, max=2**63 - 1)
+    ] = None,
     device: Annotated[
         str | None,
         typer.Option(
