@@ -188,12 +188,19 @@ def score_seq2seq(
             (scratch / "ref.txt").write_text(
                 "\n".join(r[0] for r in references) + "\n", encoding="utf-8"
             )
-            pairs.tokenize_pairs(
-                [str(scratch / "src.txt"), str(scratch / "ref.txt")],
-                scratch / "data",
-                TokenizeConfig(val_frac=0.0),
-                vocabulary=(trained.source_tokenizer, trained.tokenizer),
-            )
+            try:  # the pairs, for the teacher-forced loss
+                pairs.tokenize_pairs(
+                    [str(scratch / "src.txt"), str(scratch / "ref.txt")],
+                    scratch / "data",
+                    TokenizeConfig(val_frac=0.0),
+                    vocabulary=(trained.source_tokenizer, trained.tokenizer),
+                )
+            except CharrnnError as e:  # name the user's files, not the scratch copies
+                raise CharrnnError(
+                    f"--src {src} and --ref {refs[0]}",
+                    e.what,
+                    "pass aligned files with a sentence on both sides of some lines",
+                ) from None
             dataset = datamod.load_dataset(scratch / "data")
             split, stats, name = dataset.split("train"), dataset.stats("train"), src
         hyps = []

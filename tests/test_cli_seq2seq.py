@@ -163,6 +163,9 @@ def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
     for args, needle in cases:
         assert_error(run(*args), 2, needle)
     assert list(tmp_path.iterdir()) == []  # no stray temporary file
+    (tmp_path / "blank.txt").write_text("\n\n")
+    blank = run("eval", trained, "--src", tmp_path / "blank.txt", "--ref", tmp_path / "blank.txt")
+    assert_error(blank, 1, f"--src {tmp_path / 'blank.txt'} and --ref")  # not a scratch path
     scored = ok(run("eval", trained, "--split", "train", "--beam-size", "1", "--json", "-q"))
     assert scored.json()["data"].endswith("(train)")
     # a source from stdin is one line: its newline is not an unknown character
