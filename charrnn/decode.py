@@ -484,24 +484,27 @@ def _best(total: Tensor, raw: Tensor, n: int) -> list[list[tuple[float, int]]]:
     the raw logit, then by index, as argmax breaks ties: so beam size 1 is exactly greedy
     decoding, also where adding the running score rounds two log-probabilities together.
     torch.topk picks arbitrarily among equal values, so a row with a tie at the n-th place
-    is ranked over all its candidates that good."""
+    (its (n+1)-th best equals its n-th) is ranked over all its candidates that good."""
     n = min(n, total.shape[1])
-    top_scores, top_index = torch.topk(total, n, dim=-1)
-    nth = top_scores[:, -1:]
-    tied = (((total >= nth).sum(-1) > n) & (nth[:, 0] > -math.inf)).tolist()
-    picks = zip(
-        top_scores.tolist(), raw.gather(1, top_index).tolist(), top_index.tolist(), strict=True
-    )
+    k = min(n + 1, total.shape[1])  # one more, to see ties at the n-th place
+    top_scores, top_index = torch.topk(total, k, dim=-1)
     rows = []
-    for row, (row_scores, row_raw, index) in enumerate(picks):
-        if tied[row]:  # rare: exact ties (a table model, or saturated logits)
-            where = torch.nonzero(total[row] >= nth[row]).squeeze(1)
-            row_scores, row_raw = total[row, where].tolist(), raw[row, where].tolist()
-            index = where.tolist()
-        ranked = sorted(
-            zip(row_scores, row_raw, index, strict=True), key=lambda c: (-c[0], -c[1], c[2])
-        )
-        rows.append([(score, i) for score, _, i in ranked[:n]])
+    for row, (scores, index) in enumerate(
+        zip(top_scores.tolist(), top_index.tolist(), strict=True)
+    ):
+        nth = scores[n - 1]
+        if k > n and scores[n] == nth > -math.inf:  # rare: exact ties at the border
+            where = torch.nonzero(total[row] >= nth).squeeze(1)
+            scores, index = total[row, where].tolist(), where.tolist()
+        else:
+            scores, index = scores[:n], index[:n]
+        if len(set(scores)) < len(scores):  # equal scores: the raw logits decide, then ids
+            logit = raw[row, index].tolist()
+            ranked = sorted(
+                zip(scores, logit, index, strict=True), key=lambda c: (-c[0], -c[1], c[2])
+            )
+            scores, index = [c[0] for c in ranked[:n]], [c[2] for c in ranked[:n]]
+        rows.append(list(zip(scores, index, strict=True)))
     return rows
 
 

@@ -263,6 +263,18 @@ def test_streaming_into_head_ends_quietly(model):
     assert len(done.stdout) == 100 and done.stderr == "" and done.returncode == 0
 
 
+def test_text_on_stdin_without_prompt_dash_is_pointed_out(model, tmp_path):
+    command = [sys.executable, "-m", "charrnn", "sample", str(model), "--length", "5"]
+    piped = subprocess.run(command, input="the king", capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0 and "stdin holds text that is not read" in piped.stderr
+    (tmp_path / "prompt.txt").write_text("the king")
+    with open(tmp_path / "prompt.txt") as stdin:
+        redirected = subprocess.run(command, stdin=stdin, capture_output=True, text=True)
+    assert "--prompt -" in redirected.stderr
+    used = subprocess.run([*command, "--prompt", "-"], input="the", capture_output=True, text=True)
+    assert used.returncode == 0 and used.stderr == ""
+
+
 def test_text_arrives_before_generation_ends(model):
     proc = subprocess.Popen(
         [sys.executable, "-m", "charrnn", "sample", str(model), "--length", "1000000", "--no-echo"],

@@ -196,7 +196,7 @@ def info(
     """Describe a data directory (vocabulary, splits, sizes) or a checkpoint or run (model,
     parameters, training progress, latest scores)."""
     is_run = path.is_dir() and any((path / n).is_file() for n in ("last.pt", "best.pt"))
-    if path.suffix == ".pt" or is_run:
+    if path.suffix == ".pt" or is_run or path.is_file():  # data directories are folders
         summary = runs.describe_checkpoint(path)
         if as_json:
             out_json(summary)

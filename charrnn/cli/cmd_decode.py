@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import array
+import io
+import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -120,12 +124,34 @@ def _inputs(trained, prompt: str | None, per_line: bool, unknown: str):
     """The input texts and their ids. A seq2seq model reads one source per stdin line
     unless --prompt gives one."""
     per_line = per_line or (trained.kind == "seq2seq" and prompt is None)
+    if prompt is None and not per_line and _unread_stdin():
+        warn("stdin holds text that is not read: pass --prompt - to continue it, or --per-line")
     texts = _prompts(prompt, per_line, trained.kind)
     encoded, missing = generate.encode_inputs(trained, texts, unknown)
     if missing:
         verb = "skipped" if unknown == "skip" else "encoded as <unk>"
         warn(f"{missing} prompt character(s) not in the vocabulary were {verb}")
     return texts, encoded, per_line
+
+
+def _unread_stdin() -> bool:
+    """Whether text waits on stdin (a pipe or a file, not a terminal) that a command without
+    --prompt - or --per-line would ignore. Looks without reading; best effort."""
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            return os.fstat(fd).st_size > os.lseek(fd, 0, os.SEEK_CUR)
+        if stat.S_ISFIFO(mode):
+            import fcntl  # POSIX only
+            import termios
+
+            waiting = array.array("i", [0])
+            fcntl.ioctl(fd, termios.FIONREAD, waiting)
+            return waiting[0] > 0
+    except (ImportError, OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+    return False
 
 
 def _stops(stop: list[str] | None) -> list[str]:
