@@ -227,6 +227,7 @@ def sample(
     # the rows' ends: one tensor comparison, not a Python loop over the rows.
     per_token = should_end is not None or seen is not None or ngram is not None
     noise: Tensor | None = None
+    steps: tuple[Tensor, ...] = ()  # noise's rows, one per step of the block
     # (raw logits, tokens) of the steps since the batch last changed; settle() turns them into
     # the rows' tokens and log-probabilities
     history: list[tuple[Tensor, Tensor]] = []
@@ -268,10 +269,11 @@ def sample(
                 noise = _gumbel((NOISE_BLOCK, len(alive), vocab), generator, device)
                 if not filtered:  # argmax(l/T + g) = argmax(l + T g): fold T and the ban in
                     noise = noise * cfg.temperature + ban
+                steps = noise.unbind(0)  # one view per step, made once (not a select a step)
             if filtered:
-                tokens = (filter_logits(scores + ban, cfg) + noise[t % NOISE_BLOCK]).argmax(-1)
+                tokens = (filter_logits(scores + ban, cfg) + steps[t % NOISE_BLOCK]).argmax(-1)
             else:
-                tokens = (scores + noise[t % NOISE_BLOCK]).argmax(dim=-1)
+                tokens = (scores + steps[t % NOISE_BLOCK]).argmax(dim=-1)
         if ngram is not None:  # the bans may leave a row nothing: it ends without a token
             dead = torch.isneginf((scores + ban).amax(-1))
             tokens = tokens.masked_fill(dead, PAD_ID)
@@ -316,6 +318,7 @@ def sample(
             nearest_limit = min(limits[row] for row in alive)
             if noise is not None:
                 noise = noise[:, index]
+                steps = noise.unbind(0)
             if seen is not None:
                 seen = seen[index]
             if ngram is not None:

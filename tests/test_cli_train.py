@@ -263,3 +263,11 @@ def test_kill_9_leaves_a_loadable_checkpoint(env, data):
     loaded = checkpoint.load(run_dir / "last.pt")
     assert loaded["train"]["state"]["step"] >= 1
     assert all(torch.isfinite(w).all() for w in loaded["weights"].values())
+
+
+@pytest.mark.parametrize("command", ["tokenize", "train", "sample", "beam", "eval", "info"])
+def test_help_names_arguments_and_shows_flags_as_flags(run, command):
+    text = ok(run(command, "--help")).stdout
+    usage = text.splitlines()[0]
+    assert usage.startswith(f"Usage: charrnn {command} [OPTIONS]") and "<" not in usage
+    assert "--json" in text and "--json <bool>" not in text and "--quiet <bool>" not in text

@@ -33,6 +33,9 @@ app = typer.Typer(
     help="Train and use character- and BPE-level RNN/GRU/LSTM language models and seq2seq models.",
     add_completion=False,
     no_args_is_help=True,
+    # click's plain help: flags shown as flags (the rich panels of recent Typer versions print
+    # `--json <bool>`), and it reads the same in a pipe or a narrow terminal
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -46,7 +49,9 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on 
 Checkpoint = Annotated[
     Path,
     typer.Argument(
-        help="A checkpoint (.pt) or a run directory (uses best.pt).", show_default=False
+        metavar="CHECKPOINT",
+        help="A checkpoint (.pt) or a run directory (uses best.pt).",
+        show_default=False,
     ),
 ]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]

@@ -25,6 +25,7 @@ def tokenize(
     inputs: Annotated[
         list[str],
         typer.Argument(
+            metavar="INPUT",
             help="Text files, directories (searched recursively), .gz files, - for stdin, or "
             "builtin:python. Several inputs are concatenated in order.",
             show_default=False,
@@ -188,7 +189,9 @@ def info(
     path: Annotated[
         Path,
         typer.Argument(
-            help="A data directory, a checkpoint (.pt) or a run directory.", show_default=False
+            metavar="PATH",
+            help="A data directory, a checkpoint (.pt) or a run directory.",
+            show_default=False,
         ),
     ],
     as_json: Json = False,

@@ -29,6 +29,7 @@ def evaluate(
     checkpoint: Annotated[
         Path | None,
         typer.Argument(
+            metavar="CHECKPOINT",
             help="A checkpoint (.pt) or a run directory (uses best.pt). Not needed with --hyp.",
             show_default=False,
         ),
@@ -36,7 +37,7 @@ def evaluate(
     source: Annotated[
         str | None,
         typer.Argument(
-            metavar="[TEXT|DATA_DIR]",
+            metavar="TEXT|DATA_DIR",
             help="Language models: text to score (a file, - for stdin) "
             "or a data directory in the model's vocabulary. Default: the run's validation split.",
             show_default=False,
