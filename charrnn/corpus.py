@@ -107,10 +107,24 @@ def _walk(root: Path, glob: str) -> tuple[list[Source], int]:
     return sources, skipped
 
 
+def make_dir(path: Path) -> None:
+    """`mkdir -p path`, failing with one clear line (a file in the way, no permission)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CharrnnError(str(path), "is a file, not a folder", "choose another path") from None
+    except OSError as e:
+        raise CharrnnError(
+            str(path),
+            f"cannot create this folder ({e.strerror})",
+            "choose another path (-o, or CHARRNN_CACHE_DIR for the cache)",
+        ) from None
+
+
 def spool_stdin(directory: Path, stream=None) -> Path:
     """Copy stdin to a file in `directory` so that it can be read several times."""
     stream = stream if stream is not None else sys.stdin.buffer
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir(directory)
     path = directory / "stdin.txt"
     if path.exists():
         raise UsageError("-", "stdin given twice", "pass - once")
@@ -136,10 +150,12 @@ def resolve(
             key = item[len(BUILTIN_PREFIX) :]
             if key not in BUILTINS:
                 known = ", ".join(builtin_names())
+                if key == "dates":
+                    raise UsageError(item, "is parallel text", "add --pairs")
                 raise UsageError(
                     item,
                     "no such built-in corpus",
-                    f"use one of: {known} (text), builtin:dates (parallel text)",
+                    f"use one of: {known} (text), builtin:dates (parallel text, with --pairs)",
                 )
             files = BUILTINS[key][1]()
             if not files:
@@ -231,8 +247,9 @@ def read_text(
                         raise CharrnnError(
                             src.name,
                             f"not valid {encoding} at byte offset {at}",
-                            "convert the file to UTF-8, or pass --encoding (e.g. latin-1) or "
-                            "--errors replace",
+                            "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8), or "
+                            "tokenize it with charrnn tokenize --encoding latin-1 (or --errors "
+                            "replace)",
                         ) from None
                     if not nul_check_bytes and "\0" in text:
                         raise _binary(src, offset)
@@ -255,5 +272,5 @@ def _binary(src: Source, at: int) -> CharrnnError:
     return CharrnnError(
         src.name,
         f"binary file (NUL byte at offset {at})",
-        "pass text files only (with a directory, narrow it with --glob)",
+        "pass text files only (charrnn tokenize narrows a directory with --glob)",
     )

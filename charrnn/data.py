@@ -122,9 +122,16 @@ def _publish(tmp: Path, out_dir: Path, force: bool) -> None:
 
 def temp_dir_for(out_dir: Path) -> Path:
     """A fresh hidden directory beside `out_dir` (same file system, so rename is atomic)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if out_dir.is_file():
+        raise CharrnnError(str(out_dir), "is a file", "choose a new folder name")
+    corpus.make_dir(out_dir.parent)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as e:
+        raise CharrnnError(
+            str(out_dir), f"cannot create it ({e.strerror})", "choose another path"
+        ) from None
     return tmp
 
 

@@ -281,6 +281,8 @@ class LMTask:
     def load_state_dict(self, data: dict) -> None:
         """Restore the carried hidden state."""
         hidden = data.get("hidden")
+        if hidden is not None and hidden[0].shape[1] != self.batches.batch_size:
+            hidden = None  # another --batch-size on resume cuts the stream into other rows
         self.state = tuple(s.to(self.device) for s in hidden) if hidden is not None else None
 
 

@@ -11,7 +11,7 @@ from charrnn import corpus, decode, lm
 from charrnn import data as datamod
 from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
-from charrnn.runs import Trained
+from charrnn.runs import Trained, saved_data_path
 from charrnn.tokenizer import EOS_ID
 
 
@@ -19,7 +19,7 @@ def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
     """The data to score: the run's own data directory, another one, or raw text encoded
     with the checkpoint's vocabulary."""
     if source is None:
-        path = (trained.checkpoint.get("data") or {}).get("path")
+        path = saved_data_path(trained.checkpoint, trained.path.parent)
         if not path or not datamod.is_dataset(path):
             raise CharrnnError(
                 str(trained.path),
@@ -29,6 +29,12 @@ def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
         return datamod.load_dataset(path), str(path)
     if source != "-" and datamod.is_dataset(source):
         dataset = datamod.load_dataset(source)
+        if dataset.meta.get("kind") == "pairs":
+            raise CharrnnError(
+                source,
+                "holds parallel text, which scores a seq2seq model",
+                "pass text, or a data directory made by charrnn tokenize without --pairs",
+            )
         if dataset.tokenizer.to_json() != trained.tokenizer.to_json():
             raise CharrnnError(
                 source,
@@ -164,7 +170,7 @@ def score_seq2seq(
     scratch = Path(tempfile.mkdtemp(prefix="charrnn-eval-"))
     try:
         if src is None:
-            path = (trained.checkpoint.get("data") or {}).get("path")
+            path = saved_data_path(trained.checkpoint, trained.path.parent)
             if not path or not datamod.is_dataset(path):
                 raise CharrnnError(
                     str(trained.path),

@@ -3,11 +3,10 @@ models back from checkpoints for decoding and evaluation."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -87,6 +86,21 @@ def _is_run_dir(path: str) -> bool:
     return p.is_dir() and any((p / name).is_file() for name in ("last.pt", "best.pt"))
 
 
+def saved_data_path(saved: dict, run_dir: Path) -> str | None:
+    """Where a checkpoint's training data lies. Data kept inside the run (text from stdin)
+    is stored relative to the run, so a run directory can be moved or copied whole."""
+    path = (saved.get("data") or {}).get("path")
+    if path and not Path(path).is_absolute():
+        return str(run_dir / path)
+    return path
+
+
+def _stored_path(data: Path, run_dir: Path) -> str:
+    """The data path a checkpoint keeps: relative when the data lies inside the run."""
+    data, run_dir = data.resolve(), run_dir.resolve()
+    return str(data.relative_to(run_dir)) if data.is_relative_to(run_dir) else str(data)
+
+
 def _same_data(source: str, data_path: str, cache_dir, vocab: TokenizeConfig, pairs: bool) -> bool:
     """Whether INPUT names the data a run was trained on: the data directory itself, or raw
     text whose cached tokenization it is."""
@@ -159,11 +173,17 @@ def _check_run_dir(run_dir: Path, force: bool) -> None:
         (run_dir / name).unlink()
 
 
+REGULARISERS = ("dropout", "embed_dropout")  # model settings a resumed run may change
+
+
 def _merge_model(saved: dict, given: dict) -> ModelConfig:
-    """The checkpoint's architecture; a conflicting flag is an error, never an override."""
+    """The checkpoint's architecture; a conflicting flag is an error, never an override.
+    Dropout rates are not architecture (the weights are the same): they may change."""
     config = from_dict(ModelConfig, saved)
     for key, value in given.items():
-        if value is not None and getattr(config, key) != value:
+        if key in REGULARISERS and value is not None:
+            config = replace(config, **{key: value})
+        elif value is not None and getattr(config, key) != value:
             flag = "--" + key.replace("_", "-")
             raise UsageError(
                 flag,
@@ -171,6 +191,7 @@ def _merge_model(saved: dict, given: dict) -> ModelConfig:
                 f"{key}={getattr(config, key)!r}, you asked for {value!r})",
                 f"drop {flag}, or start a new run",
             )
+    config.check()
     return config
 
 
@@ -226,9 +247,10 @@ def start_training(
             ranks=ranks,
         )
     except BaseException:
-        if created:  # a run that failed before writing anything leaves no empty directory
-            with contextlib.suppress(OSError):
-                Path(run_dir).rmdir()
+        # a new run that failed before its first checkpoint leaves nothing behind (not even
+        # the stdin text it kept); one with checkpoints keeps them
+        if created and not any((Path(run_dir) / n).exists() for n in ("last.pt", "best.pt")):
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
         if distributed:
@@ -281,7 +303,11 @@ def _train(
         given = {k: v for k, v in train_options.items() if v is not None}
         train_config = TrainConfig(**{**asdict(old), **given})
         changes = {k: [getattr(old, k), v] for k, v in given.items() if getattr(old, k) != v}
-        data_path = saved["data"].get("path")
+        was = from_dict(ModelConfig, saved["model"]["config"])
+        for key in REGULARISERS:
+            if getattr(was, key) != getattr(model_config, key):
+                changes[key] = [getattr(was, key), getattr(model_config, key)]
+        data_path = saved_data_path(saved, run_dir)
         if (
             source is not None
             and data_path
@@ -292,13 +318,28 @@ def _train(
                 f"the run was trained on {data_path}, not on {source}",
                 "resume without INPUT (a run keeps its data), or start a new run",
             )
-        if not data_path or not datamod.is_dataset(data_path):
+        retokenize = source not in (None, "-") and not datamod.is_dataset(source)
+        if data_path and not datamod.is_dataset(data_path) and retokenize:
+            # raw text whose cached tokens were cleared: tokenize the same text again
+            dataset = prepare_data(
+                source, cache_dir=cache_dir, vocab=vocab, pairs=pairs, progress=progress
+            )
+            now = {name: tok.to_json() for name, tok in _tokenizers(dataset).items()}
+            if now != saved["tokenizers"]:
+                raise CharrnnError(
+                    str(source),
+                    "tokenized again, it gives another vocabulary than the run's",
+                    "resume with the exact text the run was trained on",
+                )
+        elif not data_path or not datamod.is_dataset(data_path):
             raise CharrnnError(
                 str(run_dir),
                 f"the run's data directory {data_path} is gone",
-                "re-create it with the same charrnn tokenize command",
+                "resume with the text it was trained on (charrnn train INPUT --resume "
+                "RUN_DIR tokenizes it again), or re-create the data directory",
             )
-        dataset = datamod.load_dataset(data_path)
+        else:
+            dataset = datamod.load_dataset(data_path)
     else:
         if source is None:
             raise UsageError(
@@ -320,7 +361,7 @@ def _train(
         changes = {}
 
         def prepare():
-            run_dir.mkdir(parents=True, exist_ok=True)
+            corpus.make_dir(run_dir)
             _check_run_dir(run_dir, force)
             return prepare_data(
                 source,
@@ -401,7 +442,7 @@ def _train(
         model_name=model_name,
         model_config=asdict(model.config),
         tokenizers={name: tok.to_json() for name, tok in tokenizers.items()},
-        data={"path": str(dataset.path.resolve()), "val": val_stats},
+        data={"path": _stored_path(dataset.path, run_dir), "val": val_stats},
         command=command,
     )
     if ranks.rank == 0:

@@ -70,6 +70,7 @@ class LoopState:
     rollbacks: int = 0
     bad_in_row: int = 0  # consecutive non-finite steps
     last_eval_step: int = -1
+    warmup_end: float = -1.0  # the run's progress when the warmup ended (-1: not yet)
     warned: list[str] = field(default_factory=list)
 
 
@@ -85,13 +86,18 @@ def progress_fraction(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) 
     return min(1.0, max(parts))
 
 
-def learning_rate(cfg: TrainConfig, step: int, progress: float, lr_scale: float = 1.0) -> float:
-    """Linear warmup, then cosine decay to lr * min_lr_frac over the run (or constant)."""
-    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+def learning_rate(
+    cfg: TrainConfig, step: int, progress: float, lr_scale: float = 1.0, start: float = 0.0
+) -> float:
+    """Linear warmup to lr over cfg.warmup_steps, then (cosine) decay to lr * min_lr_frac over
+    the rest of the run: `start` is the run's progress when the warmup ended."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps * lr_scale
     decay = 1.0
     if cfg.schedule == "cosine":
-        decay = cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress))
-    return cfg.lr * warm * decay * lr_scale
+        rest = min(1.0, max(0.0, (progress - start) / (1 - start))) if start < 1 else 1.0
+        decay = cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * rest))
+    return cfg.lr * decay * lr_scale
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -178,10 +184,14 @@ def fit(
     state = LoopState()
     if resume is not None:
         train = resume["train"]
-        opt.load_state_dict(train["optimizer"])
-        state = LoopState(
-            **{k: v for k, v in train["state"].items() if k in LoopState.__annotations__}
-        )
+        if train["config"].get("optimizer", cfg.optimizer) == cfg.optimizer:
+            opt.load_state_dict(train["optimizer"])
+        # else: another --optimizer on resume starts with a fresh state of its own (its
+        # moments are not the old one's); the change is reported like any other
+        saved = train["state"]
+        state = LoopState(**{k: v for k, v in saved.items() if k in LoopState.__annotations__})
+        if "warmup_end" not in saved:  # an older run decayed over the whole run
+            state.warmup_end = 0.0
         own = own_rank_state(train, rank, world_size)
         task.load_state_dict(own["task"])
         checkpoint.set_rng_state(own["rng"])
@@ -252,6 +262,14 @@ def fit(
         }
     )
     _warn_sizes(task, sum(p.numel() for p in params), metrics, state)
+    if cfg.max_steps and cfg.warmup_steps >= cfg.max_steps:
+        _warn_once(
+            "long-warmup",
+            f"--warmup-steps {cfg.warmup_steps} is not shorter than the run ({cfg.max_steps} "
+            "steps): the learning rate never reaches --lr; lower --warmup-steps",
+            metrics,
+            state,
+        )
     model.train()
     stop_reason = ""
     window = {"loss": 0.0, "n": 0, "norm": 0.0, "norm_max": 0.0, "clipped": 0, "tokens": 0}
@@ -268,7 +286,9 @@ def fit(
         if any_rank(bool(stop_reason), world_size, device):
             stop_reason = stop_reason or "stopped with another rank"
             break
-        lr = learning_rate(cfg, state.step, progress, state.lr_scale)
+        if state.step >= cfg.warmup_steps and state.warmup_end < 0:
+            state.warmup_end = progress
+        lr = learning_rate(cfg, state.step, progress, state.lr_scale, max(state.warmup_end, 0.0))
         for group in opt.param_groups:
             group["lr"] = lr
         batch = task.batch(state.epoch, state.index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,6 +97,16 @@ def test_resume_may_change_training_settings_and_logs_them(env, data, run):
     records = [json.loads(line) for line in (env / "r" / "metrics.jsonl").read_text().splitlines()]
     resumed = [r for r in records if r["event"] == "resume"]
     assert resumed and resumed[0]["changes"]["lr"] == [TrainConfig.lr, 1e-3]
+    # the batch size (the carried state has other rows), the optimizer (a fresh state) and
+    # dropout (not architecture) may change too
+    more = ["--batch-size", "8", "--optimizer", "sgd", "--dropout", "0.1", "--max-steps", "7"]
+    ok(run("train", "--resume", env / "r", *more, "-q"))
+    records = [json.loads(line) for line in (env / "r" / "metrics.jsonl").read_text().splitlines()]
+    changes = [r for r in records if r["event"] == "resume"][-1]["changes"]
+    assert changes["batch_size"][1] == 8 and changes["optimizer"] == ["adamw", "sgd"]
+    assert changes["dropout"][1] == 0.1
+    assert checkpoint.load(env / "r" / "last.pt")["model"]["config"]["dropout"] == 0.1
+    assert_error(run("train", "--resume", env / "r", "--dropout", "2", "-q"), 2, "dropout")
 
 
 def test_bad_input_table(env, data, run, shakespeare_like):
@@ -162,11 +173,38 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["eval", corrupt / "last.pt"], 1, "corrupt, truncated"),
         (["eval", foreign / "last.pt"], 1, "not a charrnn checkpoint"),
         (["eval", good, env / "missing.txt"], 1, "no such file"),
+        (["train", data, "-o", tiny, *SMALL], 1, "is a file, not a folder"),
+        (["train", data, "-o", tiny / "sub", *SMALL], 1, "choose another path"),
+        (["tokenize", tiny, "-o", tiny / "sub"], 1, "choose another path"),
+        (["tokenize", "builtin:dates", "-o", env / "d"], 2, "is parallel text; add --pairs"),
+        (["models", "--vocab-size", "0"], 2, "--vocab-size"),
     ]
     for args, code, needle in cases:
         assert_error(run(*args), code, needle)
     assert (good / "last.pt").read_bytes() == saved  # nothing lost
     assert not (env / "new").exists()
+    ok(run("tokenize", "builtin:dates", "--pairs", "-o", env / "pairs", "-q"))
+    assert_error(run("eval", good, env / "pairs"), 1, "holds parallel text")
+    # a new run that fails before its first checkpoint leaves nothing, stdin text included
+    assert_error(run("train", "-", "-o", env / "piped", *SMALL, stdin="too short\n"), 1, "small")
+    assert not (env / "piped").exists()
+
+
+def test_a_run_from_stdin_keeps_its_data_and_can_move(env, run, shakespeare_like):
+    text = shakespeare_like.read_text()
+    ok(run("train", "-", "-o", env / "r", *SMALL, "--max-steps", "2", stdin=text))
+    (env / "r").rename(env / "moved")
+    ok(run("train", "--resume", env / "moved", "--max-steps", "4"))
+    assert ok(run("eval", env / "moved", "--json")).json()["tokens"] > 0
+
+
+def test_no_command_prints_the_overview(run, capsys):
+    from charrnn.cli._app import main
+
+    with pytest.raises(SystemExit) as done:
+        main([])
+    printed = capsys.readouterr()
+    assert done.value.code == 2 and printed.out.startswith("Usage: charrnn") and not printed.err
 
 
 def test_resume_accepts_the_raw_text_it_was_trained_on(env, run, shakespeare_like):
@@ -175,6 +213,13 @@ def test_resume_accepts_the_raw_text_it_was_trained_on(env, run, shakespeare_lik
         run("train", shakespeare_like, "--resume", env / "r", "--max-steps", "4", "--json")
     ).json()
     assert summary["step"] == 4
+    # the cached tokens are cleared: without INPUT that is an error that says what to do;
+    # with the same INPUT the text is tokenized again and the run goes on
+    shutil.rmtree(env / "cache")
+    gone = run("train", "--resume", env / "r", "--max-steps", "6")
+    assert_error(gone, 1, "charrnn train INPUT --resume RUN_DIR tokenizes it again")
+    again = run("train", shakespeare_like, "--resume", env / "r", "--max-steps", "6", "--json")
+    assert ok(again).json()["step"] == 6
 
 
 def test_eval_rejects_data_encoded_with_another_vocabulary(env, data, run, tmp_path):

@@ -176,6 +176,9 @@ def _usage_line(e) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and turn every failure into one line on stderr and an exit code."""
     debug = os.environ.get("CHARRNN_DEBUG") == "1"
+    if not (sys.argv[1:] if argv is None else argv):  # no command: the overview, as --help
+        app(args=["--help"], prog_name="charrnn", standalone_mode=False)
+        sys.exit(2)
     try:
         code = app(args=argv, prog_name="charrnn", standalone_mode=False)
     except CharrnnError as e:

@@ -178,10 +178,9 @@ def _print_summary(summary: dict) -> None:
             f"{last.get('val_bpc', float('nan')):.4f} bits/char; best val loss "
             f"{summary['best_val_loss']:.4f}"
         )
-    out(
-        f"  checkpoints: {summary['run_dir']}/best.pt, {summary['run_dir']}/last.pt; "
-        f"log: {summary['run_dir']}/metrics.jsonl"
-    )
+    run_dir = Path(summary["run_dir"])
+    saved = [str(run_dir / n) for n in ("best.pt", "last.pt") if (run_dir / n).is_file()]
+    out(f"  checkpoints: {', '.join(saved)}; log: {run_dir / 'metrics.jsonl'}")
 
 
 @app.command()
@@ -482,7 +481,9 @@ def train(
 
 @app.command("models")
 def list_models(
-    vocab_size: Annotated[int, typer.Option(help="Vocabulary size for the example counts.")] = 100,
+    vocab_size: Annotated[
+        int, typer.Option(help="Vocabulary size for the example counts.", min=5)
+    ] = 100,
     as_json: Json = False,
 ) -> None:
     """List the model registry: what each entry is and how its parameter count grows."""
