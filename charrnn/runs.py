@@ -81,7 +81,8 @@ def _saved_device(run_dir) -> str | None:
         return None
 
 
-def _is_run_dir(path: str) -> bool:
+def is_run_dir(path: str | Path) -> bool:
+    """Whether `path` is a run directory (it holds checkpoints)."""
     p = Path(path)
     return p.is_dir() and any((p / name).is_file() for name in ("last.pt", "best.pt"))
 
@@ -162,6 +163,8 @@ def _check_kind(model_name: str, dataset) -> str:
 
 
 def _check_run_dir(run_dir: Path, force: bool) -> None:
+    if datamod.is_dataset(run_dir):
+        raise UsageError("-o", f"{run_dir} is a data directory", "give the run a folder of its own")
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not force:
         raise CharrnnError(
@@ -347,7 +350,7 @@ def _train(
                 "no training data given",
                 "pass a text file, a data directory or builtin:python, or --resume RUN_DIR",
             )
-        if source != "-" and _is_run_dir(source):
+        if source != "-" and is_run_dir(source):
             raise UsageError(
                 "INPUT",
                 f"{source} is a run directory (it holds checkpoints), not training data",

@@ -501,7 +501,7 @@ def _diverged(state, model, opt, task, good, metrics, loss_value, norm):
         {
             "event": "warning",
             "step": state.step,
-            "message": f"rolled back to the last good checkpoint (rollback "
+            "message": f"rolled back to the last good weights (rollback "
             f"{state.rollbacks} of {MAX_ROLLBACKS})",
         }
     )

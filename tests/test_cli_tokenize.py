@@ -143,3 +143,22 @@ def test_builtin_corpus_tokenizes(tmp_path, run, vocab):
     )
     assert result.code == 0, result.stderr
     assert result.json()["splits"]["train"]["tokens"] > 1_000_000
+
+
+def test_a_bpe_vocabulary_smaller_than_asked_is_pointed_out(tmp_path, run):
+    (tmp_path / "few.txt").write_text("ab ab ab ba ba\n" * 50)
+    result = run("tokenize", tmp_path / "few.txt", "-o", tmp_path / "d", "--vocab", "bpe", "--json")
+    size = result.json()["vocab"]["size"]
+    assert result.code == 0 and size < 4096
+    assert "Warning" not in result.stderr  # the default size is a ceiling, not a request
+    result = run(
+        "tokenize",
+        tmp_path / "few.txt",
+        "-o",
+        tmp_path / "e",
+        "--vocab",
+        "bpe",
+        "--vocab-size",
+        "500",
+    )
+    assert result.code == 0 and f"--vocab-size 500: the text gave {size} tokens" in result.stderr

@@ -178,6 +178,9 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["tokenize", tiny, "-o", tiny / "sub"], 1, "choose another path"),
         (["tokenize", "builtin:dates", "-o", env / "d"], 2, "is parallel text; add --pairs"),
         (["models", "--vocab-size", "0"], 2, "--vocab-size"),
+        (["eval", good, good], 2, "is a run directory (it holds checkpoints), not text"),
+        (["train", data, "-o", data, *SMALL], 2, "is a data directory"),
+        (["info", env / "nope"], 1, "no such file or directory"),
     ]
     for args, code, needle in cases:
         assert_error(run(*args), code, needle)

@@ -9,9 +9,9 @@ import typer
 
 from charrnn import data as datamod
 from charrnn import runs
-from charrnn.cli._app import Json, Quiet, app, out, out_json, progress_bar
+from charrnn.cli._app import Json, Quiet, app, out, out_json, progress_bar, warn
 from charrnn.config import TokenizeConfig, model_fields
-from charrnn.errors import UsageError
+from charrnn.errors import CharrnnError, UsageError
 from charrnn.pairs import describe_pairs, tokenize_pairs
 
 TD = TokenizeConfig  # defaults live in the dataclass
@@ -154,6 +154,9 @@ def tokenize(
             progress=progress,
         )
     summary = {"path": str(out_dir), **datamod.describe(meta)}
+    asked, got = config.vocab_size, summary["vocab"]["size"]
+    if vocabulary is None and config.vocab == "bpe" and asked and got < asked:
+        warn(f"--vocab-size {asked}: the text gave {got} tokens (no more pairs to merge)")
     if as_json:
         out_json(summary)
     else:
@@ -198,6 +201,8 @@ def info(
 ) -> None:
     """Describe a data directory (vocabulary, splits, sizes) or a checkpoint or run (model,
     parameters, training progress, latest scores)."""
+    if not path.exists():
+        raise CharrnnError(str(path), "no such file or directory", "check the path")
     is_run = path.is_dir() and any((path / n).is_file() for n in ("last.pt", "best.pt"))
     if path.suffix == ".pt" or is_run or path.is_file():  # data directories are folders
         summary = runs.describe_checkpoint(path)

@@ -136,6 +136,12 @@ def evaluate(
             "is for seq2seq models (this is a language model)",
             "pass TEXT to score a language model",
         )
+    if source is not None and source != "-" and runs.is_run_dir(source):
+        raise UsageError(
+            "TEXT",
+            f"{source} is a run directory (it holds checkpoints), not text",
+            "pass a text file or a data directory; the model to score comes first",
+        )
     with progress_bar(quiet) as progress:
         result = metrics.score_lm(trained, source, split=split, progress=progress)
     if as_json:

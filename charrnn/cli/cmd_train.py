@@ -134,8 +134,8 @@ class TrainDisplay:
             if not self.quiet:
                 verb = "resuming at step" if kind == "resume" else "training from step"
                 err.print(f"{verb} {record['step']}: {record['params']:,} parameters")
-            for key, (old, new) in record.get("changes", {}).items():
-                err.print(f"changed on resume: {key} {old} -> {new}")
+                for key, (old, new) in record.get("changes", {}).items():
+                    err.print(f"changed on resume: {key} {old} -> {new}")
         elif kind == "warning":
             warn(record["message"])
         elif kind == "train":
