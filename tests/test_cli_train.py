@@ -181,6 +181,8 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["eval", good, good], 2, "is a run directory (it holds checkpoints), not text"),
         (["train", data, "-o", data, *SMALL], 2, "is a data directory"),
         (["info", env / "nope"], 1, "no such file or directory"),
+        (["train", data, *out, "--vocab", "bpe"], 2, "--vocab: says how to tokenize raw text"),
+        (["train", "--resume", good, "--val-frac", "0.5"], 2, "this data is tokenized already"),
     ]
     for args, code, needle in cases:
         assert_error(run(*args), code, needle)

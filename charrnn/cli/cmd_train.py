@@ -26,6 +26,7 @@ from charrnn.config import (
     model_fields,
     parse_duration,
 )
+from charrnn.data import is_dataset
 from charrnn.distributed import Ranks
 from charrnn.errors import UsageError
 from charrnn.train import Hooks
@@ -384,14 +385,23 @@ def train(
             "--pairs", help="INPUT is parallel text (source TAB target per line): train seq2seq."
         ),
     ] = False,
-    vocab: Annotated[str, typer.Option(help="Raw text only: char or bpe vocabulary.")] = "char",
+    vocab: Annotated[
+        str | None,
+        typer.Option(
+            help="Raw text only: char or bpe vocabulary (default char).", show_default=False
+        ),
+    ] = None,
     vocab_size: Annotated[
         int | None,
         typer.Option(help="Raw text only: BPE vocabulary size (default 4096).", show_default=False),
     ] = None,
     val_frac: Annotated[
-        float, typer.Option(help="Raw text only: fraction of the text (its tail) for validation.")
-    ] = 0.1,
+        float | None,
+        typer.Option(
+            help="Raw text only: fraction of the text (its tail) for validation (default 0.1).",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Start over in a run directory that already holds a run."),
@@ -445,7 +455,19 @@ def train(
         "amp": amp,
         "scheduled_sampling": scheduled_sampling,
     }
-    vocab_config = TokenizeConfig(vocab=vocab, vocab_size=vocab_size, val_frac=val_frac)
+    tokenizing = {"vocab": vocab, "vocab_size": vocab_size, "val_frac": val_frac}
+    tokenizing = {k: v for k, v in tokenizing.items() if v is not None}
+    tokenized = (source is None and resume is not None) or (
+        source not in (None, "-") and is_dataset(source)
+    )
+    if tokenizing and tokenized:
+        flag = "--" + next(iter(tokenizing)).replace("_", "-")
+        raise UsageError(
+            flag,
+            "says how to tokenize raw text, and this data is tokenized already",
+            f"drop {flag}, or pass the raw text (charrnn tokenize makes other data directories)",
+        )
+    vocab_config = TokenizeConfig(**tokenizing)
     command = " ".join(shlex.quote(a) for a in ["charrnn", *sys.argv[1:]])
     ranks = torchrun_ranks()
     quiet = quiet or ranks.rank != 0  # under torchrun, rank 0 speaks for all
