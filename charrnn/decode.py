@@ -255,6 +255,10 @@ def sample(
             on_block(list(alive), blocks)
             due = time.monotonic() + BLOCK_SECONDS
 
+    def block_done() -> bool:
+        """NOISE_BLOCK steps wait to be settled, or streamed text has waited long enough."""
+        return len(history) >= NOISE_BLOCK or (on_block is not None and time.monotonic() >= due)
+
     nearest_limit = min(limits)
     for t in range(max(limits)):
         scores = logits if logits.dtype == torch.float32 else logits.float()
@@ -283,7 +287,7 @@ def sample(
             and t + 1 < nearest_limit
             and (eos_banned or not bool((tokens == EOS_ID).any()))
         ):
-            if len(history) >= NOISE_BLOCK or (on_block is not None and time.monotonic() >= due):
+            if block_done():
                 settle()
             logits, state = stepper.step(tokens, state)
             continue
@@ -323,7 +327,7 @@ def sample(
                 seen = seen[index]
             if ngram is not None:
                 ngram.select(keep)
-        elif len(history) >= NOISE_BLOCK or (on_block is not None and time.monotonic() >= due):
+        elif block_done():
             settle()
         logits, state = stepper.step(tokens, state)
     settle()
