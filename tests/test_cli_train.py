@@ -181,6 +181,19 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["eval", good, good], 2, "is a run directory (it holds checkpoints), not text"),
         (["train", data, "-o", data, *SMALL], 2, "is a data directory"),
         (["info", env / "nope"], 1, "no such file or directory"),
+        (["eval", good, "--beam-size", "3"], 2, "--beam-size: is for seq2seq models"),
+        (["tokenize", tiny, "-o", env / "t", "--shuffle"], 2, "--shuffle: is for parallel text"),
+        (
+            ["tokenize", tiny, "-o", env / "t", "--max-chars", "5"],
+            2,
+            "--max-chars: is for parallel",
+        ),
+        (
+            ["tokenize", tiny, "-o", env / "t", "--pairs", "--seed", "3"],
+            2,
+            "--seed: seeds --shuffle",
+        ),
+        (["eval", good, shakespeare_like, "--split", "train"], 2, "--split: chooses a split"),
         (["train", data, *out, "--vocab", "bpe"], 2, "--vocab: says how to tokenize raw text"),
         (["train", "--resume", good, "--val-frac", "0.5"], 2, "this data is tokenized already"),
     ]

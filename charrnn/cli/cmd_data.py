@@ -12,7 +12,7 @@ from charrnn import runs
 from charrnn.cli._app import Json, Quiet, app, out, out_json, progress_bar, warn
 from charrnn.config import TokenizeConfig, model_fields
 from charrnn.errors import CharrnnError, UsageError
-from charrnn.pairs import describe_pairs, tokenize_pairs
+from charrnn.pairs import DEFAULT_MAX_CHARS, describe_pairs, tokenize_pairs
 
 TD = TokenizeConfig  # defaults live in the dataclass
 
@@ -85,8 +85,12 @@ def tokenize(
         bool, typer.Option("--shared-vocab", help="--pairs: one vocabulary for both sides.")
     ] = False,
     max_chars: Annotated[
-        int, typer.Option(help="--pairs: drop (and count) pairs with a side longer than this.")
-    ] = 1000,
+        int | None,
+        typer.Option(
+            help="--pairs: drop (and count) pairs with a side longer than this (default 1000).",
+            show_default=False,
+        ),
+    ] = None,
     shuffle: Annotated[
         bool,
         typer.Option(
@@ -95,12 +99,21 @@ def tokenize(
             "taking the tail (for files sorted by length or topic).",
         ),
     ] = False,
-    seed: Annotated[int, typer.Option(help="--shuffle: the split's seed.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="--shuffle: the split's seed (default 0).", show_default=False),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace DATA_DIR if it exists.")] = False,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Turn a corpus into token ids on disk (tokenizer.json, meta.json, train/val/test .bin)."""
+    pair_options = {"--shared-vocab": shared_vocab, "--max-chars": max_chars, "--shuffle": shuffle}
+    for flag, value in pair_options.items():
+        if value not in (None, False) and not pairs:
+            raise UsageError(flag, "is for parallel text", "add --pairs, or drop it")
+    if seed is not None and not shuffle:
+        raise UsageError("--seed", "seeds --shuffle", "add --shuffle, or drop --seed")
     config = TokenizeConfig(
         vocab=vocab,
         vocab_size=vocab_size,
@@ -128,8 +141,8 @@ def tokenize(
                 out_dir,
                 config,
                 shared_vocab=shared_vocab,
-                max_chars=max_chars,
-                shuffle_seed=seed if shuffle else None,
+                max_chars=DEFAULT_MAX_CHARS if max_chars is None else max_chars,
+                shuffle_seed=(seed or 0) if shuffle else None,
                 val_inputs=val or (),
                 test_inputs=test or (),
                 force=force,

@@ -20,7 +20,7 @@ from charrnn.cli._app import (
     out_json,
     progress_bar,
 )
-from charrnn.data import SPLITS
+from charrnn.data import SPLITS, is_dataset
 from charrnn.errors import UsageError
 
 
@@ -68,10 +68,14 @@ def evaluate(
         str | None,
         typer.Option(help="Score these outputs against --ref without a model.", show_default=False),
     ] = None,
-    beam_size: Annotated[int, typer.Option(help="seq2seq: beam size for decoding.")] = 5,
+    beam_size: Annotated[
+        int | None,
+        typer.Option(help="seq2seq: beam size for decoding (default 5).", show_default=False),
+    ] = None,
     length_penalty: Annotated[
-        str, typer.Option(help="seq2seq: none, avg or gnmt.")
-    ] = decode.BeamConfig.length_penalty,
+        str | None,
+        typer.Option(help="seq2seq: none, avg or gnmt (default none).", show_default=False),
+    ] = None,
     max_len_ratio: MaxLenRatio = None,
     device: Device = "auto",
     quiet: Quiet = False,
@@ -114,7 +118,11 @@ def evaluate(
             raise UsageError(
                 "--split", "chooses a split of the run's data, not of --src", "drop --split"
             )
-        beam = decode.BeamConfig(beam_size=beam_size, length_penalty=length_penalty, max_len=1000)
+        beam = decode.BeamConfig(
+            beam_size=beam_size or decode.BeamConfig.beam_size,
+            length_penalty=length_penalty or decode.BeamConfig.length_penalty,
+            max_len=1000,
+        )
         beam.check()
         with progress_bar(quiet) as progress:
             result = metrics.score_seq2seq(
@@ -129,12 +137,22 @@ def evaluate(
         result.pop("hypotheses")
         _report_text(result, as_json)
         return
-    if src is not None or ref:
-        flag = "--src" if src is not None else "--ref"
+    given = {
+        "--src": src,
+        "--ref": ref,
+        "--beam-size": beam_size,
+        "--length-penalty": length_penalty,
+    }
+    for flag, value in given.items():
+        if value is not None:
+            raise UsageError(
+                flag,
+                "is for seq2seq models (this is a language model)",
+                "drop it; a language model is scored on TEXT",
+            )
+    if split is not None and source not in (None, "-") and not is_dataset(source):
         raise UsageError(
-            flag,
-            "is for seq2seq models (this is a language model)",
-            "pass TEXT to score a language model",
+            "--split", "chooses a split of a data directory, not of a text file", "drop --split"
         )
     if source is not None and source != "-" and runs.is_run_dir(source):
         raise UsageError(
