@@ -28,6 +28,7 @@ RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
 
 SEQ2SEQ_ONLY = ("attention", "bidirectional", "input_feeding")
+LM_ONLY = ("seq_len", "batching", "reset_every")  # how a text stream is cut into batches
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -397,6 +398,15 @@ def _train(
             flag = "--" + given[0].replace("_", "-")
             raise UsageError(
                 flag, "is for seq2seq models; this run is a language model", f"drop {flag}"
+            )
+    else:
+        given = [k for k in LM_ONLY if train_options.get(k) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UsageError(
+                flag,
+                "cuts a text stream into batches; a seq2seq model trains on sentence pairs",
+                f"drop {flag}",
             )
     if model_options.get("nonlinearity") is not None and models.spec(model_name).cell != "rnn":
         raise UsageError(

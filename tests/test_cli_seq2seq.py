@@ -159,6 +159,8 @@ def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
         (["beam", trained, "--prompt", "x", "--attention", tmp_path], "is a directory"),
         (["beam", trained, "--prompt", "x", "--attention", tmp_path / "no/a.png"], "not exist"),
         (["sample", trained, "--prompt", "x", "--seed", str(2**64)], "--seed"),
+        (["train", "--resume", trained, "--batching", "random"], "--batching: cuts a text"),
+        (["train", dates / "data", "-o", tmp_path / "r", "--seq-len", "64"], "--seq-len: cuts"),
     ]
     for args, needle in cases:
         assert_error(run(*args), 2, needle)
