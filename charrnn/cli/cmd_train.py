@@ -95,6 +95,7 @@ class TrainDisplay:
         self.quiet = quiet
         self.started = started
         self.info = {"loss": "", "val": "", "speed": "", "grad": ""}
+        self.clipping = True  # whether the run clips gradients (from its start record)
         self.bar: Progress | None = None
         self.task = None
         self.stages: dict[str, int] = {}
@@ -128,6 +129,8 @@ class TrainDisplay:
         kind = record["event"]
         if kind in ("start", "resume"):
             self.started.append(True)
+            config = record.get("config", {})
+            self.clipping = bool(config.get("clip_norm") or config.get("clip_value"))
             if self.bar is not None:
                 for task_id in self.stages.values():
                     self.bar.remove_task(task_id)
@@ -142,9 +145,8 @@ class TrainDisplay:
         elif kind == "train":
             self.info["loss"] = f"loss {record['loss']:.3f}"
             self.info["speed"] = f"{record['tokens_per_s'] / 1000:.1f}k tok/s"
-            self.info["grad"] = (
-                f"|g| {record['grad_norm']:.2f} ({100 * record['clipped']:.0f}% clipped)"
-            )
+            clipped = f" ({100 * record['clipped']:.0f}% clipped)" if self.clipping else ""
+            self.info["grad"] = f"|g| {record['grad_norm']:.2f}{clipped}"
         elif kind == "eval":
             mark = " *" if record["best"] else ""
             self.info["val"] = f"val bpc {record['val_bpc']:.3f}{mark}"
