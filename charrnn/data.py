@@ -495,7 +495,7 @@ def describe(meta: dict) -> dict:
         "splits": meta["splits"],
         "top_chars": [{"char": c, "fraction": n / total} for c, n in top],
         "top_coverage": sum(n for _, n in top) / total,
-        "unknown_chars": meta.get("unknown_chars", []),
+        "unknown_chars": dict(meta.get("unknown_chars", [])),  # most frequent first, as eval's
         "sources": meta["sources"]["count"],
         "specials": list(SPECIALS),
     }

@@ -135,6 +135,25 @@ def layer_grad_norms(model: nn.Module) -> dict[str, float]:
     return {k: math.sqrt(v) for k, v in squares.items()}
 
 
+def _trim_log(path: Path, step: int) -> None:
+    """Drop what metrics.jsonl says of steps after `step`, the checkpoint a resumed run
+    continues from (after a kill, that work was lost and is done again), and any line a kill
+    left half-written. Rewritten atomically."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    tmp.replace(path)
+
+
 class _Metrics:
     """metrics.jsonl (rank 0 only), one JSON object per line, flushed as written."""
 
@@ -204,6 +223,8 @@ def fit(
             )
     else:
         checkpoint.seed_everything(cfg.seed)
+    if resume is not None and writer:
+        _trim_log(run_dir / "metrics.jsonl", state.step)
     metrics = _Metrics(run_dir / "metrics.jsonl" if writer else None, hooks)
     good = _snapshot(raw, opt)  # the last good state, for rollbacks
 

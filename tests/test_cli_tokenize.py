@@ -162,3 +162,22 @@ def test_a_bpe_vocabulary_smaller_than_asked_is_pointed_out(tmp_path, run):
         "500",
     )
     assert result.code == 0 and f"--vocab-size 500: the text gave {size} tokens" in result.stderr
+
+
+def test_unknown_characters_are_counted_as_eval_counts_them(tmp_path, run):
+    (tmp_path / "train.txt").write_text("abc abc abc\n" * 20)
+    (tmp_path / "val.txt").write_text("abcxx\u00e9\n")
+    result = run(
+        "tokenize",
+        tmp_path / "train.txt",
+        "--val",
+        tmp_path / "val.txt",
+        "-o",
+        tmp_path / "d",
+        "--json",
+    )
+    assert result.code == 0 and result.json()["unknown_chars"] == {"x": 2, "\u00e9": 1}
+    human = run(
+        "tokenize", tmp_path / "train.txt", "--val", tmp_path / "val.txt", "-o", tmp_path / "e"
+    )
+    assert "'x' x2, '\u00e9' x1" in human.stdout

@@ -63,6 +63,18 @@ def test_resume_is_exact(tmp_path, data_dir, model):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_resume_after_a_kill_logs_each_step_once(tmp_path, data_dir):
+    _train(data_dir, tmp_path / "run", max_steps=6)
+    log = tmp_path / "run" / "metrics.jsonl"
+    lost = [json.dumps({"event": "train", "step": s, "loss": 99.0}) for s in (7, 8)]
+    # steps logged after the last checkpoint, then a line cut short by kill -9
+    log.write_text(log.read_text() + "\n".join(lost) + '\n{"event": "tra')
+    _train(data_dir, tmp_path / "run", resume=True, max_steps=10)
+    records = _records(tmp_path / "run")
+    steps = [r["step"] for r in records]
+    assert steps == list(range(1, 11)) and all(r["loss"] != 99.0 for r in records)
+
+
 def test_checkpoint_is_self_contained(tmp_path, data_dir):
     _train(data_dir, tmp_path / "run", max_steps=5)
     data = torch.load(tmp_path / "run" / "last.pt", weights_only=True)

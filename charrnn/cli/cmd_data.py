@@ -191,7 +191,7 @@ def _print_data_summary(summary: dict, verb: str) -> None:
             f"{s['bytes']:>13,} bytes{unk}"
         )
     if summary["unknown_chars"]:
-        shown = ", ".join(f"{c!r} x{n}" for c, n in summary["unknown_chars"][:8])
+        shown = ", ".join(f"{c!r} x{n}" for c, n in list(summary["unknown_chars"].items())[:8])
         out(f"  characters not in the vocabulary: {shown}")
     top = "  ".join(f"{c['char']!r} {100 * c['fraction']:.1f}%" for c in summary["top_chars"])
     out(f"  top characters: {top}  (together {100 * summary['top_coverage']:.1f}% of train)")
