@@ -41,6 +41,13 @@ def resolve(name: str = "auto") -> torch.device:
     raise UsageError("--device", f"unknown device '{name}'", "use auto, cpu, cuda, cuda:N or mps")
 
 
+def prepare(name: str, threads: int | None = None) -> torch.device:
+    """The device `name` resolves to, configured (CPU threads when given)."""
+    device = resolve(name)
+    configure(device, threads)
+    return device
+
+
 def configure(device: torch.device, threads: int | None) -> None:
     """Set CPU threads (when given) and fast-but-exact math settings."""
     if threads:

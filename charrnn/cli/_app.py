@@ -55,6 +55,15 @@ Checkpoint = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        help="CPU threads (default: one per core; fewer is faster where other programs share "
+        "the cores).",
+        min=1,
+        show_default=False,
+    ),
+]
 Prompt = Annotated[
     str | None,
     typer.Option(

@@ -25,6 +25,7 @@ from charrnn.cli._app import (
     PerLine,
     Prompt,
     Quiet,
+    Threads,
     Unknown,
     app,
     err,
@@ -209,6 +210,7 @@ def sample(
     echo: Echo = None,
     max_len_ratio: MaxLenRatio = None,
     device: Device = "auto",
+    threads: Threads = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -234,7 +236,7 @@ def sample(
             "use --json for several samples per line",
         )
     stops = _stops(stop)
-    trained = runs.load_trained(checkpoint, devices.resolve(device))
+    trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
     ratio = length_ratio(trained.kind, max_len_ratio)
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     if per_line and num_samples > 1 and not as_json:
@@ -376,6 +378,7 @@ def beam(
         ),
     ] = False,
     device: Device = "auto",
+    threads: Threads = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -393,7 +396,7 @@ def beam(
     end_text = generate.unescape(end) if end is not None else None
     if end is not None and not end_text:
         raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
-    trained = runs.load_trained(checkpoint, devices.resolve(device))
+    trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
     ratio = length_ratio(trained.kind, max_len_ratio)
     if (attention or show_attention) and not _has_attention(trained):
         flag = "--attention" if attention else "--show-attention"

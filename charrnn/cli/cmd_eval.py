@@ -14,6 +14,7 @@ from charrnn.cli._app import (
     Json,
     MaxLenRatio,
     Quiet,
+    Threads,
     app,
     length_ratio,
     out,
@@ -78,6 +79,7 @@ def evaluate(
     ] = None,
     max_len_ratio: MaxLenRatio = None,
     device: Device = "auto",
+    threads: Threads = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -99,7 +101,7 @@ def evaluate(
         raise UsageError("CHECKPOINT", "nothing to score", "pass a checkpoint, or --hyp and --ref")
     if split is not None and split not in SPLITS:
         raise UsageError("--split", f"unknown split '{split}'", f"use one of: {', '.join(SPLITS)}")
-    trained = runs.load_trained(checkpoint, devices.resolve(device))
+    trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
     ratio = length_ratio(trained.kind, max_len_ratio)
     if trained.kind == "seq2seq":
         if source is not None:

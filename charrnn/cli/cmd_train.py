@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from charrnn import models, runs
-from charrnn.cli._app import Json, Quiet, app, err, out, out_json, warn
+from charrnn.cli._app import Json, Quiet, Threads, app, err, out, out_json, warn
 from charrnn.config import (
     KIND_DEFAULTS,
     ModelConfig,
@@ -374,9 +374,7 @@ def train(
             help="auto, cpu, cuda, cuda:N or mps (default auto: CUDA, then MPS, then CPU)."
         ),
     ] = None,
-    threads: Annotated[
-        int | None, typer.Option(help="CPU threads (default torch's default).")
-    ] = None,
+    threads: Threads = None,
     amp: Annotated[
         bool | None,
         typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).", show_default=False),
