@@ -525,13 +525,21 @@ def load_pair_dataset(path: Path, meta: dict) -> PairDataset:
 
 def describe_pairs(meta: dict) -> dict:
     """Summary numbers of a pair data directory for humans and `--json`."""
+    train = meta["splits"].get("train", {})
     return {
         "kind": "pairs",
         "vocab": meta["vocab"],
         "dtype": meta["dtype"],
         "splits": meta["splits"],
         "filtered": meta["filtered"],
-        "top_chars": meta["top_chars"],
-        "unknown_chars": meta["unknown_chars"],
+        # the shapes of a text data directory's summary, one per side
+        "top_chars": {
+            side: [
+                {"char": c, "fraction": n / max(train.get(side, {}).get("chars", 0), 1)}
+                for c, n in meta["top_chars"][side]
+            ]
+            for side in SIDES
+        },
+        "unknown_chars": {side: dict(meta["unknown_chars"][side]) for side in SIDES},
         "sources": meta["sources"]["count"],
     }

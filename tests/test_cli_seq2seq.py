@@ -310,4 +310,9 @@ def test_seq2seq_options_on_a_language_model_are_errors(run, tmp_path, shakespea
 def test_info_on_pair_data(run, dates):
     info = ok(run("info", dates / "data", "--json")).json()
     assert info["kind"] == "pairs" and info["splits"]["train"]["pairs"] == 360
+    # the same shapes as a text data directory's summary, one per side
+    for side in ("source", "target"):
+        top = info["top_chars"][side]
+        assert {"char", "fraction"} == set(top[0]) and 0 < sum(c["fraction"] for c in top) <= 1
+        assert info["unknown_chars"][side] == {}
     assert "parallel text" in ok(run("info", dates / "data")).stdout

@@ -96,7 +96,7 @@ def test_encoding_option_lets_user_proceed(tmp_path, run):
         "-q",
     )
     assert result.code == 0, result.stderr
-    assert any(c["char"] == "\u00e9" for c in result.json()["top_chars"]) or True
+    assert any(c["char"] == "\u00e9" for c in result.json()["top_chars"])  # decoded as latin-1
     result = run("tokenize", tmp_path / "l.txt", "-o", tmp_path / "e", "--errors", "replace", "-q")
     assert result.code == 0
 
