@@ -180,12 +180,16 @@ def _check_run_dir(run_dir: Path, force: bool) -> None:
 REGULARISERS = ("dropout", "embed_dropout")  # model settings a resumed run may change
 
 
-def _merge_model(saved: dict, given: dict) -> ModelConfig:
+def _merge_model(saved: dict, given: dict) -> tuple[ModelConfig, dict]:
     """The checkpoint's architecture; a conflicting flag is an error, never an override.
-    Dropout rates are not architecture (the weights are the same): they may change."""
+    Dropout rates are not architecture (the weights are the same): they may change, and the
+    changes ({key: [old, new]}) come back with the configuration."""
     config = from_dict(ModelConfig, saved)
+    changes = {}
     for key, value in given.items():
         if key in REGULARISERS and value is not None:
+            if getattr(config, key) != value:
+                changes[key] = [getattr(config, key), value]
             config = replace(config, **{key: value})
         elif value is not None and getattr(config, key) != value:
             flag = "--" + key.replace("_", "-")
@@ -196,7 +200,7 @@ def _merge_model(saved: dict, given: dict) -> ModelConfig:
                 f"drop {flag}, or start a new run",
             )
     config.check()
-    return config
+    return config, changes
 
 
 def start_training(
@@ -302,15 +306,12 @@ def _train(
                 "drop --model, or start a new run",
             )
         model_name = saved["model"]["name"]
-        model_config = _merge_model(saved["model"]["config"], model_options)
+        model_config, model_changes = _merge_model(saved["model"]["config"], model_options)
         old = from_dict(TrainConfig, saved["train"]["config"])
         given = {k: v for k, v in train_options.items() if v is not None}
         train_config = TrainConfig(**{**asdict(old), **given})
         changes = {k: [getattr(old, k), v] for k, v in given.items() if getattr(old, k) != v}
-        was = from_dict(ModelConfig, saved["model"]["config"])
-        for key in REGULARISERS:
-            if getattr(was, key) != getattr(model_config, key):
-                changes[key] = [getattr(was, key), getattr(model_config, key)]
+        changes.update(model_changes)
         data_path = saved_data_path(saved, run_dir)
         if (
             source is not None

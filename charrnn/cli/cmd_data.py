@@ -216,8 +216,9 @@ def info(
     parameters, training progress, latest scores)."""
     if not path.exists():
         raise CharrnnError(str(path), "no such file or directory", "check the path")
-    is_run = path.is_dir() and any((path / n).is_file() for n in ("last.pt", "best.pt"))
-    if path.suffix == ".pt" or is_run or path.is_file():  # data directories are folders
+    if (
+        path.suffix == ".pt" or runs.is_run_dir(path) or path.is_file()
+    ):  # data directories are folders
         summary = runs.describe_checkpoint(path)
         if as_json:
             out_json(summary)
