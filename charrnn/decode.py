@@ -42,7 +42,8 @@ from charrnn.filters import (
 from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 BANNED = (PAD_ID, BOS_ID, UNK_ID)
-NOISE_BLOCK = 64  # sampling draws the random noise for this many steps at once
+BLOCK_VALUES = 1 << 18  # sampling draws its noise a block of steps at a time, about this many
+BLOCK_STEPS = (16, 256)  # values (1 MiB) a block, and at least and at most this many steps
 BLOCK_SECONDS = 0.05  # streamed text waits at most about this long for its block to end
 LENGTH_PENALTIES = ("none", "avg", "gnmt")
 
@@ -199,19 +200,20 @@ def sample(
     every new token (after it is recorded) and may end the row (stop strings, streaming).
     `banned` tokens are never drawn (a language model also bans <eos>: it has no end).
     `max_lens` caps each row's tokens (default cfg.length). `on_block(rows, tokens)` receives
-    each row's new tokens every NOISE_BLOCK steps, when rows finish, and at least every
-    BLOCK_SECONDS (block streaming: a slow model's text does not wait for a full block). A row
-    whose every token is banned (--no-repeat-ngram over a small vocabulary) ends there,
-    finished "banned".
+    each row's new tokens after every block of steps (see `block_steps`), when rows finish,
+    and at least every BLOCK_SECONDS (block streaming: a slow model's text does not wait for a
+    full block). A row whose every token is banned (--no-repeat-ngram over a small
+    vocabulary) ends there, finished "banned".
 
     Tokens are drawn with the Gumbel-max trick (argmax of logits/T plus Gumbel noise, exactly a
-    draw from the softmax), with the noise for NOISE_BLOCK steps drawn at once; log-probabilities
+    draw from the softmax), with the noise for a block of steps drawn at once; log-probabilities
     are summed in blocks too. Per token this costs a few tensor operations besides the model.
     """
     rows, vocab = logits.shape
     device = logits.device
     samples = [Sample() for _ in range(rows)]
     limits = list(max_lens) if max_lens is not None else [cfg.length] * rows
+    block = min(block_steps(rows, vocab), max(limits))  # no noise for steps never taken
     alive = list(range(rows))  # batch position -> row
     seen = None
     if cfg.repetition_penalty != 1.0:
@@ -240,7 +242,7 @@ def sample(
             return
         raw = torch.stack([lg for lg, _ in history]).float()  # (S, R, V)
         picked = torch.stack([tk for _, tk in history])  # (S, R)
-        logp = raw.gather(-1, picked[..., None]).squeeze(-1) - torch.logsumexp(raw, -1)
+        logp = torch.log_softmax(raw, -1).gather(-1, picked[..., None]).squeeze(-1)
         logp = logp.masked_fill(picked == PAD_ID, 0.0)  # no token: every one was banned
         blocks = []
         for row, total, drawn in zip(alive, logp.sum(0).tolist(), picked.T.tolist(), strict=True):
@@ -256,8 +258,8 @@ def sample(
             due = time.monotonic() + BLOCK_SECONDS
 
     def block_done() -> bool:
-        """NOISE_BLOCK steps wait to be settled, or streamed text has waited long enough."""
-        return len(history) >= NOISE_BLOCK or (on_block is not None and time.monotonic() >= due)
+        """A block of steps waits to be settled, or streamed text has waited long enough."""
+        return len(history) >= block or (on_block is not None and time.monotonic() >= due)
 
     nearest_limit = min(limits)
     for t in range(max(limits)):
@@ -269,15 +271,15 @@ def sample(
         if cfg.temperature == 0:
             tokens = (scores + ban).argmax(dim=-1)
         else:
-            if t % NOISE_BLOCK == 0 or noise is None:
-                noise = _gumbel((NOISE_BLOCK, len(alive), vocab), generator, device)
+            if t % block == 0 or noise is None:
+                noise = _gumbel((block, len(alive), vocab), generator, device)
                 if not filtered:  # argmax(l/T + g) = argmax(l + T g): fold T and the ban in
                     noise = noise * cfg.temperature + ban
                 steps = noise.unbind(0)  # one view per step, made once (not a select a step)
             if filtered:
-                tokens = (filter_logits(scores + ban, cfg) + steps[t % NOISE_BLOCK]).argmax(-1)
+                tokens = (filter_logits(scores + ban, cfg) + steps[t % block]).argmax(-1)
             else:
-                tokens = (scores + steps[t % NOISE_BLOCK]).argmax(dim=-1)
+                tokens = (scores + steps[t % block]).argmax(dim=-1)
         if ngram is not None:  # the bans may leave a row nothing: it ends without a token
             dead = torch.isneginf((scores + ban).amax(-1))
             tokens = tokens.masked_fill(dead, PAD_ID)
@@ -334,6 +336,14 @@ def sample(
     for row in alive:
         samples[row].finished = samples[row].finished or "length"
     return samples
+
+
+def block_steps(rows: int, vocab: int) -> int:
+    """How many steps sampling handles as one block: noise drawn at once, log-probabilities
+    summed at once, text handed on at once. Each block costs a few tensor operations, so long
+    blocks make them cheap per token; the block's noise and logits stay near BLOCK_VALUES."""
+    low, high = BLOCK_STEPS
+    return max(low, min(high, BLOCK_VALUES // (rows * vocab)))
 
 
 def _gumbel(shape: tuple[int, ...], generator: torch.Generator | None, device) -> Tensor:
