@@ -73,12 +73,11 @@ def prepare_data(
     return datamod.load_dataset(target)
 
 
-def _saved_device(run_dir) -> str | None:
-    """The --device a run was trained with (None if its checkpoint cannot be read: training
-    then reports why)."""
+def _last_checkpoint(run_dir) -> dict | None:
+    """A run's last.pt, or None if it cannot be read (resuming then reports why)."""
     try:
-        return checkpoint.load(Path(run_dir) / "last.pt")["train"]["config"].get("device")
-    except (CharrnnError, KeyError, TypeError):
+        return checkpoint.load(Path(run_dir) / "last.pt")
+    except CharrnnError:
         return None
 
 
@@ -228,6 +227,7 @@ def start_training(
     """
     distributed = ranks.world_size > 1
     created = not Path(run_dir).exists()
+    saved = None  # last.pt, when it is read before training starts
     if distributed:
         if source == "-":
             raise UsageError(
@@ -235,7 +235,9 @@ def start_training(
                 "stdin cannot be shared by several processes",
                 "tokenize it first with charrnn tokenize, then train on the directory",
             )
-        name = train_options.get("device") or (_saved_device(run_dir) if resume else None)
+        name = train_options.get("device")
+        if name is None and resume and (saved := _last_checkpoint(run_dir)) is not None:
+            name = saved.get("train", {}).get("config", {}).get("device")  # the run's --device
         start_processes(ranks, device_for(ranks, name or "auto"))
     try:
         return _train(
@@ -253,6 +255,7 @@ def start_training(
             hooks=hooks,
             progress=progress,
             ranks=ranks,
+            saved=saved,
         )
     except BaseException:
         # a new run that failed before its first checkpoint leaves nothing behind (not even
@@ -281,10 +284,10 @@ def _train(
     hooks,
     progress,
     ranks,
+    saved,
 ) -> dict:
     run_dir = Path(run_dir)
     hooks = hooks or Hooks()
-    saved = None
     if resume:
         if run_dir.is_file():
             raise UsageError(
@@ -298,7 +301,7 @@ def _train(
                 "has no checkpoint to resume (no last.pt)",
                 "start a new run with charrnn train INPUT -o RUN_DIR",
             )
-        saved = checkpoint.load(run_dir / "last.pt")
+        saved = saved or checkpoint.load(run_dir / "last.pt")
         if model_name is not None and model_name != saved["model"]["name"]:
             raise UsageError(
                 "--model",
