@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,6 +14,17 @@ from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.runs import Trained, saved_data_path
 from charrnn.tokenizer import EOS_ID
+
+
+class _Words:
+    """ROUGE's words: lowercase runs of letters and digits of any script. On ASCII text these
+    are exactly rouge-score's default tokens; that tokenizer keeps only a-z and 0-9, so
+    French "été" would count as "t", and Russian or Chinese text as nothing at all."""
+
+    pattern = re.compile(r"[^\W_]+")
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.pattern.findall(text.lower())
 
 
 def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
@@ -105,7 +117,7 @@ def text_scores(hyps: list[str], refs: list[list[str]]) -> dict:
     bleu, chrf = BLEU(), CHRF()
     b = bleu.corpus_score(hyps, streams)
     c = chrf.corpus_score(hyps, streams)
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"])
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=_Words())
     rouge = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
     for hyp, options in zip(hyps, refs, strict=True):
         scores = scorer.score_multi(options, hyp)

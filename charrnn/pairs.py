@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import zip_longest
 from pathlib import Path
 
@@ -197,7 +197,12 @@ def tokenize_pairs(
     vocabulary: tuple[Tokenizer, Tokenizer] | None = None,
     progress=None,
 ) -> dict:
-    """Tokenize parallel text into the data directory `out_dir`; return its meta data."""
+    """Tokenize parallel text into the data directory `out_dir`; return its meta data. With
+    `vocabulary` (a model's source and target tokenizers), text is normalized as the model's
+    was and encoded with those tokenizers."""
+    if vocabulary is not None:
+        source = vocabulary[0]
+        config = replace(config, lowercase=source.lowercase, normalize=source.normalize_form)
     config.check()
     if max_chars < 1:
         raise UsageError("--max-chars", f"{max_chars} must be at least 1", "use e.g. 1000")

@@ -80,12 +80,14 @@ class PairBatches:
         if self._epoch != epoch:
             rng = _rng(self.seed, epoch)
             rows = self.batch_size * self.world_size
-            order = rng.permutation(len(self.split))
+            # the pairs left over (fewer than a batch) are cut before sorting, so they are
+            # random ones, not always the longest of the last pool
+            order = rng.permutation(len(self.split))[: self.steps_per_epoch * rows]
             pools = []
             for start in range(0, len(order), rows * POOL):
                 pool = order[start : start + rows * POOL]
                 pools.append(pool[np.argsort(self.lengths[pool], kind="stable")])
-            order = np.concatenate(pools)[: self.steps_per_epoch * rows]
+            order = np.concatenate(pools)
             batches = order.reshape(self.steps_per_epoch, rows)
             self._plan = batches[rng.permutation(self.steps_per_epoch)]
             self._epoch = epoch

@@ -43,6 +43,14 @@ def test_rouge_equals_rouge_score():
     assert single["rouge1"] == pytest.approx(100 * expected)
 
 
+def test_rouge_counts_words_of_every_script():
+    # rouge-score's default tokenizer keeps a-z and 0-9 only: "été" became "t", Cyrillic nothing
+    same = text_scores(["il a été là", "привет мир"], [["il a été là"], ["привет мир"]])
+    assert same["rouge1"] == same["rougeL"] == pytest.approx(100.0)
+    other = text_scores(["il a été là"], [["il a eu là"]])  # 3 of 4 words in common
+    assert other["rouge1"] == pytest.approx(75.0)
+
+
 def test_mismatched_counts_are_errors():
     with pytest.raises(CharrnnError, match="2 references for 3 hypotheses"):
         text_scores(HYPS, PER_HYP[:2])

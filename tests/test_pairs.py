@@ -131,3 +131,20 @@ def test_truncated_index_is_detected(tmp_path):
     idx.write_bytes(idx.read_bytes()[:-8])
     with pytest.raises(CharrnnError, match="truncated"):
         load_dataset(tmp_path / "d")
+
+
+def test_existing_vocabularies_bring_their_normalization(tmp_path):
+    # eval --src/--ref encodes new pairs with a lowercasing model's tokenizers: the text must
+    # be lowercased as the model's was, not scored as <unk> for every capital
+    tokenize_pairs([str(_tsv(tmp_path))], tmp_path / "a", TokenizeConfig(lowercase=True))
+    ds = load_dataset(tmp_path / "a")
+    other = _tsv(tmp_path, [("Go. Hi.", "Va ! Salut !")] * 4, name="other.tsv")
+    meta = tokenize_pairs(
+        [str(other)],
+        tmp_path / "b",
+        TokenizeConfig(val_frac=0, test_frac=0),
+        vocabulary=(ds.source_tokenizer, ds.target_tokenizer),
+    )
+    train = meta["splits"]["train"]
+    assert train["source"]["unknown"] == train["target"]["unknown"] == 0
+    assert _decoded(load_dataset(tmp_path / "b"), "train")[0] == ("go. hi.", "va ! salut !")

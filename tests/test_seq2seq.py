@@ -114,6 +114,19 @@ def test_batches_cover_each_pair_once_grouped_by_length(pairs):
     assert torch.all(src[torch.arange(8), lens - 1] == EOS_ID)
 
 
+def test_pairs_left_out_of_an_epoch_are_random_not_the_longest():
+    class Split:  # pairs 0..999, pair i with a source of i + 1 tokens
+        source_offsets = np.concatenate([[0], np.cumsum(np.arange(1, 1001))])
+
+        def __len__(self):
+            return 1000
+
+    batches = PairBatches(Split(), batch_size=16, seed=3)  # 62 batches: 8 pairs left out
+    left_out = [i for e in range(20) for i in set(range(1000)) - set(batches.plan(e).ravel())]
+    assert len(left_out) == 160
+    assert 300 < np.mean(left_out) < 700  # they were the longest of the last pool: about 960
+
+
 def test_score_pairs_equals_a_naive_loop(pairs):
     model = models.build(
         "seq2seq-gru",
