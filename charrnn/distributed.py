@@ -78,6 +78,26 @@ def any_rank(flag: bool, world_size: int, device: torch.device) -> bool:
     return bool(value.item())
 
 
+def agree(flag: bool, seconds: float, world_size: int, device: torch.device) -> tuple[bool, float]:
+    """(`flag` holds on any rank, the largest `seconds`), in one exchange: the ranks stop
+    together and keep one clock, so a time budget ends them at the same step and their
+    learning rates follow the same schedule."""
+    if world_size == 1:
+        return flag, seconds
+    value = torch.tensor([float(flag), seconds], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value[0].item()), float(value[1].item())
+
+
+def from_rank0(value, world_size: int):
+    """Rank 0's `value` (any picklable object) on every rank."""
+    if world_size == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def gather_rank_states(task, world_size: int) -> list[dict] | None:
     """Every rank's carried task state and random state (None when training alone)."""
     if world_size == 1:

@@ -26,7 +26,7 @@ from torch import nn
 from charrnn import checkpoint
 from charrnn import device as devices
 from charrnn.config import TrainConfig
-from charrnn.distributed import any_rank, gather_rank_states, own_rank_state
+from charrnn.distributed import agree, any_rank, from_rank0, gather_rank_states, own_rank_state
 from charrnn.errors import CharrnnError, UsageError
 
 MAX_BAD_STEPS = 3  # consecutive non-finite steps before rolling back
@@ -61,6 +61,7 @@ class LoopState:
     step: int = 0
     epoch: int = 0
     index: int = 0  # batch index within the epoch
+    epoch_steps: int = 0  # batches in an epoch (another --batch-size or --seq-len changes it)
     elapsed: float = 0.0  # seconds of training so far, across resumes
     tokens: int = 0
     best_val_loss: float = math.inf
@@ -72,6 +73,7 @@ class LoopState:
     last_eval_step: int = -1
     warmup_end: float = -1.0  # the run's progress when the warmup ended (-1: not yet)
     warned: list[str] = field(default_factory=list)
+    window: dict = field(default_factory=dict)  # sums since the last train record
 
 
 def progress_fraction(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) -> float:
@@ -193,24 +195,35 @@ def fit(
     reading its rank's rows) every rank runs this loop; they agree on when to stop, rank 0
     writes, and checkpoints hold every rank's carried state and random state."""
     hooks = hooks or Hooks()
-    cfg = cfg.limits()
+    given, cfg = cfg, cfg.limits()  # checkpoints keep the limits given, not the default
     run_dir = Path(run_dir)
     writer = rank == 0
     raw = getattr(model, "module", model)  # unwrap DistributedDataParallel
     opt = make_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler("cuda") if devices.needs_scaler(device, cfg.amp) else None
+    scaler = torch.amp.GradScaler(device.type) if devices.needs_scaler(device, cfg.amp) else None
     params = [p for p in model.parameters() if p.requires_grad]
     state = LoopState()
     if resume is not None:
         train = resume["train"]
         if train["config"].get("optimizer", cfg.optimizer) == cfg.optimizer:
+            settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
             opt.load_state_dict(train["optimizer"])
+            for group, setting in zip(opt.param_groups, settings, strict=True):
+                group.update(setting)  # e.g. another --weight-decay on resume
         # else: another --optimizer on resume starts with a fresh state of its own (its
         # moments are not the old one's); the change is reported like any other
+        if scaler is not None and train.get("scaler"):
+            scaler.load_state_dict(train["scaler"])
         saved = train["state"]
         state = LoopState(**{k: v for k, v in saved.items() if k in LoopState.__annotations__})
         if "warmup_end" not in saved:  # an older run decayed over the whole run
             state.warmup_end = 0.0
+        if state.epoch_steps and state.epoch_steps != task.steps_per_epoch:
+            # another --batch-size, --seq-len or number of processes cuts the epoch into
+            # another number of batches: go on at the same fraction of the epoch
+            state.index = state.index * task.steps_per_epoch // state.epoch_steps
+        elif state.index >= task.steps_per_epoch:  # an older checkpoint: the next epoch
+            state.epoch, state.index = state.epoch + 1, 0
         own = own_rank_state(train, rank, world_size)
         task.load_state_dict(own["task"])
         checkpoint.set_rng_state(own["rng"])
@@ -223,18 +236,24 @@ def fit(
             )
     else:
         checkpoint.seed_everything(cfg.seed)
+    state.epoch_steps = task.steps_per_epoch
     if resume is not None and writer:
         _trim_log(run_dir / "metrics.jsonl", state.step)
     metrics = _Metrics(run_dir / "metrics.jsonl" if writer else None, hooks)
     good = _snapshot(raw, opt)  # the last good state, for rollbacks
 
     def save(name: str, evaluation: dict | None) -> None:
-        nonlocal good
+        nonlocal good, window_start
+        now = time.monotonic()  # the log window's time so far goes into the checkpoint
+        window["seconds"] += now - window_start
+        window_start = now
         ranks = gather_rank_states(task, world_size)  # every rank takes part
-        good = _snapshot(raw, opt)
+        finite = all(torch.isfinite(p).all() for p in raw.parameters())
+        if finite:
+            good = _snapshot(raw, opt)
         if not writer:
             return
-        if not all(torch.isfinite(p).all() for p in raw.parameters()):
+        if not finite:
             metrics.write(
                 {
                     "event": "warning",
@@ -243,7 +262,9 @@ def fit(
                 }
             )
             return
-        payload = _payload(raw, opt, state, task, cfg, info, evaluation)
+        payload = _payload(raw, opt, state, task, given, info, evaluation)
+        if scaler is not None:
+            payload["train"]["scaler"] = scaler.state_dict()
         if world_size > 1:
             payload["train"]["ranks"] = ranks
         checkpoint.save(run_dir / name, payload)
@@ -253,7 +274,8 @@ def fit(
         state.last_eval_step = state.step
         if result is None:
             return None
-        scores = result.as_dict()
+        # rank 0's scores decide for all: every rank saves (or not) and stops together
+        scores = from_rank0(result.as_dict(), world_size)
         improved = scores["loss"] < state.best_val_loss
         if improved:
             state.best_val_loss = scores["loss"]
@@ -293,19 +315,24 @@ def fit(
         )
     model.train()
     stop_reason = ""
-    window = {"loss": 0.0, "n": 0, "norm": 0.0, "norm_max": 0.0, "clipped": 0, "tokens": 0}
+    window = state.window  # checkpointed: a resumed run logs the same averages
+    for key in ("loss", "n", "norm", "norm_max", "clipped", "tokens", "overflows", "seconds"):
+        window.setdefault(key, 0)
     window_start = time.monotonic()
     clock = time.monotonic() - state.elapsed
     last_record: dict | None = (resume or {}).get("metrics") or None  # the latest evaluation
     while True:
-        state.elapsed = time.monotonic() - clock
+        signal_name = hooks.should_stop()
+        # the ranks share one clock (the slowest's), so they lay out the learning rate and
+        # reach a time budget alike, and stop together on a signal to any of them
+        signalled, state.elapsed = agree(
+            bool(signal_name), time.monotonic() - clock, world_size, device
+        )
         progress = progress_fraction(cfg, state, task.steps_per_epoch)
         _, stop_reason = _limit_reached(cfg, state, task.steps_per_epoch)
-        signal_name = hooks.should_stop()
-        if signal_name:
-            stop_reason = f"interrupted ({signal_name})"
-        if any_rank(bool(stop_reason), world_size, device):
-            stop_reason = stop_reason or "stopped with another rank"
+        if signalled:
+            stop_reason = f"interrupted ({signal_name or 'stopped with another rank'})"
+        if stop_reason:
             break
         if state.step >= cfg.warmup_steps and state.warmup_end < 0:
             state.warmup_end = progress
@@ -325,20 +352,31 @@ def fit(
         norm = float(total_norm)
         loss_value = float(loss.detach())
         _advance(state, task.steps_per_epoch)
-        if not (math.isfinite(loss_value) and math.isfinite(norm)):
+        finite = math.isfinite(loss_value)
+        # fp16 gradients that overflow are routine: the scaler skips the update and lowers
+        # its scale (no divergence). The gradients are the same on every rank (averaged),
+        # the loss is each rank's own: the ranks decide together.
+        overflow = scaler is not None and not math.isfinite(norm)
+        if any_rank(not finite or (scaler is None and not math.isfinite(norm)), world_size, device):
+            if scaler is not None:
+                scaler.update()  # after unscale_, before the next one
             good = _diverged(state, raw, opt, task, good, metrics, loss_value, norm)
             continue
         state.bad_in_row = 0
         clipped = False
-        if cfg.clip_norm and norm > cfg.clip_norm:
+        if overflow:
+            pass
+        elif cfg.clip_norm and norm > cfg.clip_norm:
             torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_norm, total_norm)
             clipped = True
-        if cfg.clip_value:
+        if cfg.clip_value and not overflow:
             peak = float(torch.nn.utils.get_total_norm(grads, norm_type=math.inf))
             if peak > cfg.clip_value:
                 torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
                 clipped = True
-        layers = layer_grad_norms(raw) if (state.step + 1) % cfg.log_every == 0 else None
+        layers = None
+        if (state.step + 1) % cfg.log_every == 0:
+            layers = {} if overflow else layer_grad_norms(raw)
         if scaler:
             scaler.step(opt)
             scaler.update()
@@ -348,17 +386,22 @@ def fit(
         state.tokens += task.last_tokens
         window["loss"] += loss_value
         window["n"] += 1
-        window["norm"] += norm
-        window["norm_max"] = max(window["norm_max"], norm)
+        if overflow:
+            window["overflows"] += 1
+            state.skipped_steps += 1
+        else:
+            window["norm"] += norm
+            window["norm_max"] = max(window["norm_max"], norm)
         window["clipped"] += clipped
         window["tokens"] += task.last_tokens
         if layers is not None:
             now = time.monotonic()
             state.elapsed = now - clock
-            record = _train_record(state, window, now - window_start, lr, layers)
+            seconds = window["seconds"] + now - window_start
+            record = _train_record(state, window, seconds, lr, layers)
             metrics.write(record)
             _watch_gradients(record, cfg, metrics, state)
-            window = dict.fromkeys(window, 0.0)
+            window.update(dict.fromkeys(window, 0))
             window_start = now
         if state.step % cfg.eval_every == 0:
             last_record = evaluate() or last_record
@@ -410,13 +453,14 @@ def _limit_reached(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) -> 
 
 def _train_record(state: LoopState, window: dict, seconds: float, lr: float, layers: dict) -> dict:
     n = max(window["n"], 1)
-    return {
+    updates = max(window["n"] - window["overflows"], 1)  # fp16 overflows have no norm
+    record = {
         "event": "train",
         "step": state.step,
         "epoch": state.epoch,
         "loss": window["loss"] / n,
         "lr": lr,
-        "grad_norm": window["norm"] / n,
+        "grad_norm": window["norm"] / updates,
         "grad_norm_max": window["norm_max"],
         "clipped": window["clipped"] / n,
         "tokens_per_s": window["tokens"] / max(seconds, 1e-9),
@@ -424,6 +468,9 @@ def _train_record(state: LoopState, window: dict, seconds: float, lr: float, lay
         "tokens": state.tokens,
         "layer_grad_norms": layers,
     }
+    if window["overflows"]:
+        record["fp16_overflows"] = window["overflows"]  # updates the scaler skipped
+    return record
 
 
 def _warn_once(key: str, message: str, metrics: _Metrics, state: LoopState) -> None:

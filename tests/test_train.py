@@ -49,11 +49,12 @@ def _train(data_dir, run_dir, *, stop_at=None, resume=False, model="lstm", **opt
 
 @pytest.mark.parametrize("model", ["lstm", "gru"])
 def test_resume_is_exact(tmp_path, data_dir, model):
-    full = _train(data_dir, tmp_path / "full", max_steps=24, model=model)
+    # log records average 4 steps: the one at step 12 spans the interruption at step 11
+    full = _train(data_dir, tmp_path / "full", max_steps=24, model=model, log_every=4)
     assert full["step"] == 24 and full["epoch"] >= 1  # crosses an epoch boundary
-    half = _train(data_dir, tmp_path / "half", max_steps=24, stop_at=11, model=model)
+    half = _train(data_dir, tmp_path / "half", max_steps=24, stop_at=11, model=model, log_every=4)
     assert half["reason"] == "interrupted (SIGINT)" and half["step"] == 11
-    resumed = _train(data_dir, tmp_path / "half", resume=True, max_steps=24)
+    resumed = _train(data_dir, tmp_path / "half", resume=True, max_steps=24, log_every=4)
     assert resumed["step"] == 24
     want = [(r["step"], r["loss"]) for r in _records(tmp_path / "full")]
     got = [(r["step"], r["loss"]) for r in _records(tmp_path / "half")]
@@ -112,6 +113,76 @@ def test_divergence_guard_skips_and_rolls_back(tmp_path, data_dir, monkeypatch):
     assert lrs[5] == pytest.approx(learning_rate(cfg, 4, 4 / 12, start=3 / 12) * 0.5)
     weights = checkpoint.load(tmp_path / "run" / "last.pt")["weights"]
     assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+class _InfiniteGradient(torch.autograd.Function):
+    """The loss unchanged, its gradient infinite: an fp16 overflow in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+def test_fp16_overflow_skips_the_update_and_lowers_the_scale(tmp_path, data_dir, monkeypatch):
+    from charrnn import device as devices
+
+    monkeypatch.setattr(devices, "needs_scaler", lambda device, enabled: True)  # fp16 on CPU
+    original = LMTask.loss
+    calls = {"n": 0}
+
+    def overflowing(self, model, batch):
+        calls["n"] += 1
+        loss = original(self, model, batch)
+        return _InfiniteGradient.apply(loss) if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(LMTask, "loss", overflowing)
+    summary = _train(data_dir, tmp_path / "run", max_steps=8, log_every=4)
+    assert summary["step"] == 8 and summary["skipped_steps"] == 1 and summary["rollbacks"] == 0
+    assert _records(tmp_path / "run", "warning") == []  # routine for fp16: not a divergence
+    records = _records(tmp_path / "run")
+    assert records[1]["fp16_overflows"] == 1 and "fp16_overflows" not in records[0]
+    assert all(r["grad_norm"] < float("inf") for r in records)
+    cfg = TrainConfig(**{**TINY_TRAIN, "max_steps": 8})
+    assert records[1]["lr"] == pytest.approx(learning_rate(cfg, 7, 7 / 8, start=3 / 8))
+    saved = checkpoint.load(tmp_path / "run" / "last.pt")["train"]["scaler"]
+    assert saved["scale"] == 2.0**15  # halved once from 2 ** 16
+    # a resume continues with the scaler's state
+    assert _train(data_dir, tmp_path / "run", resume=True, max_steps=10)["step"] == 10
+
+
+def test_resume_may_cut_the_epoch_into_other_batches(tmp_path, data_dir):
+    _train(data_dir, tmp_path / "probe", max_steps=1)
+    steps = checkpoint.load(tmp_path / "probe" / "last.pt")["train"]["state"]["epoch_steps"]
+    # stop at the last batch of the first epoch, then resume with batches 4x as large: that
+    # batch index is past the end of the new epoch
+    _train(data_dir, tmp_path / "run", max_steps=steps + 5, stop_at=steps - 1)
+    summary = _train(data_dir, tmp_path / "run", resume=True, batch_size=64, max_steps=steps + 1)
+    assert summary["step"] == steps + 1
+    state = checkpoint.load(tmp_path / "run" / "last.pt")["train"]["state"]
+    assert state["epoch_steps"] < steps and state["epoch"] == 1
+
+
+def test_resume_applies_a_new_weight_decay(tmp_path, data_dir):
+    _train(data_dir, tmp_path / "run", max_steps=2, weight_decay=0.01)
+    _train(data_dir, tmp_path / "run", resume=True, max_steps=3, weight_decay=0.5)
+    groups = checkpoint.load(tmp_path / "run" / "last.pt")["train"]["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.5, 0.0]  # matrices only
+
+
+def test_the_default_time_budget_is_not_kept_as_the_runs_limit(tmp_path, data_dir, monkeypatch):
+    from charrnn import config
+
+    monkeypatch.setattr(config, "DEFAULT_TIME_BUDGET", 1.0)
+    first = _train(data_dir, tmp_path / "run")  # no limit given: the default budget
+    assert "time-budget" in first["reason"]
+    saved = checkpoint.load(tmp_path / "run" / "last.pt")["train"]["config"]
+    assert saved["time_budget"] is None
+    more = _train(data_dir, tmp_path / "run", resume=True, max_steps=first["step"] + 2)
+    assert more["step"] == first["step"] + 2 and "max-steps" in more["reason"]
 
 
 def test_divergence_gives_up_after_repeated_rollbacks(tmp_path, data_dir, monkeypatch):
