@@ -106,6 +106,13 @@ def _check_out_dir(out_dir: Path, force: bool) -> None:
         )
     if out_dir.exists() and not out_dir.is_dir():
         raise CharrnnError(str(out_dir), "exists and is not a directory", "choose another -o")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_dataset(out_dir):
+        # --force replaces a data directory, never a folder of other files (an input, say)
+        raise CharrnnError(
+            str(out_dir),
+            "exists and is not a charrnn data directory, so --force will not replace it",
+            "choose another -o",
+        )
 
 
 def _publish(tmp: Path, out_dir: Path, force: bool) -> None:

@@ -74,8 +74,16 @@ def test_existing_output_refused_unless_force(tmp_path, run):
     (tmp_path / "d" / "keep").write_text("x")
     assert_error(run("tokenize", src, "-o", tmp_path / "d"), 1, "already exists")
     assert (tmp_path / "d" / "keep").exists()
-    assert run("tokenize", src, "-o", tmp_path / "d", "--force", "-q").code == 0
-    assert (tmp_path / "d" / "meta.json").exists() and not (tmp_path / "d" / "keep").exists()
+    # --force replaces data directories only: not a folder of other files, not the input
+    forced = run("tokenize", src, "-o", tmp_path / "d", "--force")
+    assert_error(forced, 1, "not a charrnn data directory")
+    assert (tmp_path / "d" / "keep").exists()
+    (tmp_path / "d" / "c.txt").write_text("hello again\n" * 50)
+    assert_error(run("tokenize", tmp_path / "d", "-o", tmp_path / "d", "--force"), 1, "not a")
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["c.txt", "keep"]
+    assert run("tokenize", src, "-o", tmp_path / "e", "-q").code == 0
+    assert run("tokenize", src, "-o", tmp_path / "e", "--force", "-q").code == 0
+    assert (tmp_path / "e" / "meta.json").exists()
 
 
 def test_missing_out_option_is_usage_error(tmp_path, run):
