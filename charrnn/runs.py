@@ -115,6 +115,25 @@ def _same_data(source: str, data_path: str, cache_dir, vocab: TokenizeConfig, pa
     return (Path(cache_dir) / key).resolve() == Path(data_path).resolve()
 
 
+def _check_same_data(dataset, saved: dict, source: str) -> None:
+    """Raise unless `dataset` holds the data a run was trained on: the same vocabulary and the
+    same validation split."""
+    now = {name: tok.to_json() for name, tok in _tokenizers(dataset).items()}
+    if now != saved["tokenizers"]:
+        raise CharrnnError(
+            str(source),
+            "it gives another vocabulary than the run's",
+            "resume with the exact text (or data directory) the run was trained on",
+        )
+    val = dataset.stats("val") if "val" in dataset.splits else None
+    if val != (saved.get("data") or {}).get("val"):
+        raise CharrnnError(
+            str(source),
+            "its validation split differs from the run's: it is other data",
+            "resume with the exact text (or data directory) the run was trained on",
+        )
+
+
 def _cache_key(source: str, vocab: TokenizeConfig, pairs: bool) -> str:
     files = (
         [source]
@@ -316,38 +335,34 @@ def _train(
         changes = {k: [getattr(old, k), v] for k, v in given.items() if getattr(old, k) != v}
         changes.update(model_changes)
         data_path = saved_data_path(saved, run_dir)
-        if (
-            source is not None
-            and data_path
-            and not _same_data(source, data_path, cache_dir, vocab, pairs)
+        data_there = bool(data_path) and datamod.is_dataset(data_path)
+        if source is None or (
+            data_there and _same_data(source, data_path, cache_dir, vocab, pairs)
         ):
+            if not data_there:
+                raise CharrnnError(
+                    str(run_dir),
+                    f"the run's data directory {data_path} is gone",
+                    "resume with the text it was trained on (charrnn train INPUT --resume "
+                    "RUN_DIR tokenizes it again), or with its data directory where it lies now",
+                )
+            dataset = datamod.load_dataset(data_path)
+        elif data_there or source == "-":
             raise UsageError(
                 "INPUT",
                 f"the run was trained on {data_path}, not on {source}",
                 "resume without INPUT (a run keeps its data), or start a new run",
             )
-        retokenize = source not in (None, "-") and not datamod.is_dataset(source)
-        if data_path and not datamod.is_dataset(data_path) and retokenize:
-            # raw text whose cached tokens were cleared: tokenize the same text again
-            dataset = prepare_data(
-                source, cache_dir=cache_dir, vocab=vocab, pairs=pairs, progress=progress
-            )
-            now = {name: tok.to_json() for name, tok in _tokenizers(dataset).items()}
-            if now != saved["tokenizers"]:
-                raise CharrnnError(
-                    str(source),
-                    "tokenized again, it gives another vocabulary than the run's",
-                    "resume with the exact text the run was trained on",
-                )
-        elif not data_path or not datamod.is_dataset(data_path):
-            raise CharrnnError(
-                str(run_dir),
-                f"the run's data directory {data_path} is gone",
-                "resume with the text it was trained on (charrnn train INPUT --resume "
-                "RUN_DIR tokenizes it again), or re-create the data directory",
-            )
         else:
-            dataset = datamod.load_dataset(data_path)
+            # the run's data is gone (moved, or a cache cleared or on another machine): INPUT
+            # stands in for it if it holds the same data, moved or tokenized again
+            if datamod.is_dataset(source):
+                dataset = datamod.load_dataset(source)
+            else:
+                dataset = prepare_data(
+                    source, cache_dir=cache_dir, vocab=vocab, pairs=pairs, progress=progress
+                )
+            _check_same_data(dataset, saved, source)
     else:
         if source is None:
             raise UsageError(

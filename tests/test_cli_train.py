@@ -240,6 +240,23 @@ def test_resume_accepts_the_raw_text_it_was_trained_on(env, run, shakespeare_lik
     assert ok(again).json()["step"] == 6
 
 
+def test_resume_accepts_its_data_directory_moved_but_not_other_data(env, data, run, tmp_path):
+    ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "2"))
+    moved = tmp_path / "moved-data"
+    shutil.move(data, moved)
+    assert_error(run("train", "--resume", env / "r", "--max-steps", "4"), 1, "where it lies now")
+    summary = ok(run("train", moved, "--resume", env / "r", "--max-steps", "4", "--json")).json()
+    assert summary["step"] == 4
+    ok(run("train", "--resume", env / "r", "--max-steps", "5"))  # the run now keeps the new path
+    # a data directory with the same vocabulary but other text is not the run's data
+    shutil.move(moved, tmp_path / "gone")
+    other = tmp_path / "other.txt"
+    other.write_text("the king is here\n" * 999)
+    ok(run("tokenize", other, "-o", tmp_path / "other", "--tokenizer", tmp_path / "gone", "-q"))
+    resumed = run("train", tmp_path / "other", "--resume", env / "r", "--max-steps", "6")
+    assert_error(resumed, 1, "other data")
+
+
 def test_eval_rejects_data_encoded_with_another_vocabulary(env, data, run, tmp_path):
     ok(run("train", data, "-o", env / "r", *SMALL, "--max-steps", "2"))
     other = tmp_path / "other.txt"
