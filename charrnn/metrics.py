@@ -145,8 +145,11 @@ def read_lines(path: str) -> list[str]:
     """The lines of a text file (or - for stdin), without line endings."""
     from charrnn.pairs import _lines
 
-    sources = corpus.resolve([path], spool_dir=Path(tempfile.mkdtemp(prefix="charrnn-")))
-    return list(_lines(sources, "utf-8", "strict", None, None))
+    if path != "-" and Path(path).is_dir():  # sentences are lines of one file, in order
+        raise CharrnnError(str(path), "is a directory", "pass a file with one sentence per line")
+    with tempfile.TemporaryDirectory(prefix="charrnn-") as spool:
+        sources = corpus.resolve([path], spool_dir=Path(spool))
+        return list(_lines(sources, "utf-8", "strict", None, None))
 
 
 def read_references(paths: list[str], count: int | None = None) -> list[list[str]]:

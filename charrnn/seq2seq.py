@@ -236,5 +236,6 @@ MAX_LEN_RATIO = 2.0  # an output is at most this many times as long as its sourc
 
 
 def max_lengths(sources: list[list[int]], ratio: float, cap: int) -> list[int]:
-    """Each source's decoding limit: ratio x its length (at least 1), at most `cap`."""
+    """Each source's decoding limit: ratio x its length in tokens, <eos> included (at least
+    1), at most `cap`."""
     return [max(1, min(cap, math.ceil(ratio * len(s)))) for s in sources]

@@ -190,6 +190,8 @@ def test_max_len_ratio_is_checked(run, trained):
         stdin="5 March 2021\n",
     )
     assert (ok(cut).json()["tokens"], cut.json()["finished"]) == (7, "length")
+    # --end is a language model's: a seq2seq output ends with its own end token
+    assert_error(run("beam", trained, "--end", "\\n", stdin="x\n"), 2, "--end: applies to")
 
 
 def test_attention_needs_a_seq2seq_model_and_is_checked_first(run, tmp_path, shakespeare_like):
@@ -261,6 +263,8 @@ def test_bad_parallel_input(run, tmp_path, dates):
         (["tokenize", "--pairs", tmp_path / "missing.tsv", *out], 1, "no such file"),
         (["eval", "--hyp", dates / "ref.txt", "--ref", tmp_path / "short.txt"], 1, "1 lines"),
         (["eval", "--hyp", dates / "ref.txt"], 2, "--ref"),
+        (["eval", "--hyp", dates, "--ref", dates / "ref.txt"], 1, "is a directory"),
+        (["eval", "--hyp", dates / "ref.txt", "--ref", dates], 1, "is a directory"),
         (
             ["train", dates / "data", "-o", tmp_path / "r", "--model", "lstm", *TINY],
             2,

@@ -398,6 +398,12 @@ def beam(
         raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
     trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
     ratio = length_ratio(trained.kind, max_len_ratio)
+    if end is not None and trained.kind == "seq2seq":
+        raise UsageError(
+            "--end",
+            "applies to language models (a seq2seq output ends with its own end token)",
+            "drop --end; --max-len or --max-len-ratio caps a translation",
+        )
     if (attention or show_attention) and not _has_attention(trained):
         flag = "--attention" if attention else "--show-attention"
         kind = trained.model_name + ("" if trained.kind == "lm" else ", --attention none")
