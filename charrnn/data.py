@@ -99,6 +99,17 @@ class _Plan:
     bounds: dict[str, dict[str, int]]  # stream name -> split name -> characters
 
 
+def refuse_data_dirs(inputs: Sequence[str]) -> None:
+    """Raise if an input is a data directory: its files are charrnn's, not text to tokenize."""
+    for item in inputs:
+        if item != "-" and is_dataset(item):
+            raise CharrnnError(
+                str(item),
+                "is a data directory (tokenized already)",
+                f"train on it (charrnn train {item} -o RUN_DIR), or pass the text files",
+            )
+
+
 def _check_out_dir(out_dir: Path, force: bool) -> None:
     if out_dir.exists() and not force:
         raise CharrnnError(
@@ -158,6 +169,7 @@ def tokenize_corpus(
     With `vocabulary`, text is encoded with that existing tokenizer (and its normalization)
     instead of a new vocabulary built from the training split.
     """
+    refuse_data_dirs([*inputs, *val_inputs, *test_inputs])
     if vocabulary is not None:
         config = replace(
             config,

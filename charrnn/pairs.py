@@ -37,6 +37,7 @@ from charrnn.data import (
     _Histogram,
     _publish,
     check_size,
+    refuse_data_dirs,
     temp_dir_for,
 )
 from charrnn.dates import write_dates
@@ -200,6 +201,7 @@ def tokenize_pairs(
     """Tokenize parallel text into the data directory `out_dir`; return its meta data. With
     `vocabulary` (a model's source and target tokenizers), text is normalized as the model's
     was and encoded with those tokenizers."""
+    refuse_data_dirs([*inputs, *val_inputs, *test_inputs])
     if vocabulary is not None:
         source = vocabulary[0]
         config = replace(config, lowercase=source.lowercase, normalize=source.normalize_form)

@@ -19,8 +19,12 @@ def _cases(tmp_path):
     (tmp_path / "tiny.txt").write_text("abc")
     (tmp_path / "ok.txt").write_text("hello world\n" * 50)
     (tmp_path / "exists").mkdir()
+    (tmp_path / "tokenized").mkdir()
+    (tmp_path / "tokenized" / "meta.json").write_text("{}")  # a data directory
     ok = str(tmp_path / "ok.txt")
     return [
+        ("data-dir", [str(tmp_path / "tokenized")], 1, "is a data directory (tokenized already)"),
+        ("data-dir-pairs", ["--pairs", str(tmp_path / "tokenized")], 1, "is a data directory"),
         ("missing", [str(tmp_path / "nope.txt")], 1, "no such file or directory"),
         ("empty", [str(tmp_path / "empty.txt")], 1, "empty corpus"),
         ("no-text-files", [str(tmp_path / "nodir")], 1, "no text files"),
