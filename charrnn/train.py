@@ -503,7 +503,16 @@ def _watch_gradients(record: dict, cfg: TrainConfig, metrics: _Metrics, state: L
 
 
 def _warn_sizes(task, params: int, metrics: _Metrics, state: LoopState) -> None:
-    """Warn when the model is far too large or small for the data, or epochs are tiny."""
+    """Warn when the model is far too large or small for the data, or epochs are tiny, or
+    there is no validation split."""
+    if task.val_stats is None:
+        _warn_once(
+            "no-val",
+            "the data has no validation split: no evaluations, no best.pt, no early stopping; "
+            "tokenize with --val-frac above 0 (or --val FILE)",
+            metrics,
+            state,
+        )
     tokens = task.steps_per_epoch * task.tokens_per_step
     if params > 20 * tokens:
         _warn_once(

@@ -185,6 +185,14 @@ def test_the_default_time_budget_is_not_kept_as_the_runs_limit(tmp_path, data_di
     assert more["step"] == first["step"] + 2 and "max-steps" in more["reason"]
 
 
+def test_training_without_a_validation_split_says_so(tmp_path, shakespeare_like):
+    tokenize_corpus([str(shakespeare_like)], tmp_path / "data", TokenizeConfig(val_frac=0.0))
+    summary = _train(tmp_path / "data", tmp_path / "run", max_steps=6)
+    assert summary["last_eval"] is None and not (tmp_path / "run" / "best.pt").exists()
+    warnings = [r["message"] for r in _records(tmp_path / "run", "warning")]
+    assert any("no validation split" in w for w in warnings)
+
+
 def test_divergence_gives_up_after_repeated_rollbacks(tmp_path, data_dir, monkeypatch):
     original = LMTask.loss
     monkeypatch.setattr(LMTask, "loss", lambda self, m, b: original(self, m, b) * float("inf"))
