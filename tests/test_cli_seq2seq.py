@@ -320,3 +320,23 @@ def test_info_on_pair_data(run, dates):
         assert {"char", "fraction"} == set(top[0]) and 0 < sum(c["fraction"] for c in top) <= 1
         assert info["unknown_chars"][side] == {}
     assert "parallel text" in ok(run("info", dates / "data")).stdout
+
+
+def test_attention_labels_stay_over_their_columns():
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    from charrnn.cli.cmd_decode import attention_lines
+
+    # BPE tokens of several characters, markup, wide characters
+    src, tgt = ["I", " am", " cold", "[x", "日本", "<eos>"], ["Je", " suis", "<eos>"]
+    weights = [[0.9, 0.1, 0, 0, 0, 0], [0, 0.8, 0.2, 0, 0, 0], [0, 0, 0, 0, 0, 1.0]]
+    lines = attention_lines(src, tgt, weights, color=False)
+    header, *rows = [Text.from_markup(line).plain for line in lines]
+    # columns as wide as their labels (at least 2 cells), one space apart, after the row labels
+    labels = ["I", "\u2423am", "\u2423cold", "[x", "日本", "<eos>"]
+    starts = [6, 9, 13, 19, 22, 27]
+    assert [cell_len(header[: header.index(label)]) for label in labels] == starts
+    assert [row[:6].rstrip() for row in rows] == ["Je", "\u2423suis", "<eos>"]
+    assert rows[0][6:] == "██" + " " * 4 + " " * 6 + " " * 3 + " " * 5 + " " * 6
+    assert rows[2].endswith(" █████")  # the last column, 5 wide, full weight

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.cells import cell_len
 from rich.live import Live
 from rich.table import Table
 
@@ -481,21 +482,36 @@ def _attention(
             "tokens (rows: target, columns: source)"
         )
     if show:
-        table = Table(show_header=True, box=None, pad_edge=False, padding=(0, 0))
-        table.add_column("")
-        for token in src:
-            table.add_column(_label(token), justify="center", min_width=2)
-        for token, row in zip(tgt, weights, strict=True):
-            cells = [_cell(w) for w in row]
-            table.add_row(_label(token) + " ", *cells)
-        err.print(table)
+        for line in attention_lines(src, tgt, weights, color=err.color_system is not None):
+            err.print(line, soft_wrap=True)
 
 
-def _cell(weight: float) -> str:
-    """One attention weight as a coloured block, or a shade character without colours."""
-    if err.color_system is None:
-        return " ░▒▓█"[min(4, int(weight * 5))] * 2
-    return f"[on rgb{heatmap.color(weight)}]  [/]"
+def attention_lines(src: list[str], tgt: list[str], weights, *, color: bool) -> list[str]:
+    """The attention grid as lines of rich markup: a header of source tokens, then a row per
+    target token. Each column is as wide as its token (at least 2), one space apart, so the
+    labels of multi-character (BPE) tokens stay over their own columns."""
+    widths = [max(2, _width(t)) for t in src]
+    left = max(_width(t) for t in tgt) + 1
+    header = " " * left + " ".join(
+        _label(t) + " " * (w - _width(t)) for t, w in zip(src, widths, strict=True)
+    )
+    lines = [header.rstrip()]
+    for token, row in zip(tgt, weights, strict=True):
+        cells = " ".join(_cell(x, w, color) for x, w in zip(row, widths, strict=True))
+        lines.append(_label(token) + " " * (left - _width(token)) + cells)
+    return lines
+
+
+def _width(token: str) -> int:
+    """How many columns a token's label takes on the terminal."""
+    return cell_len(generate.escape_line(token))  # East Asian characters take two
+
+
+def _cell(weight: float, width: int, color: bool) -> str:
+    """One attention weight as a coloured block, or shade characters without colours."""
+    if not color:
+        return " ░▒▓█"[min(4, int(weight * 5))] * width
+    return f"[on rgb{heatmap.color(weight)}]{' ' * width}[/]"
 
 
 def _has_attention(trained) -> bool:
