@@ -102,7 +102,7 @@ class SampleConfig:
         _need(
             self.no_repeat_ngram >= 0,
             "--no-repeat-ngram",
-            "must not be negative",
+            f"{self.no_repeat_ngram} is negative",
             "use 0 (off) or e.g. 3",
         )
 
@@ -147,7 +147,7 @@ class BeamConfig:
         _need(
             self.no_repeat_ngram >= 0,
             "--no-repeat-ngram",
-            "must not be negative",
+            f"{self.no_repeat_ngram} is negative",
             "use 0 (off) or e.g. 3",
         )
 
