@@ -386,7 +386,8 @@ def _tokenize_pairs(
         "vocab": {
             "source": toks["source"].describe(),
             "target": toks["target"].describe(),
-            "shared": shared,
+            # a reused vocabulary is shared when both sides are the one tokenizer
+            "shared": shared or (toks["source"].to_json() == toks["target"].to_json()),
         },
         "dtype": {side: toks[side].dtype.name for side in SIDES},
         "splits": ordered,

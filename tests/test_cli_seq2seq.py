@@ -261,6 +261,7 @@ def test_bad_parallel_input(run, tmp_path, dates):
             "a TSV file or two aligned files",
         ),
         (["tokenize", "--pairs", tmp_path / "missing.tsv", *out], 1, "no such file"),
+        (["tokenize", "--pairs", dates / "train.tsv", "--glob", "*.md", *out], 2, "--glob: picks"),
         (["eval", "--hyp", dates / "ref.txt", "--ref", tmp_path / "short.txt"], 1, "1 lines"),
         (["eval", "--hyp", dates / "ref.txt"], 2, "--ref"),
         (["eval", "--hyp", dates, "--ref", dates / "ref.txt"], 1, "is a directory"),

@@ -84,6 +84,10 @@ def test_shared_vocabulary_and_bpe(tmp_path):
     assert (tmp_path / "s" / "source.tokenizer.json").read_text() == (
         tmp_path / "s" / "target.tokenizer.json"
     ).read_text()
+    ds = load_dataset(tmp_path / "s")  # a shared vocabulary reused stays shared
+    vocabulary = (ds.source_tokenizer, ds.target_tokenizer)
+    reused = tokenize_pairs([str(_tsv(tmp_path))], tmp_path / "r", vocabulary=vocabulary)
+    assert reused["vocab"]["shared"]
     tokenize_pairs(
         [str(_tsv(tmp_path))],
         tmp_path / "b",
@@ -147,4 +151,5 @@ def test_existing_vocabularies_bring_their_normalization(tmp_path):
     )
     train = meta["splits"]["train"]
     assert train["source"]["unknown"] == train["target"]["unknown"] == 0
+    assert not meta["vocab"]["shared"]  # two vocabularies reused stay two
     assert _decoded(load_dataset(tmp_path / "b"), "train")[0] == ("go. hi.", "va ! salut !")

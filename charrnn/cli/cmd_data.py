@@ -112,6 +112,10 @@ def tokenize(
     for flag, value in pair_options.items():
         if value not in (None, False) and not pairs:
             raise UsageError(flag, "is for parallel text", "add --pairs, or drop it")
+    if pairs and glob != TD.glob:
+        raise UsageError(
+            "--glob", "picks files in folders of text, not parallel text", "drop --glob"
+        )
     if seed is not None and not shuffle:
         raise UsageError("--seed", "seeds --shuffle", "add --shuffle, or drop --seed")
     config = TokenizeConfig(
@@ -150,6 +154,10 @@ def tokenize(
                 progress=progress,
             )
         summary = {"path": str(out_dir), **describe_pairs(meta)}
+        if vocabulary is None:
+            v = summary["vocab"]
+            for side in ("source",) if v["shared"] else ("source", "target"):
+                _warn_small_bpe(config, v[side]["size"], "" if v["shared"] else f" ({side})")
         if as_json:
             out_json(summary)
         else:
@@ -167,9 +175,8 @@ def tokenize(
             progress=progress,
         )
     summary = {"path": str(out_dir), **datamod.describe(meta)}
-    asked, got = config.vocab_size, summary["vocab"]["size"]
-    if vocabulary is None and config.vocab == "bpe" and asked and got < asked:
-        warn(f"--vocab-size {asked}: the text gave {got} tokens (no more pairs to merge)")
+    if vocabulary is None:
+        _warn_small_bpe(config, summary["vocab"]["size"])
     if as_json:
         out_json(summary)
     else:
@@ -240,6 +247,13 @@ def info(
         _print_data_summary(summary, verb="data directory")
 
 
+def _warn_small_bpe(config: TokenizeConfig, got: int, side: str = "") -> None:
+    """A BPE vocabulary smaller than asked: the text ran out of pairs to merge."""
+    asked = config.vocab_size
+    if config.vocab == "bpe" and asked and got < asked:
+        warn(f"--vocab-size {asked}: the text gave {got:,} tokens{side} (no more pairs to merge)")
+
+
 def _vocabulary(path: Path, pairs: bool):
     """--tokenizer: a data directory's vocabulary (both sides for parallel text)."""
     if pairs and (path / "source.tokenizer.json").is_file():
@@ -261,10 +275,21 @@ def _print_pairs_summary(summary: dict, verb: str) -> None:
     for name, s in summary["splits"].items():
         unknown = s["source"]["unknown"] + s["target"]["unknown"]
         extra = f", {unknown:,} unknown" if unknown else ""
+        src, tgt = s["source"], s["target"]
         out(
-            f"  {name:<5} {s['pairs']:>9,} pairs  source {s['source']['tokens']:>11,} tokens  "
-            f"target {s['target']['tokens']:>11,} tokens{extra}"
+            f"  {name:<5} {s['pairs']:>9,} pairs  source {src['tokens']:>9,} tokens "
+            f"{src['chars']:>9,} chars  target {tgt['tokens']:>9,} tokens "
+            f"{tgt['chars']:>9,} chars{extra}"
         )
+    for side in ("source", "target"):
+        missing = summary.get("unknown_chars", {}).get(side)
+        if missing:
+            shown = ", ".join(f"{c!r} x{n}" for c, n in list(missing.items())[:8])
+            out(f"  {side} characters not in the vocabulary: {shown}")
+        top = summary.get("top_chars", {}).get(side)
+        if top:
+            shares = "  ".join(f"{c['char']!r} {100 * c['fraction']:.1f}%" for c in top[:8])
+            out(f"  top {side} characters: {shares}")
     f = summary["filtered"]
     if f["empty"] or f["too_long"]:
         out(
