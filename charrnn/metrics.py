@@ -65,6 +65,23 @@ def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
     return datamod.load_dataset(target), "<stdin>" if source == "-" else source
 
 
+def _same_vocabularies(dataset, trained: Trained, path: str) -> None:
+    """Raise unless `dataset` is parallel text encoded with the seq2seq model's vocabularies."""
+    if dataset.meta.get("kind") != "pairs":
+        raise CharrnnError(
+            str(path),
+            "holds plain text, which scores a language model",
+            "pass a data directory made by charrnn tokenize --pairs, or --src and --ref files",
+        )
+    model = (trained.source_tokenizer.to_json(), trained.tokenizer.to_json())
+    if (dataset.source_tokenizer.to_json(), dataset.target_tokenizer.to_json()) != model:
+        raise CharrnnError(
+            str(path),
+            "encoded with other vocabularies than the model's",
+            "pass --src and --ref files instead, and charrnn encodes them",
+        )
+
+
 def score_lm(
     trained: Trained, source: str | None = None, *, split: str | None = None, progress=None
 ) -> dict:
@@ -175,24 +192,29 @@ def score_seq2seq(
     max_len_ratio: float,
     split_name: str = "val",
     unknown: str = "unk",
+    data: str | None = None,
     progress=None,
 ) -> dict:
     """Decode sources with beam search and score the outputs (BLEU, chrF, ROUGE, exact
     match), plus the teacher-forced loss of the (first) references. Default data: the run's
-    `split_name` split."""
+    `split_name` split, or that split of `data` (a parallel data directory encoded with the
+    model's vocabularies)."""
     from charrnn import generate, pairs, seq2seq
 
     scratch = Path(tempfile.mkdtemp(prefix="charrnn-eval-"))
     try:
         if src is None:
-            path = saved_data_path(trained.checkpoint, trained.path.parent)
+            path = data or saved_data_path(trained.checkpoint, trained.path.parent)
             if not path or not datamod.is_dataset(path):
                 raise CharrnnError(
-                    str(trained.path),
-                    f"the run's data directory ({path}) is gone",
+                    str(data or trained.path),
+                    f"the run's data directory ({path}) is gone"
+                    if data is None
+                    else "is not a data directory",
                     "pass --src and --ref files",
                 )
             dataset = datamod.load_dataset(path)
+            _same_vocabularies(dataset, trained, path)
             split = dataset.split(split_name)
             sources = [[*split.pair(i)[0].tolist(), EOS_ID] for i in range(len(split))]
             references = [

@@ -497,7 +497,8 @@ class PairDataset:
             raise CharrnnError(
                 str(self.path),
                 f"has no {name} split (it has: {', '.join(self.splits)})",
-                "re-run charrnn tokenize --pairs",
+                "choose another --split, or re-run charrnn tokenize --pairs with "
+                "--val-frac/--test-frac or --val/--test",
             )
         info = self.meta["splits"][name]
         arrays = []

@@ -12,8 +12,10 @@ import pytest
 from conftest import assert_error, ok
 
 from charrnn import models
+from charrnn.config import TokenizeConfig
 from charrnn.dates import date_pair
 from charrnn.metrics import text_scores
+from charrnn.pairs import tokenize_pairs
 
 SEQ2SEQ = [name for name, entry in models.MODELS.items() if entry.kind == "seq2seq"]
 ATTENTIONS = ["dot", "general", "additive", "none"]
@@ -170,6 +172,16 @@ def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
     assert_error(blank, 1, f"--src {tmp_path / 'blank.txt'} and --ref")  # not a scratch path
     scored = ok(run("eval", trained, "--split", "train", "--beam-size", "1", "--json", "-q"))
     assert scored.json()["data"].endswith("(train)")
+    # a data directory of parallel text, named: here the run's own, so the same scores
+    named = run("eval", trained, dates / "data", "--split", "train", "--beam-size", "1", "--json")
+    assert {k: v for k, v in ok(named).json().items() if k != "data"} == {
+        k: v for k, v in scored.json().items() if k != "data"
+    }
+    other = tmp_path / "other"
+    tokenize_pairs([str(dates / "train.tsv")], other, TokenizeConfig(lowercase=True))
+    assert_error(run("eval", trained, other), 1, "encoded with other vocabularies")
+    assert_error(run("eval", trained, other, "--src", src, "--ref", ref), 2, "both give")
+    assert_error(run("eval", trained, src), 2, "or on a data directory of parallel text")
     # a source from stdin is one line: its newline is not an unknown character
     line = src.read_text().splitlines()[0]
     piped = ok(run("beam", trained, "--prompt", "-", stdin=line + "\n")).stdout

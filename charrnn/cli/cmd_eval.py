@@ -40,7 +40,8 @@ def evaluate(
         typer.Argument(
             metavar="TEXT|DATA_DIR",
             help="Language models: text to score (a file, - for stdin) "
-            "or a data directory in the model's vocabulary. Default: the run's validation split.",
+            "or a data directory in the model's vocabulary; seq2seq models: a data directory of "
+            "parallel text in the model's vocabularies. Default: the run's validation split.",
             show_default=False,
         ),
     ] = None,
@@ -104,11 +105,16 @@ def evaluate(
     trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
     ratio = length_ratio(trained.kind, max_len_ratio)
     if trained.kind == "seq2seq":
-        if source is not None:
+        if source is not None and (str(source) == "-" or not is_dataset(source)):
             raise UsageError(
                 "TEXT",
-                "a seq2seq model is scored on --src and --ref files",
+                "a seq2seq model is scored on --src and --ref files, or on a data directory "
+                "of parallel text",
                 "pass --src FILE --ref FILE",
+            )
+        if source is not None and src is not None:
+            raise UsageError(
+                "TEXT", "a data directory and --src both give sentences to score", "drop one"
             )
         if ref and src is None:
             raise UsageError(
@@ -118,7 +124,7 @@ def evaluate(
             )
         if split is not None and src is not None:
             raise UsageError(
-                "--split", "chooses a split of the run's data, not of --src", "drop --split"
+                "--split", "chooses a split of a data directory, not of --src", "drop --split"
             )
         beam = decode.BeamConfig(
             beam_size=beam_size or decode.BeamConfig.beam_size,
@@ -134,6 +140,7 @@ def evaluate(
                 beam=beam,
                 max_len_ratio=ratio,
                 split_name=split or "val",
+                data=None if source is None else str(source),
                 progress=progress,
             )
         result.pop("hypotheses")
