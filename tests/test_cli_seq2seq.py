@@ -335,6 +335,14 @@ def test_info_on_pair_data(run, dates):
     assert "parallel text" in ok(run("info", dates / "data")).stdout
 
 
+def test_parallel_text_without_pairs_gets_a_warning(run, dates, tmp_path):
+    one_step = ["--max-steps", "1", "--seq-len", "8", "--batch-size", "2"]
+    lm = run("train", dates / "train.tsv", "-o", tmp_path / "lm", *TINY, *one_step)
+    assert "looks like parallel text" in ok(lm).stderr and "add --pairs" in lm.stderr
+    text = run("train", dates / "src.txt", "-o", tmp_path / "t", *TINY, *one_step)
+    assert "looks like parallel text" not in ok(text).stderr
+
+
 def test_attention_labels_stay_over_their_columns():
     from rich.cells import cell_len
     from rich.text import Text

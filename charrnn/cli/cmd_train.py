@@ -186,6 +186,18 @@ def _print_summary(summary: dict) -> None:
     out(f"  checkpoints: {', '.join(saved)}; log: {run_dir / 'metrics.jsonl'}")
 
 
+def _looks_parallel(source: str | None) -> bool:
+    """Whether a text file's first lines are nearly all `source<TAB>target` pairs."""
+    if source is None or not Path(source).is_file() or source.endswith(".gz"):
+        return False
+    try:
+        with open(source, encoding="utf-8", errors="replace") as f:
+            lines = [line for line in f.read(1 << 16).splitlines()[:200] if line.strip()]
+    except OSError:
+        return False  # training says what is wrong with the file
+    return len(lines) >= 5 and sum("\t" in line for line in lines) >= 0.9 * len(lines)
+
+
 @app.command()
 def train(
     source: Annotated[
@@ -470,6 +482,11 @@ def train(
     vocab_config = TokenizeConfig(**tokenizing)
     command = " ".join(shlex.quote(a) for a in ["charrnn", *sys.argv[1:]])
     ranks = torchrun_ranks()
+    if not pairs and resume is None and ranks.rank == 0 and _looks_parallel(source):
+        warn(
+            f"{source} looks like parallel text (a TAB in nearly every line): this trains a "
+            "language model on it; add --pairs to train a seq2seq model"
+        )
     quiet = quiet or ranks.rank != 0  # under torchrun, rank 0 speaks for all
     started: list[bool] = []
     with stop_signals(started) as should_stop, TrainDisplay(quiet, started) as display:
