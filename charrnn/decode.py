@@ -42,8 +42,8 @@ from charrnn.filters import (
 from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 BANNED = (PAD_ID, BOS_ID, UNK_ID)
-BLOCK_VALUES = 1 << 18  # sampling draws its noise a block of steps at a time, about this many
-BLOCK_STEPS = (16, 256)  # values (1 MiB) a block, and at least and at most this many steps
+BLOCK_VALUES = 1 << 22  # sampling draws its noise a block of steps at a time, at most this
+BLOCK_STEPS = 256  # many values (16 MiB) a block unless one step needs more, and this many steps
 BLOCK_SECONDS = 0.05  # streamed text waits at most about this long for its block to end
 LENGTH_PENALTIES = ("none", "avg", "gnmt")
 
@@ -341,15 +341,19 @@ def sample(
 def block_steps(rows: int, vocab: int) -> int:
     """How many steps sampling handles as one block: noise drawn at once, log-probabilities
     summed at once, text handed on at once. Each block costs a few tensor operations, so long
-    blocks make them cheap per token; the block's noise and logits stay near BLOCK_VALUES."""
-    low, high = BLOCK_STEPS
-    return max(low, min(high, BLOCK_VALUES // (rows * vocab)))
+    blocks make them cheap per token; a block's noise and logits stay within BLOCK_VALUES
+    (or one step's worth, for a batch of many rows over a large vocabulary)."""
+    return max(1, min(BLOCK_STEPS, BLOCK_VALUES // (rows * vocab)))
 
 
 def _gumbel(shape: tuple[int, ...], generator: torch.Generator | None, device) -> Tensor:
-    """Standard Gumbel noise: -log(-log(U)), U uniform in (0, 1)."""
-    uniform = torch.rand(shape, generator=generator, device=device).clamp_(min=1e-20, max=1 - 1e-7)
-    return -torch.log(-torch.log(uniform))
+    """Standard Gumbel noise, -log(-log(U)) for U uniform in (0, 1), as float32. U is drawn in
+    float64: float32's 24 random bits cap the noise near 16.6 (U = 1 - 2^-24), so tokens some
+    17 nats below the top could hardly ever be drawn, and a large vocabulary's tail of such
+    tokens lost most of its share. In float64 the cap is near 36.7, beyond any share that
+    shows (e^-36 is about 2e-16)."""
+    uniform = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+    return uniform.clamp_(min=1e-300).log_().neg_().log_().neg_().float()
 
 
 # -- beam search ---------------------------------------------------------------------------------

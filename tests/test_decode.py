@@ -323,3 +323,21 @@ def test_per_row_length_limits_across_noise_blocks(temperature):
     assert [len(o.tokens) for o in out] == limits
     assert all(o.finished == "length" for o in out)
     assert all(o.logprob == pytest.approx(len(o.tokens) * math.log(0.5)) for o in out)
+
+
+def test_gumbel_noise_reaches_the_far_tail(monkeypatch):
+    # float32 uniforms stop at 1 - 2^-24, which capped the noise near 16.6: tokens 17 nats
+    # below the top were almost never drawn, however many of them a large vocabulary holds
+    rand = torch.rand
+
+    def near_one(shape, *, generator=None, device=None, dtype=torch.float32):
+        return torch.full(shape, 1 - 2.0**-40, dtype=dtype, device=device)
+
+    monkeypatch.setattr(torch, "rand", near_one)
+    noise = decode._gumbel((2, 3), None, "cpu")
+    assert noise.dtype == torch.float32 and bool((noise > 27).all())  # -log(2^-40) = 27.7
+    monkeypatch.setattr(torch, "rand", rand)
+    g = torch.Generator().manual_seed(0)
+    sample = decode._gumbel((200_000,), g, "cpu").double()
+    assert abs(sample.mean().item() - 0.5772) < 0.01  # Euler's constant
+    assert abs(sample.var().item() - math.pi**2 / 6) < 0.03
