@@ -73,6 +73,13 @@ class SampleConfig:
 
     def check(self) -> None:
         """Raise `UsageError` for values out of range."""
+        for flag, value in (
+            ("--temperature", self.temperature),
+            ("--top-p", self.top_p),
+            ("--min-p", self.min_p),
+            ("--repetition-penalty", self.repetition_penalty),
+        ):
+            _need(math.isfinite(value), flag, f"{value} is not a finite number", "give a number")
         _need(
             self.length >= 1,
             "--length",
@@ -121,6 +128,12 @@ class BeamConfig:
 
     def check(self) -> None:
         """Raise `UsageError` for values out of range."""
+        _need(
+            math.isfinite(self.alpha),
+            "--alpha",
+            f"{self.alpha} is not a finite number",
+            "use e.g. 0.6",
+        )
         _need(
             self.beam_size >= 1, "--beam-size", f"{self.beam_size} must be at least 1", "use e.g. 5"
         )

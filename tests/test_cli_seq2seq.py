@@ -189,7 +189,9 @@ def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
 
 
 def test_max_len_ratio_is_checked(run, trained):
-    assert_error(run("beam", trained, "--max-len-ratio", "0", stdin="x\n"), 2, "must be positive")
+    for bad in ("0", "inf", "nan"):
+        result = run("beam", trained, "--max-len-ratio", bad, stdin="x\n")
+        assert_error(result, 2, f"{bad} must be a positive number")
     # 0.5 x (12 characters + <eos>), rounded up; --min-len keeps <eos> away until then
     cut = run(
         "beam",

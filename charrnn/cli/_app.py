@@ -8,6 +8,7 @@ stdout carries results (text, JSON); progress, logs and warnings go to stderr. L
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from contextlib import contextmanager
@@ -100,8 +101,8 @@ def length_ratio(kind: str, value: float | None) -> float:
             "applies to seq2seq models (this is a language model)",
             "drop it; --length or --max-len caps a language model's output",
         )
-    if not value > 0:
-        raise UsageError("--max-len-ratio", f"{value} must be positive", "use e.g. 2")
+    if not 0 < value < math.inf:
+        raise UsageError("--max-len-ratio", f"{value} must be a positive number", "use e.g. 2")
     return value
 
 
