@@ -73,12 +73,17 @@ def is_builtin(name: str) -> bool:
     return name.startswith(BUILTIN_PREFIX)
 
 
-def _is_binary(path: Path, gz: bool) -> bool:
+def _is_binary(path: Path, gz: bool, encoding: str = "utf-8") -> bool:
+    """Whether a file holds a NUL character: in its bytes for encodings that keep ASCII as
+    bytes, in its decoded text for UTF-16 and UTF-32 (whose ASCII holds NUL bytes)."""
     try:
         with _open(path, gz) as f:
-            return b"\0" in f.read(SNIFF_BYTES)
+            head = f.read(SNIFF_BYTES)
     except (OSError, EOFError, zlib.error):
         return True
+    if "\0".encode(encoding, errors="replace") == b"\0":
+        return b"\0" in head
+    return "\0" in head.decode(encoding, errors="replace")
 
 
 def _open(path: Path, gz: bool):
@@ -89,10 +94,15 @@ def _file_source(path: Path, name: str) -> Source:
     return Source(name=name, path=path, size=path.stat().st_size, gz=path.suffix == ".gz")
 
 
-def _walk(root: Path, glob: str) -> tuple[list[Source], int]:
-    """Text files below `root` matching `glob`, sorted; also how many binary files were skipped."""
+def _walk(root: Path, glob: str, encoding: str = "utf-8") -> tuple[list[Source], int]:
+    """Text files below `root` matching `glob`, sorted; also how many binary files were
+    skipped. Hidden folders and charrnn's own (data and run directories, whose meta.json and
+    tokenizer.json are not corpus text) are left out."""
     sources, skipped = [], 0
     for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) != root and _charrnn_dir(filenames):
+            dirnames[:] = []
+            continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fname in sorted(filenames):
             if fname.startswith(".") or not fnmatch.fnmatch(fname, glob):
@@ -100,11 +110,20 @@ def _walk(root: Path, glob: str) -> tuple[list[Source], int]:
             path = Path(dirpath) / fname
             if not path.is_file():
                 continue
-            if _is_binary(path, path.suffix == ".gz"):
+            if _is_binary(path, path.suffix == ".gz", encoding):
                 skipped += 1
                 continue
             sources.append(_file_source(path, str(path)))
     return sources, skipped
+
+
+def _charrnn_dir(filenames: list[str]) -> bool:
+    """Whether a folder's files make it a charrnn data directory or run directory."""
+    names = set(filenames)
+    tokenizers = {"tokenizer.json", "source.tokenizer.json"}
+    return ("meta.json" in names and bool(tokenizers & names)) or bool(
+        {"last.pt", "best.pt"} & names
+    )
 
 
 def make_dir(path: Path) -> None:
@@ -134,9 +153,14 @@ def spool_stdin(directory: Path, stream=None) -> Path:
 
 
 def resolve(
-    inputs: Sequence[str], *, glob: str = "*", spool_dir: Path | None = None
+    inputs: Sequence[str],
+    *,
+    glob: str = "*",
+    spool_dir: Path | None = None,
+    encoding: str = "utf-8",
 ) -> list[Source]:
-    """Turn command-line inputs (paths, directories, `-`, `builtin:NAME`) into source files."""
+    """Turn command-line inputs (paths, directories, `-`, `builtin:NAME`) into source files
+    (`encoding`: the text's, to tell text from binary files in directories)."""
     if not inputs:
         raise UsageError("INPUT", "no input given", "pass a file, a directory, - or builtin:python")
     sources: list[Source] = []
@@ -168,7 +192,7 @@ def resolve(
             if not path.exists():
                 raise CharrnnError(item, "no such file or directory", "check the path")
             if path.is_dir():
-                found, skipped = _walk(path, glob)
+                found, skipped = _walk(path, glob, encoding)
                 if not found:
                     extra = f" ({skipped} binary files skipped)" if skipped else ""
                     raise CharrnnError(

@@ -267,7 +267,7 @@ class _Stream:
 
 def _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, progress) -> dict:
     def resolve(items):
-        return corpus.resolve(items, glob=config.glob, spool_dir=tmp)
+        return corpus.resolve(items, glob=config.glob, spool_dir=tmp, encoding=config.encoding)
 
     sources = {"main": resolve(inputs)}
     if val_inputs:
@@ -393,7 +393,9 @@ def _describe_sources(streams: dict, hashes: dict[str, str], limit: int = 1000) 
     rows = [
         {
             "split": "train" if name == "main" else name,
-            "name": s.name,
+            # a file name that is not UTF-8 (its bytes kept as surrogates) is shown with
+            # U+FFFD where it cannot be decoded: meta.json is UTF-8
+            "name": s.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
             "bytes": s.size,
             "sha256": hashes.get(s.name, ""),
         }

@@ -157,6 +157,10 @@ def test_bad_input(run, model, tmp_path):
         (["sample", model, "--top-k", "-1"], 2, "--top-k"),
         (["sample", model, "--temperature", "-0.5"], 2, "--temperature"),
         (["sample", model, "--temperature", "inf"], 2, "--temperature: inf is not a finite"),
+        # bytes that are not UTF-8 in argv arrive as lone surrogates
+        (["sample", model, "--prompt", "ab\udcffc"], 2, "--prompt: holds bytes that are not"),
+        (["sample", model, "--stop", "\udcff"], 2, "--stop: holds bytes that are not UTF-8"),
+        (["beam", model, "--end", "\udcff"], 2, "--end: holds bytes that are not UTF-8"),
         (["sample", model, "--temperature", "nan"], 2, "--temperature: nan is not a finite"),
         (["sample", model, "--repetition-penalty", "inf"], 2, "--repetition-penalty: inf"),
         (["beam", model, "--length-penalty", "gnmt", "--alpha", "inf"], 2, "--alpha: inf"),

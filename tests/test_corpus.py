@@ -34,6 +34,24 @@ def test_files_dirs_and_gz_concatenate_in_order(tmp_path):
     assert "".join(corpus.read_text(sources)) == "1ABCZ"
 
 
+def test_folders_skip_charrnn_directories_and_read_utf16(tmp_path):
+    (tmp_path / "d" / "data").mkdir(parents=True)  # a data directory from charrnn tokenize
+    (tmp_path / "d" / "data" / "meta.json").write_text("{}")
+    (tmp_path / "d" / "data" / "tokenizer.json").write_text("{}")
+    (tmp_path / "d" / "run").mkdir()  # a run directory
+    (tmp_path / "d" / "run" / "notes.txt").write_text("R")
+    (tmp_path / "d" / "run" / "last.pt").write_bytes(b"PK")
+    (tmp_path / "d" / "a.txt").write_text("A")
+    assert [s.path.name for s in corpus.resolve([str(tmp_path / "d")])] == ["a.txt"]
+    # UTF-16 text is full of NUL bytes: it is not taken for binary when it is the encoding
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "a.txt").write_text("h\u00e9llo\n", encoding="utf-16")
+    with pytest.raises(CharrnnError, match="1 binary files skipped"):
+        corpus.resolve([str(tmp_path / "u")])
+    sources = corpus.resolve([str(tmp_path / "u")], encoding="utf-16")
+    assert "".join(corpus.read_text(sources, encoding="utf-16")) == "h\u00e9llo\n"
+
+
 def test_builtin_python_corpus_exists():
     sources = corpus.resolve(["builtin:python"])
     assert len(sources) > 50

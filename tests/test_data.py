@@ -183,3 +183,11 @@ def test_existing_vocabulary_is_reused(tmp_path, shakespeare_like):
         == vocab.encode(other.read_text()[: meta["splits"]["train"]["chars"]]).tolist()
     )
     assert meta["top_chars"][0][0] == " "
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_readably(tmp_path):
+    name = "n\udcff.txt"  # the bytes b"n\xff.txt", as Python holds a name that is not UTF-8
+    (tmp_path / name).write_text("hello world " * 100)
+    meta = tokenize_corpus([str(tmp_path / name)], tmp_path / "d")
+    assert meta["sources"]["files"][0]["name"].endswith("n\ufffd.txt")
+    assert json.loads((tmp_path / "d" / "meta.json").read_text(encoding="utf-8"))["sources"]

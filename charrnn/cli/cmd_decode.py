@@ -102,7 +102,7 @@ def _prompts(prompt: str | None, per_line: bool, kind: str) -> list[str]:
                 else "pipe a source sentence in",
             )
         return [text.removesuffix("\n").removesuffix("\r") if kind == "seq2seq" else text]
-    return [prompt or ""]
+    return [_utf8("--prompt", prompt or "")]
 
 
 def _echo(trained, texts: list[str], per_line: bool, echo: bool | None):
@@ -156,8 +156,20 @@ def _unread_stdin() -> bool:
     return False
 
 
+def _utf8(flag: str, text: str) -> str:
+    """`text` from the command line, which must be UTF-8: undecodable bytes reach Python as
+    lone surrogates, which no tokenizer can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            flag, "holds bytes that are not UTF-8 text", "pass UTF-8 (or pipe the text in)"
+        ) from None
+    return text
+
+
 def _stops(stop: list[str] | None) -> list[str]:
-    stops = [generate.unescape(s) for s in stop or []]
+    stops = [generate.unescape(_utf8("--stop", s)) for s in stop or []]
     if any(not s for s in stops):
         raise UsageError(
             "--stop", "a stop string is empty", "give a non-empty string, e.g. '\\n\\n'"
@@ -394,7 +406,7 @@ def beam(
         no_repeat_ngram=no_repeat_ngram,
     )
     cfg.check()
-    end_text = generate.unescape(end) if end is not None else None
+    end_text = generate.unescape(_utf8("--end", end)) if end is not None else None
     if end is not None and not end_text:
         raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
     trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
