@@ -93,7 +93,11 @@ def normalize_text(text: str, *, lowercase: bool, form: str) -> str:
     """Unicode normalization then lowercasing, in the same order as the HF normalizer we write."""
     if form != "none":
         text = unicodedata.normalize(form.upper(), text)
-    return text.lower() if lowercase else text
+    if not lowercase:
+        return text
+    if "\u03a3" in text:  # Python lowercases a word-final capital sigma to final sigma;
+        return "".join(c.lower() for c in text)  # the HF normalizer, letter by letter, not
+    return text.lower()
 
 
 def _hf_normalizer(lowercase: bool, normalize: str):

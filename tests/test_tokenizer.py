@@ -72,7 +72,10 @@ def test_hf_from_file_gives_same_ids_and_text(tmp_path, kind):
 
 @pytest.mark.parametrize("kind", ["char", "bpe"])
 def test_normalization_matches_hf_file(tmp_path, kind):
-    text = "Caf\u00e9 CAFE\u0301 \u212b \uff21\uff22 \u00c5ngstr\u00f6m \ufb01ne"
+    # ... and a word-final capital sigma, which Python's str.lower() alone turns into the
+    # final form while the HF normalizer lowercases letter by letter
+    text = "Caf\u00e9 CAFE\u0301 \u212b \uff21\uff22 \u00c5ngstr\u00f6m \ufb01ne "
+    text += "\u039f\u0394\u039f\u03a3."
     kw = {"lowercase": True, "normalize": "nfkc"}
     if kind == "char":
         tok = tk.CharTokenizer.build(tk.normalize_text(text, lowercase=True, form="nfkc"), **kw)
