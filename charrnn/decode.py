@@ -200,7 +200,7 @@ def sample(
     cfg: SampleConfig,
     *,
     histories: Sequence[Sequence[int]],
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     should_end: Callable[[int, int], bool] | None = None,
     banned: Sequence[int] = BANNED,
     max_lens: Sequence[int] | None = None,
@@ -216,7 +216,9 @@ def sample(
     each row's new tokens after every block of steps (see `block_steps`), when rows finish,
     and at least every BLOCK_SECONDS (block streaming: a slow model's text does not wait for a
     full block). A row whose every token is banned (--no-repeat-ngram over a small
-    vocabulary) ends there, finished "banned".
+    vocabulary) ends there, finished "banned". `generator` serves every row, or is one per
+    row: each row then draws from its own, and samples the same whatever else is decoded with
+    it.
 
     Tokens are drawn with the Gumbel-max trick (argmax of logits/T plus Gumbel noise, exactly a
     draw from the softmax), with the noise for a block of steps drawn at once; log-probabilities
@@ -224,6 +226,8 @@ def sample(
     """
     rows, vocab = logits.shape
     device = logits.device
+    per_row = None if generator is None or isinstance(generator, torch.Generator) else generator
+    per_row = list(per_row) if per_row is not None else None  # follows `alive`
     samples = [Sample() for _ in range(rows)]
     limits = list(max_lens) if max_lens is not None else [cfg.length] * rows
     block = min(block_steps(rows, vocab), max(limits))  # no noise for steps never taken
@@ -285,7 +289,11 @@ def sample(
             tokens = (scores + ban).argmax(dim=-1)
         else:
             if t % block == 0 or noise is None:
-                noise = _gumbel((block, len(alive), vocab), generator, device)
+                if per_row is None:
+                    noise = _gumbel((block, len(alive), vocab), generator, device)
+                else:  # a row's draws come from its own stream, one block after another
+                    parts = [_gumbel((block, vocab), g, device) for g in per_row]
+                    noise = torch.stack(parts, dim=1)
                 if not filtered:  # argmax(l/T + g) = argmax(l + T g): fold T and the ban in
                     noise = noise * cfg.temperature + ban
                 steps = noise.unbind(0)  # one view per step, made once (not a select a step)
@@ -333,6 +341,8 @@ def sample(
             index = torch.tensor(keep, device=device)
             state = stepper.select(state, index)
             tokens = tokens[index]
+            if per_row is not None:
+                per_row = [per_row[i] for i in keep]
             alive = [alive[i] for i in keep]
             nearest_limit = min(limits[row] for row in alive)
             if noise is not None:

@@ -116,6 +116,14 @@ def _plan(trained: Trained, inputs: Sequence[list[int]], cap: int, ratio: float)
     return [cap] * len(inputs), list(inputs), LM_BANNED
 
 
+def _row_generator(seed: int, position: int, k: int, device: torch.device) -> torch.Generator:
+    """The random stream of sample k of the input at `position`."""
+    state = np.random.SeedSequence([seed, position, k]).generate_state(2, np.uint32)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(state[0]) << 32 | int(state[1]))
+    return generator
+
+
 @torch.inference_mode()
 def sample(
     trained: Trained,
@@ -126,12 +134,20 @@ def sample(
     stops: Sequence[str] = (),
     max_chars: int | None = None,
     seed: int | None = None,
+    positions: Sequence[int] | None = None,
     max_len_ratio: float = seq2seq.MAX_LEN_RATIO,
     on_text: Callable[[int, str], None] | None = None,
 ) -> list[Generated]:
     """`num_samples` outputs for every input (from `encode_inputs`), all generated together
     as one batch. `on_text(row, text)` streams each row's text as it becomes final. An
-    empty seq2seq source gets empty outputs (finished "empty")."""
+    empty seq2seq source gets empty outputs (finished "empty").
+
+    Sample k of the input at `positions[i]` (default i: its line number, say) draws from
+    its own random stream, seeded by (seed, position, k): it is the same whatever else is
+    decoded with it, and however the inputs are cut into batches."""
+    positions = list(range(len(inputs))) if positions is None else list(positions)
+    if seed is None:
+        seed = int(torch.seed() % 2**63)
     keep = _to_decode(trained, inputs)
     if len(keep) < len(inputs):
         n = num_samples
@@ -150,6 +166,7 @@ def sample(
                 stops=stops,
                 max_chars=max_chars,
                 seed=seed,
+                positions=[positions[i] for i in keep],
                 max_len_ratio=max_len_ratio,
                 on_text=stream,
             ):
@@ -161,8 +178,11 @@ def sample(
             for k in range(n)
         ]
     stepper = stepper_for(trained)
-    generator = torch.Generator(device=trained.device)
-    generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+    generators = [
+        _row_generator(seed, positions[i], k, trained.device)
+        for i in range(len(inputs))
+        for k in range(num_samples)
+    ]
     logits, state = stepper.start(list(inputs))
     rows = torch.arange(len(inputs), device=trained.device).repeat_interleave(num_samples)
     logits, state = logits.index_select(0, rows), stepper.select(state, rows)
@@ -196,7 +216,7 @@ def sample(
         state,
         cfg,
         histories=histories,
-        generator=generator,
+        generator=generators,
         should_end=should_end if by_token else None,
         on_block=on_block if by_block else None,
         banned=banned,

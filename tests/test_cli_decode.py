@@ -109,6 +109,22 @@ def test_per_line_one_output_line_per_input_line(run, model):
     assert [json.loads(line)["line"] for line in as_json] == [1, 2, 3, 4]
 
 
+def test_a_lines_sample_does_not_depend_on_the_other_lines(run, model, monkeypatch):
+    from charrnn.cli import cmd_decode
+
+    args = ("sample", model, "--per-line", "--length", "30", "--seed", "3", "--json")
+    both = ok(run(*args, stdin="the king\nmy love\n")).stdout.splitlines()
+    alone = ok(run(*args, stdin="the king\n")).stdout.splitlines()
+    assert json.loads(both[0])["text"] == json.loads(alone[0])["text"]
+    monkeypatch.setattr(cmd_decode, "BATCH", 1)  # lines cut into batches of one
+    assert ok(run(*args, stdin="the king\nmy love\n")).stdout.splitlines() == both
+    # sample 0 of two is the one sample of --num-samples 1
+    pair = ok(run(*args, "--num-samples", "2", stdin="the king\n")).stdout.splitlines()
+    assert (
+        json.loads(pair[0])["text"] == json.loads(alone[0])["text"] != json.loads(pair[1])["text"]
+    )
+
+
 def test_stop_string_ends_and_is_not_printed(run, model):
     result = ok(
         run(

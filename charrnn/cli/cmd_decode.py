@@ -285,7 +285,8 @@ def sample(
             num_samples=num_samples,
             stops=stops,
             max_chars=max_chars,
-            seed=None if seed is None else seed + start,
+            seed=seed,
+            positions=range(start, start + len(chunk)),  # line numbers: each line's own draws
             max_len_ratio=ratio,
             on_text=on_text,
         )
