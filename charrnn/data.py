@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -100,7 +101,7 @@ class _Plan:
 
 
 def refuse_data_dirs(inputs: Sequence[str]) -> None:
-    """Raise if an input is a data directory: its files are charrnn's, not text to tokenize."""
+    """Raise if an input is a data or run directory: its files are charrnn's, not text."""
     for item in inputs:
         if item != "-" and is_dataset(item):
             raise CharrnnError(
@@ -108,9 +109,35 @@ def refuse_data_dirs(inputs: Sequence[str]) -> None:
                 "is a data directory (tokenized already)",
                 f"train on it (charrnn train {item} -o RUN_DIR), or pass the text files",
             )
+        if item != "-" and any((Path(item) / n).is_file() for n in ("last.pt", "best.pt")):
+            raise CharrnnError(str(item), "is a run directory, not text", "pass the text files")
 
 
-def _check_out_dir(out_dir: Path, force: bool) -> None:
+# what a data directory holds: --force replaces a directory with nothing else in it
+_DATA_FILE = re.compile(
+    r"(meta\.json|(source\.|target\.)?tokenizer\.json|(train|val|test)(\.(source|target))?\.(bin|idx))"
+)
+
+
+def _check_force(out_dir: Path, inputs: Sequence[str]) -> None:
+    """Raise unless `out_dir` may be replaced: a data directory holding only its own files,
+    and no input."""
+    others = sorted(p.name for p in out_dir.iterdir() if not _DATA_FILE.fullmatch(p.name))
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise CharrnnError(
+            str(out_dir),
+            f"holds other files besides its data ({shown}), so --force will not replace it",
+            "move them out, or choose another -o",
+        )
+    inside = [i for i in inputs if i != "-" and Path(i).resolve().is_relative_to(out_dir.resolve())]
+    if inside:
+        raise CharrnnError(
+            inside[0], f"lies inside -o {out_dir}, which --force would replace", "choose another -o"
+        )
+
+
+def _check_out_dir(out_dir: Path, force: bool, inputs: Sequence[str] = ()) -> None:
     if out_dir.exists() and not force:
         raise CharrnnError(
             str(out_dir), "already exists", "pass --force to replace it, or choose another -o"
@@ -124,6 +151,8 @@ def _check_out_dir(out_dir: Path, force: bool) -> None:
             "exists and is not a charrnn data directory, so --force will not replace it",
             "choose another -o",
         )
+    if out_dir.is_dir():
+        _check_force(out_dir, inputs)
 
 
 def _publish(tmp: Path, out_dir: Path, force: bool) -> None:
@@ -180,7 +209,7 @@ def tokenize_corpus(
         )
     config.check()
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, force)
+    _check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
     tmp = temp_dir_for(out_dir)
     try:
         meta = _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, progress)

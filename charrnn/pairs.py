@@ -209,7 +209,7 @@ def tokenize_pairs(
     if max_chars < 1:
         raise UsageError("--max-chars", f"{max_chars} must be at least 1", "use e.g. 1000")
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, force)
+    _check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
     tmp = temp_dir_for(out_dir)
     try:
         meta = _tokenize_pairs(

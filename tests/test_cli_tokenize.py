@@ -21,10 +21,13 @@ def _cases(tmp_path):
     (tmp_path / "exists").mkdir()
     (tmp_path / "tokenized").mkdir()
     (tmp_path / "tokenized" / "meta.json").write_text("{}")  # a data directory
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"PK")  # a run directory
     ok = str(tmp_path / "ok.txt")
     return [
         ("data-dir", [str(tmp_path / "tokenized")], 1, "is a data directory (tokenized already)"),
         ("data-dir-pairs", ["--pairs", str(tmp_path / "tokenized")], 1, "is a data directory"),
+        ("run-dir", [str(tmp_path / "run")], 1, "is a run directory, not text"),
         ("missing", [str(tmp_path / "nope.txt")], 1, "no such file or directory"),
         ("empty", [str(tmp_path / "empty.txt")], 1, "empty corpus"),
         ("no-text-files", [str(tmp_path / "nodir")], 1, "no text files"),
@@ -88,6 +91,11 @@ def test_existing_output_refused_unless_force(tmp_path, run):
     assert run("tokenize", src, "-o", tmp_path / "e", "-q").code == 0
     assert run("tokenize", src, "-o", tmp_path / "e", "--force", "-q").code == 0
     assert (tmp_path / "e" / "meta.json").exists()
+    # ... holding nothing else: not the input, not notes, not a run trained on it
+    (tmp_path / "e" / "c.txt").write_text("hello world\n" * 50)
+    forced = run("tokenize", tmp_path / "e" / "c.txt", "-o", tmp_path / "e", "--force")
+    assert_error(forced, 1, "holds other files besides its data (c.txt)")
+    assert (tmp_path / "e" / "c.txt").exists()
 
 
 def test_missing_out_option_is_usage_error(tmp_path, run):
