@@ -41,12 +41,15 @@ def prepare_data(
     vocab: TokenizeConfig = TokenizeConfig(),
     pairs: bool = False,
     scratch: Path | None = None,
+    vocabulary=None,
     progress=None,
 ):
     """A data directory as is; raw text (a file, directory, builtin:NAME or -) tokenized once
     into `cache_dir` (keyed by the sources' paths, sizes and times and the options) and
     reused by later runs. Stdin cannot be cached: it goes to `scratch`. With `pairs` (or a
-    built-in pair task such as builtin:dates) the text is parallel: source TAB target."""
+    built-in pair task such as builtin:dates) the text is parallel: source TAB target. With
+    `vocabulary` (a tokenizer, or a pair of them for parallel text) the text is encoded
+    with it instead of a new one."""
     pairs = pairs or source in PAIR_BUILTINS
     if source != "-" and datamod.is_dataset(source):
         return datamod.load_dataset(source)
@@ -57,15 +60,17 @@ def prepare_data(
         if datamod.is_dataset(target):
             shutil.rmtree(target)
     else:
-        key = _cache_key(source, vocab, pairs)
+        key = _cache_key(source, vocab, pairs, vocabulary)
         target = Path(cache_dir) / key
         if datamod.is_dataset(target):
             return datamod.load_dataset(target)
     try:
         if pairs:
-            tokenize_pairs([source], target, vocab, progress=progress)
+            tokenize_pairs([source], target, vocab, vocabulary=vocabulary, progress=progress)
         else:
-            datamod.tokenize_corpus([source], target, vocab, progress=progress)
+            datamod.tokenize_corpus(
+                [source], target, vocab, vocabulary=vocabulary, progress=progress
+            )
     except CharrnnError:
         if datamod.is_dataset(target):  # another process tokenized it at the same time
             return datamod.load_dataset(target)
@@ -122,7 +127,7 @@ def _check_same_data(dataset, saved: dict, source: str) -> None:
     if now != saved["tokenizers"]:
         raise CharrnnError(
             str(source),
-            "it gives another vocabulary than the run's",
+            "it holds another vocabulary than the run's",
             "resume with the exact text (or data directory) the run was trained on",
         )
     val = dataset.stats("val") if "val" in dataset.splits else None
@@ -134,7 +139,7 @@ def _check_same_data(dataset, saved: dict, source: str) -> None:
         )
 
 
-def _cache_key(source: str, vocab: TokenizeConfig, pairs: bool) -> str:
+def _cache_key(source: str, vocab: TokenizeConfig, pairs: bool, vocabulary=None) -> str:
     files = (
         [source]
         if source in PAIR_BUILTINS
@@ -143,7 +148,12 @@ def _cache_key(source: str, vocab: TokenizeConfig, pairs: bool) -> str:
             for s in corpus.resolve([source], glob=vocab.glob)
         ]
     )
-    blob = json.dumps({"files": files, "options": asdict(vocab), "pairs": pairs}, sort_keys=True)
+    options = {"files": files, "options": asdict(vocab), "pairs": pairs}
+    if vocabulary is not None:  # text encoded with a run's own tokenizer(s)
+        toks = vocabulary if isinstance(vocabulary, tuple) else (vocabulary,)
+        blob = "".join(t.to_json() for t in toks)
+        options["vocabulary"] = hashlib.sha256(blob.encode()).hexdigest()
+    blob = json.dumps(options, sort_keys=True)
     name = Path(source).name.replace(":", "-") or "corpus"
     kind = "pairs" if pairs else "text"
     return f"{name}-{kind}-{vocab.vocab}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
@@ -336,6 +346,7 @@ def _train(
         changes.update(model_changes)
         data_path = saved_data_path(saved, run_dir)
         data_there = bool(data_path) and datamod.is_dataset(data_path)
+        pairs = pairs or saved.get("kind") == "seq2seq"  # the run knows its kind
         if source is None or (
             data_there and _same_data(source, data_path, cache_dir, vocab, pairs)
         ):
@@ -347,6 +358,7 @@ def _train(
                     "RUN_DIR tokenizes it again), or with its data directory where it lies now",
                 )
             dataset = datamod.load_dataset(data_path)
+            _check_same_data(dataset, saved, data_path)  # not tokenized again in place
         elif data_there or source == "-":
             raise UsageError(
                 "INPUT",
@@ -358,9 +370,15 @@ def _train(
             # stands in for it if it holds the same data, moved or tokenized again
             if datamod.is_dataset(source):
                 dataset = datamod.load_dataset(source)
-            else:
+            else:  # encoded with the run's own vocabulary, so only the split can differ
+                own = {name: from_json(text) for name, text in saved["tokenizers"].items()}
                 dataset = prepare_data(
-                    source, cache_dir=cache_dir, vocab=vocab, pairs=pairs, progress=progress
+                    source,
+                    cache_dir=cache_dir,
+                    vocab=vocab,
+                    pairs=pairs,
+                    vocabulary=own["text"] if "text" in own else (own["source"], own["target"]),
+                    progress=progress,
                 )
             _check_same_data(dataset, saved, source)
     else:

@@ -255,6 +255,20 @@ def test_resume_accepts_its_data_directory_moved_but_not_other_data(env, data, r
     ok(run("tokenize", other, "-o", tmp_path / "other", "--tokenizer", tmp_path / "gone", "-q"))
     resumed = run("train", tmp_path / "other", "--resume", env / "r", "--max-steps", "6")
     assert_error(resumed, 1, "other data")
+    # the run's data tokenized again in place, with another vocabulary: an error, not a crash
+    shutil.move(tmp_path / "gone", moved)
+    ok(run("tokenize", other, "-o", moved, "--force", "--lowercase", "-q"))
+    assert_error(run("train", "--resume", env / "r", "--max-steps", "6"), 1, "another vocabulary")
+
+
+def test_a_seq2seq_run_resumes_from_its_raw_pairs_without_pairs_flag(env, run, tmp_path):
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("".join(f"{i} cats\t{i} chats\n" for i in range(300)))
+    tiny = ["--embed-size", "8", "--hidden-size", "16", "--batch-size", "4", "-q"]
+    ok(run("train", pairs, "--pairs", "-o", env / "s", *tiny, "--max-steps", "2"))
+    shutil.rmtree(env / "cache")  # the run knows it is seq2seq and its vocabularies
+    summary = ok(run("train", pairs, "--resume", env / "s", "--max-steps", "3", "--json")).json()
+    assert summary["step"] == 3
 
 
 def test_eval_rejects_data_encoded_with_another_vocabulary(env, data, run, tmp_path):
