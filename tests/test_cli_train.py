@@ -365,3 +365,21 @@ def test_help_names_arguments_and_shows_flags_as_flags(run, command):
     usage = text.splitlines()[0]
     assert usage.startswith(f"Usage: charrnn {command} [OPTIONS]") and "<" not in usage
     assert "--json" in text and "--json <bool>" not in text and "--quiet <bool>" not in text
+
+
+def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(monkeypatch):
+    import builtins
+
+    from charrnn import __main__ as entry
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):  # Ctrl-C while torch is being imported
+        if name == "charrnn.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as done:
+        entry.main()
+    assert done.value.code == 130
