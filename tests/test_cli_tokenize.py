@@ -28,6 +28,7 @@ def _cases(tmp_path):
         ("data-dir", [str(tmp_path / "tokenized")], 1, "is a data directory (tokenized already)"),
         ("data-dir-pairs", ["--pairs", str(tmp_path / "tokenized")], 1, "is a data directory"),
         ("run-dir", [str(tmp_path / "run")], 1, "is a run directory, not text"),
+        ("val-twice", [ok, "--val", ok, "--val-frac", "0.2"], 2, "--val-frac: and --val FILE"),
         ("missing", [str(tmp_path / "nope.txt")], 1, "no such file or directory"),
         ("empty", [str(tmp_path / "empty.txt")], 1, "empty corpus"),
         ("no-text-files", [str(tmp_path / "nodir")], 1, "no text files"),

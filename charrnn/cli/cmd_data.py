@@ -48,11 +48,19 @@ def tokenize(
         str, typer.Option(help="Unicode normalization: none, nfc, nfd, nfkc or nfkd.")
     ] = TD.normalize,
     val_frac: Annotated[
-        float, typer.Option(help="Fraction of the text (its tail) kept for validation.")
-    ] = TD.val_frac,
+        float | None,
+        typer.Option(
+            help=f"Fraction of the text (its tail) kept for validation (default {TD.val_frac}).",
+            show_default=False,
+        ),
+    ] = None,
     test_frac: Annotated[
-        float, typer.Option(help="Fraction of the text (the very end) kept for testing.")
-    ] = TD.test_frac,
+        float | None,
+        typer.Option(
+            help=f"Fraction of the text (the very end) kept for testing (default {TD.test_frac}).",
+            show_default=False,
+        ),
+    ] = None,
     val: Annotated[
         list[str] | None,
         typer.Option(help="Validation text from these files instead of a tail split (repeatable)."),
@@ -116,6 +124,13 @@ def tokenize(
         raise UsageError(
             "--glob", "picks files in folders of text, not parallel text", "drop --glob"
         )
+    for frac, files, name in ((val_frac, val, "val"), (test_frac, test, "test")):
+        if frac is not None and files:
+            raise UsageError(
+                f"--{name}-frac",
+                f"and --{name} FILE both choose the {name} text",
+                "drop one of them",
+            )
     if seed is not None and not shuffle:
         raise UsageError("--seed", "seeds --shuffle", "add --shuffle, or drop --seed")
     config = TokenizeConfig(
@@ -123,8 +138,8 @@ def tokenize(
         vocab_size=vocab_size,
         lowercase=lowercase,
         normalize=normalize,
-        val_frac=0.0 if val else val_frac,
-        test_frac=0.0 if test else test_frac,
+        val_frac=0.0 if val else (TD.val_frac if val_frac is None else val_frac),
+        test_frac=0.0 if test else (TD.test_frac if test_frac is None else test_frac),
         glob=glob,
         encoding=encoding,
         errors=errors,
@@ -273,9 +288,9 @@ def _print_pairs_summary(summary: dict, verb: str) -> None:
         f"{v['source']['size']:,} (source) and {v['target']['size']:,} (target) tokens{shared}"
     )
     for name, s in summary["splits"].items():
-        unknown = s["source"]["unknown"] + s["target"]["unknown"]
-        extra = f", {unknown:,} unknown" if unknown else ""
         src, tgt = s["source"], s["target"]
+        unknown = [f"{s[side]['unknown']:,} {side}" for side in ("source", "target")]
+        extra = f", unknown {' / '.join(unknown)}" if src["unknown"] or tgt["unknown"] else ""
         out(
             f"  {name:<5} {s['pairs']:>9,} pairs  source {src['tokens']:>9,} tokens "
             f"{src['chars']:>9,} chars  target {tgt['tokens']:>9,} tokens "
