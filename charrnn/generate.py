@@ -82,13 +82,14 @@ def stepper_for(trained: Trained):
 
 
 def encode_inputs(
-    trained: Trained, texts: Sequence[str], unknown: str = "error"
+    trained: Trained, texts: Sequence[str], unknown: str = "error", lines: bool = False
 ) -> tuple[list[list[int]], int]:
     """What decoding starts from: a language model's prompts ([<bos>] + ids), or a seq2seq
-    model's sources (ids + [<eos>], in the source vocabulary); and the unknown count."""
+    model's sources (ids + [<eos>], in the source vocabulary); and the unknown count.
+    `lines`: the texts are stdin's lines (errors name the line), not --prompt."""
     out, missing = [], 0
     for i, text in enumerate(texts):
-        where = "--prompt" if len(texts) == 1 else f"stdin line {i + 1}"
+        where = f"stdin line {i + 1}" if lines else "--prompt"
         if trained.kind == "seq2seq":
             ids, n = encode_prompt(trained.source_tokenizer, text, unknown, where)
             ids = [*ids[1:], EOS_ID]

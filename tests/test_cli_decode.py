@@ -125,6 +125,14 @@ def test_a_lines_sample_does_not_depend_on_the_other_lines(run, model, monkeypat
     )
 
 
+def test_json_records_the_seed_even_when_drawn_at_random(run, model):
+    first = json.loads(ok(run("sample", model, "--length", "30", "--json")).stdout)
+    seed = first["settings"]["seed"]
+    assert isinstance(seed, int)
+    again = ok(run("sample", model, "--length", "30", "--json", "--seed", str(seed))).stdout
+    assert json.loads(again)["text"] == first["text"]
+
+
 def test_stop_string_ends_and_is_not_printed(run, model):
     result = ok(
         run(

@@ -141,6 +141,7 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["train", badmeta, *out], 1, "corrupt meta data"),
         (["train", tiny, *out, "-q"], 1, "too small for one batch"),
         (["train", data, *out, "--seq-len", "0"], 2, "--seq-len"),
+        (["train", "--resume", env / "r", "--force"], 2, "--force: starts a run over"),
         (["train", data, *out, "--batch-size", "0"], 2, "--batch-size"),
         (["train", data, *out, "--lr", "-1"], 2, "--lr"),
         (["train", data, *out, "--dropout", "1.5"], 2, "--dropout"),

@@ -99,7 +99,7 @@ def length_ratio(kind: str, value: float | None) -> float:
         raise UsageError(
             "--max-len-ratio",
             "applies to seq2seq models (this is a language model)",
-            "drop it; --length or --max-len caps a language model's output",
+            "drop it; --length (sample) or --max-len (beam) caps a language model's output",
         )
     if not 0 < value < math.inf:
         raise UsageError("--max-len-ratio", f"{value} must be a positive number", "use e.g. 2")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 from rich.cells import cell_len
 from rich.live import Live
@@ -129,7 +130,8 @@ def _inputs(trained, prompt: str | None, per_line: bool, unknown: str):
     if prompt is None and not per_line and _unread_stdin():
         warn("stdin holds text that is not read: pass --prompt - to continue it, or --per-line")
     texts = _prompts(prompt, per_line, trained.kind)
-    encoded, missing = generate.encode_inputs(trained, texts, unknown)
+    from_lines = per_line or prompt == "-"
+    encoded, missing = generate.encode_inputs(trained, texts, unknown, lines=from_lines)
     if missing:
         verb = "skipped" if unknown == "skip" else "encoded as <unk>"
         warn(f"{missing} prompt character(s) not in the vocabulary were {verb}")
@@ -259,6 +261,8 @@ def sample(
             "use --json for several samples per input",
         )
     prefix = _echo(trained, texts, per_line, echo)
+    if seed is None:  # drawn here, so --json records the seed that repeats these samples
+        seed = int(torch.seed() % 2**63)
     settings = {
         "temperature": temperature,
         "top_k": top_k,

@@ -467,6 +467,8 @@ def train(
         "amp": amp,
         "scheduled_sampling": scheduled_sampling,
     }
+    if force and resume is not None:
+        raise UsageError("--force", "starts a run over; --resume continues one", "drop one of them")
     tokenizing = {"vocab": vocab, "vocab_size": vocab_size, "val_frac": val_frac}
     tokenizing = {k: v for k, v in tokenizing.items() if v is not None}
     tokenized = (source is None and resume is not None) or (
