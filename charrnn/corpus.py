@@ -94,14 +94,15 @@ def _file_source(path: Path, name: str) -> Source:
     return Source(name=name, path=path, size=path.stat().st_size, gz=path.suffix == ".gz")
 
 
-def _walk(root: Path, glob: str, encoding: str = "utf-8") -> tuple[list[Source], int]:
+def _walk(root: Path, glob: str, encoding: str = "utf-8") -> tuple[list[Source], int, int]:
     """Text files below `root` matching `glob`, sorted; also how many binary files were
-    skipped. Hidden folders and charrnn's own (data and run directories, whose meta.json and
-    tokenizer.json are not corpus text) are left out."""
-    sources, skipped = [], 0
+    skipped, and how many of charrnn's own folders. Hidden folders and charrnn's (data and
+    run directories, whose meta.json and tokenizer.json are not corpus text) are left out."""
+    sources, skipped, ours = [], 0, 0
     for dirpath, dirnames, filenames in os.walk(root):
         if Path(dirpath) != root and _charrnn_dir(filenames):
             dirnames[:] = []
+            ours += 1
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fname in sorted(filenames):
@@ -114,7 +115,7 @@ def _walk(root: Path, glob: str, encoding: str = "utf-8") -> tuple[list[Source],
                 skipped += 1
                 continue
             sources.append(_file_source(path, str(path)))
-    return sources, skipped
+    return sources, skipped, ours
 
 
 def _charrnn_dir(filenames: list[str]) -> bool:
@@ -192,9 +193,12 @@ def resolve(
             if not path.exists():
                 raise CharrnnError(item, "no such file or directory", "check the path")
             if path.is_dir():
-                found, skipped = _walk(path, glob, encoding)
+                found, skipped, ours = _walk(path, glob, encoding)
                 if not found:
-                    extra = f" ({skipped} binary files skipped)" if skipped else ""
+                    notes = [f"{skipped} binary files skipped"] if skipped else []
+                    if ours:
+                        notes.append(f"{ours} charrnn data or run directories skipped")
+                    extra = f" ({'; '.join(notes)})" if notes else ""
                     raise CharrnnError(
                         item,
                         f"no text files matching '{glob}'{extra}",

@@ -43,6 +43,9 @@ def test_folders_skip_charrnn_directories_and_read_utf16(tmp_path):
     (tmp_path / "d" / "run" / "last.pt").write_bytes(b"PK")
     (tmp_path / "d" / "a.txt").write_text("A")
     assert [s.path.name for s in corpus.resolve([str(tmp_path / "d")])] == ["a.txt"]
+    (tmp_path / "d" / "a.txt").unlink()
+    with pytest.raises(CharrnnError, match="2 charrnn data or run directories skipped"):
+        corpus.resolve([str(tmp_path / "d")])
     # UTF-16 text is full of NUL bytes: it is not taken for binary when it is the encoding
     (tmp_path / "u").mkdir()
     (tmp_path / "u" / "a.txt").write_text("h\u00e9llo\n", encoding="utf-16")
