@@ -179,11 +179,15 @@ def sample(
             for k in range(n)
         ]
     stepper = stepper_for(trained)
-    generators = [
-        _row_generator(seed, positions[i], k, trained.device)
-        for i in range(len(inputs))
-        for k in range(num_samples)
-    ]
+    generators = (  # greedy decoding draws nothing
+        [
+            _row_generator(seed, positions[i], k, trained.device)
+            for i in range(len(inputs))
+            for k in range(num_samples)
+        ]
+        if cfg.temperature > 0
+        else None
+    )
     logits, state = stepper.start(list(inputs))
     rows = torch.arange(len(inputs), device=trained.device).repeat_interleave(num_samples)
     logits, state = logits.index_select(0, rows), stepper.select(state, rows)
