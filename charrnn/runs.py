@@ -615,7 +615,12 @@ def describe_checkpoint(path: str | Path) -> dict:
                 "skipped_steps",
                 "rollbacks",
             )
-        },
+        }
+        | (  # how far through the data: whole epochs and the part of the current one
+            {"epochs": round(state["epoch"] + state["index"] / state["epoch_steps"], 2)}
+            if state.get("epoch_steps")
+            else {}
+        ),
         "metrics": data.get("metrics") or {},
         "best_metrics": best,
     }

@@ -326,7 +326,7 @@ def _print_checkpoint(summary: dict) -> None:
     for name, vocab in summary["tokenizers"].items():
         out(f"  vocabulary ({name}): {vocab['kind']}, {vocab['size']:,} tokens")
     out(
-        f"  trained: {train['step']:,} steps, {train['epoch']} epochs, "
+        f"  trained: {train['step']:,} steps, {train.get('epochs', train['epoch'])} epochs, "
         f"{(train['elapsed'] or 0):.0f}s, {(train['tokens'] or 0):,} tokens"
     )
     for label, scores in (("latest", summary["metrics"]), ("best", summary["best_metrics"])):
