@@ -226,8 +226,8 @@ def sample(
     """
     rows, vocab = logits.shape
     device = logits.device
-    per_row = None if generator is None or isinstance(generator, torch.Generator) else generator
-    per_row = list(per_row) if per_row is not None else None  # follows `alive`
+    shared = generator is None or isinstance(generator, torch.Generator)
+    per_row = None if shared else list(generator)  # one a row, following `alive`
     samples = [Sample() for _ in range(rows)]
     limits = list(max_lens) if max_lens is not None else [cfg.length] * rows
     block = min(block_steps(rows, vocab), max(limits))  # no noise for steps never taken
