@@ -3,6 +3,7 @@ assemble the output text (streaming, stop strings). Used by `charrnn sample` and
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -148,7 +149,7 @@ def sample(
     decoded with it, and however the inputs are cut into batches."""
     positions = list(range(len(inputs))) if positions is None else list(positions)
     if seed is None:
-        seed = int(torch.seed() % 2**63)
+        seed = secrets.randbits(63)  # not torch.seed(): that reseeds torch's own generator
     keep = _to_decode(trained, inputs)
     if len(keep) < len(inputs):
         n = num_samples

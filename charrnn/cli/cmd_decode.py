@@ -5,13 +5,13 @@ from __future__ import annotations
 import array
 import io
 import os
+import secrets
 import stat
 import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.cells import cell_len
 from rich.live import Live
@@ -262,7 +262,7 @@ def sample(
         )
     prefix = _echo(trained, texts, per_line, echo)
     if seed is None:  # drawn here, so --json records the seed that repeats these samples
-        seed = int(torch.seed() % 2**63)
+        seed = secrets.randbits(63)  # not torch.seed(): that reseeds torch's own generator
     settings = {
         "temperature": temperature,
         "top_k": top_k,
