@@ -28,7 +28,8 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     """Keep the smallest set of most likely tokens whose probability mass reaches p."""
     if p >= 1.0:
         return logits
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    # stable: among tied tokens the lower ids come first, and are the ones kept
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
     probs = torch.softmax(sorted_logits, dim=-1)
     before = torch.cumsum(probs, dim=-1) - probs  # mass of the strictly more likely tokens
     drop_sorted = before >= p  # the first token whose prefix already reaches p is kept

@@ -43,6 +43,13 @@ def test_top_p_keeps_smallest_set_reaching_p():
     assert len(_kept(filters.top_p_filter(_logits(0.5, 0.3, 0.15, 0.05), 0.9))) == 3
 
 
+def test_top_p_keeps_the_lowest_ids_among_ties():
+    # as argmax and top-k do; an unstable sort kept ids 10..19 of 20 tied tokens
+    for n in (4, 32, 4096):  # 1/n is exact in binary: the mass reaches 0.5 at n / 2
+        kept = _kept(filters.top_p_filter(torch.zeros(1, n), 0.5))
+        assert kept == list(range(n // 2)), n
+
+
 def test_top_p_renormalised_probabilities():
     filtered = filters.top_p_filter(_logits(0.5, 0.25, 0.125, 0.125), 0.75)
     probs = torch.softmax(filtered, -1)[0]
