@@ -149,7 +149,7 @@ def test_stop_string_ends_and_is_not_printed(run, model):
         )
     )
     row = json.loads(result.stdout)
-    assert "\n" not in row["text"] and row["finished"] in ("stop", "length")
+    assert "\n" not in row["text"] and row["finished"] == "stop" and row["tokens"] < 300
 
 
 def test_max_chars(run, model):

@@ -4,6 +4,7 @@ entry end to end, bad input, signals and kill -9."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -270,6 +271,22 @@ def test_a_seq2seq_run_resumes_from_its_raw_pairs_without_pairs_flag(env, run, t
     shutil.rmtree(env / "cache")  # the run knows it is seq2seq and its vocabularies
     summary = ok(run("train", pairs, "--resume", env / "s", "--max-steps", "3", "--json")).json()
     assert summary["step"] == 3
+
+
+def test_bpe_bits_per_character_count_characters_and_bytes(env, run, shakespeare_like, tmp_path):
+    # a BPE token spans several characters, and é takes two UTF-8 bytes: the three
+    # normalisations differ, and each is the total bits over its own count
+    text = shakespeare_like.read_text().replace("e", "\u00e9")
+    (tmp_path / "t.txt").write_text(text, encoding="utf-8")
+    data = tmp_path / "bpe"
+    ok(run("tokenize", tmp_path / "t.txt", "-o", data, "--vocab", "bpe", "--vocab-size", "300"))
+    ok(run("train", data, "-o", env / "b", *SMALL, "--max-steps", "3"))
+    scores = ok(run("eval", env / "b", "--json")).json()
+    assert scores["tokens"] < scores["chars"] < scores["bytes"]
+    bits = scores["bits_per_token"] * scores["tokens"]
+    assert scores["bits_per_token"] == pytest.approx(scores["loss"] / math.log(2))
+    assert scores["bpc"] == pytest.approx(bits / scores["chars"])
+    assert scores["bits_per_byte"] == pytest.approx(bits / scores["bytes"])
 
 
 def test_eval_rejects_data_encoded_with_another_vocabulary(env, data, run, tmp_path):

@@ -100,12 +100,29 @@ def test_beam_eos_min_len_and_length_penalty():
     assert [h.tokens for h in hyps][0] == [B]  # B <eos> has the highest raw probability
     assert all(h.finished == "eos" for h in hyps)
     assert hyps[0].logprob == pytest.approx(math.log(0.5))
-    assert all(len(h.tokens) >= 3 for h in run(min_len=3)[0])
+    at_least_3 = run(min_len=3)[0]  # <eos> is banned until 3 tokens are out
+    assert [h.tokens for h in at_least_3][0] == [B, B, B]
+    assert min(len(h.tokens) for h in at_least_3) == 3
+    assert at_least_3[0].logprob == pytest.approx(math.log(0.125))
     for h in run(length_penalty="gnmt", alpha=2.0)[0]:
         steps = len(h.tokens) + (h.finished == "eos")  # <eos> counts as a step
         assert h.score == pytest.approx(h.logprob / ((5 + steps) / 6) ** 2)
     avg = run(length_penalty="avg")[0]
-    assert avg[0].score >= avg[-1].score
+    assert [h.tokens for h in avg] == [[B], [B, B], [B, B, B]]
+    for h in avg:
+        assert h.score == pytest.approx(h.logprob / (len(h.tokens) + 1))
+    # a per-token average favours long outputs where each token is likely: after B, another
+    # B has 0.9 and the end 0.1; the total prefers stopping early, the average going on
+    longer = TableStepper({1: {B: 1.0}, B: {B: 0.9, EOS_ID: 0.1}}, 7)
+    # (the search ends with a full beam of 3 finished hypotheses: B, BB and BBB, then <eos>)
+    for penalty, best in (("none", [B]), ("avg", [B, B, B])):
+        hyps = decode.beam_search(
+            longer,
+            *longer.start([1]),
+            BeamConfig(beam_size=3, max_len=6, length_penalty=penalty),
+            histories=[[1]],
+        )
+        assert hyps[0][0].tokens == best
 
 
 def test_beam_batch_equals_one_by_one():

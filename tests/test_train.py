@@ -64,6 +64,41 @@ def test_resume_is_exact(tmp_path, data_dir, model):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_seq2seq_resume_is_exact(tmp_path):
+    from charrnn.pairs import tokenize_pairs
+
+    lines = "".join(f"{i} cats and {i % 7} dogs\t{i} chats et {i % 7} chiens\n" for i in range(400))
+    (tmp_path / "p.tsv").write_text(lines)
+    tokenize_pairs([str(tmp_path / "p.tsv")], tmp_path / "pairs")
+    options = {"batch_size": 16, "eval_every": 5, "log_every": 1, "warmup_steps": 3}
+    options["scheduled_sampling"] = 0.3  # its random draws must resume exactly too
+
+    def train(run_dir, resume=False, stop_at=None):
+        seen = {"step": 0}
+        hooks = Hooks(
+            on_step=lambda step, p: seen.update(step=step),
+            should_stop=lambda: "SIGINT" if stop_at and seen["step"] >= stop_at else None,
+        )
+        return runs.start_training(
+            None if resume else str(tmp_path / "pairs"),
+            run_dir,
+            model_name=None if resume else "seq2seq-gru",
+            model_options={} if resume else {"embed_size": 8, "hidden_size": 16, "dropout": 0.2},
+            train_options={**options, "max_steps": 24},
+            resume=resume,
+            hooks=hooks,
+        )
+
+    assert train(tmp_path / "full")["epoch"] >= 1  # crosses an epoch boundary
+    assert train(tmp_path / "half", stop_at=11)["step"] == 11
+    assert train(tmp_path / "half", resume=True)["step"] == 24
+    want = [(r["step"], r["loss"]) for r in _records(tmp_path / "full")]
+    assert [(r["step"], r["loss"]) for r in _records(tmp_path / "half")] == want
+    a = checkpoint.load(tmp_path / "full" / "last.pt")["weights"]
+    b = checkpoint.load(tmp_path / "half" / "last.pt")["weights"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_resume_after_a_kill_logs_each_step_once(tmp_path, data_dir):
     _train(data_dir, tmp_path / "run", max_steps=6)
     log = tmp_path / "run" / "metrics.jsonl"
@@ -88,6 +123,25 @@ def test_checkpoint_is_self_contained(tmp_path, data_dir):
     assert set(train["rng"]) >= {"python", "numpy", "torch"}
     assert data["command"] == "" and data["data"]["val"]["chars"] > 0
     assert all(t.device.type == "cpu" for t in data["weights"].values())
+
+
+def test_a_checkpoint_write_cut_short_leaves_the_old_file(tmp_path, monkeypatch):
+    checkpoint.save(tmp_path / "last.pt", {"weights": {"w": torch.ones(3)}})
+    before = (tmp_path / "last.pt").read_bytes()
+    real_save = torch.save
+
+    def cut_short(obj, f):  # half a file written, then the process is interrupted
+        real_save(obj, f)
+        f.truncate(f.tell() // 2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(tmp_path / "last.pt", {"weights": {"w": torch.zeros(3)}})
+    assert (tmp_path / "last.pt").read_bytes() == before  # the old one, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+    kept = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert torch.equal(kept["weights"]["w"], torch.ones(3))
 
 
 def test_divergence_guard_skips_and_rolls_back(tmp_path, data_dir, monkeypatch):
