@@ -334,3 +334,21 @@ def test_beam_display_draws_the_first_inputs_beams():
     display.live = type("Live", (), {"update": lambda self, table: drawn.append(table)})()
     display.update(3, torch.tensor([[[4, 5, 4], [5, 5, 5]]]), torch.tensor([[-1.0, -2.0]]))
     assert len(drawn) == 1 and drawn[0].row_count == 2
+
+
+def test_sampling_flags_take_effect(run, model):
+    base = ("sample", model, "--length", "40", "--no-echo", "--seed", "2")
+    greedy = ok(run(*base, "--temperature", "0")).stdout
+    # filters that leave only the most likely token make sampling greedy
+    assert ok(run(*base, "--min-p", "0.99")).stdout == greedy
+    assert ok(run(*base, "--top-p", "1e-9")).stdout == greedy
+    assert ok(run(*base)).stdout != greedy
+    # a 1-gram may not repeat: every token of the output is new
+    once = json.loads(ok(run(*base, "--no-repeat-ngram", "1", "--json")).stdout)["text"]
+    assert len(set(once)) == len(once) > 5
+    # a huge repetition penalty on greedy decoding keeps it off the prompt's characters,
+    # which it uses without one
+    prompt = ("--prompt", "the king", "--temperature", "0", "--length", "5")
+    plain = ok(run(*base, *prompt)).stdout
+    penalised = ok(run(*base, *prompt, "--repetition-penalty", "1000")).stdout
+    assert set(plain) & set("the king") and not set(penalised) & set("the king")

@@ -401,3 +401,40 @@ def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(monkeypatch):
     with pytest.raises(SystemExit) as done:
         entry.main()
     assert done.value.code == 130
+
+
+def test_every_training_flag_reaches_the_run(env, data, run):
+    given = {
+        "--embed-size": 12,
+        "--hidden-size": 20,
+        "--num-layers": 2,
+        "--dropout": 0.1,
+        "--embed-dropout": 0.05,
+        "--batch-size": 3,
+        "--seq-len": 16,
+        "--reset-every": 50,
+        "--batching": "random",
+        "--lr": 0.002,
+        "--min-lr-frac": 0.2,
+        "--warmup-steps": 1,
+        "--schedule": "constant",
+        "--optimizer": "adam",
+        "--weight-decay": 0.05,
+        "--epochs": 5,
+        "--max-steps": 3,
+        "--clip-norm": 2.0,
+        "--clip-value": 0.5,
+        "--eval-every": 2,
+        "--patience": 9,
+        "--checkpoint-every": 2,
+        "--log-every": 1,
+        "--seed": 5,
+    }
+    args = [str(x) for pair in given.items() for x in pair]
+    ok(run("train", data, "-o", env / "r", "--model", "gru", "--residual", *args, "-q"))
+    saved = checkpoint.load(env / "r" / "last.pt")
+    model, config = saved["model"]["config"], saved["train"]["config"]
+    for flag, value in given.items():
+        key = flag[2:].replace("-", "_")
+        assert (model | config)[key] == value, flag
+    assert model["residual"] and saved["model"]["name"] == "gru"
