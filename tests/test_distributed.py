@@ -25,6 +25,8 @@ SMALL = [
     "16",
     "--eval-every",
     "2",
+    "--log-every",
+    "1",
     "-q",
     "--json",
     "--device",
@@ -69,6 +71,29 @@ def test_two_processes_train_checkpoint_and_resume(tmp_path, shakespeare_like):
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout)["step"] == 6
+    # exactly as a run of 6 steps that was never stopped: the same losses, the same weights
+    full = _torchrun(
+        tmp_path / "data",
+        "-o",
+        tmp_path / "full",
+        *SMALL,
+        "--max-steps",
+        "6",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    def losses(run_dir):
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        return [(r["step"], r["loss"]) for r in map(json.loads, lines) if r["event"] == "train"]
+
+    assert (
+        losses(tmp_path / "run") == losses(tmp_path / "full") and len(losses(tmp_path / "run")) == 6
+    )
+    a = checkpoint.load(tmp_path / "run" / "last.pt")["weights"]
+    b = checkpoint.load(tmp_path / "full" / "last.pt")["weights"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
     alone = subprocess.run(
         [
             sys.executable,
