@@ -6,12 +6,15 @@ import json
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from charrnn import checkpoint, runs
 from charrnn.config import TokenizeConfig, TrainConfig
 from charrnn.data import tokenize_corpus
 from charrnn.errors import CharrnnError
 from charrnn.lm import LMTask
+from charrnn.models.rnn import RNNLanguageModel
+from charrnn.tokenizer import BOS_ID
 from charrnn.train import Hooks, LoopState, learning_rate, progress_fraction
 
 TINY_MODEL = {"embed_size": 16, "hidden_size": 32, "num_layers": 2, "dropout": 0.2}
@@ -261,6 +264,58 @@ def test_logged_gradient_norm_is_before_clipping(tmp_path, data_dir):
     assert clipped[0]["grad_norm"] == pytest.approx(free[0]["grad_norm"], rel=1e-6)
     assert clipped[0]["clipped"] == 1.0 and free[0]["clipped"] == 0.0
     assert set(free[0]["layer_grad_norms"]) == {"embed", "rnn.rnn.l0", "rnn.rnn.l1", "head"}
+
+
+def _peak_gradients():
+    """The largest gradient element each optimizer step sees (after any clipping), and the
+    hook's handle."""
+    peaks: list[float] = []
+
+    def hook(opt, args, kwargs):
+        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        peaks.append(max(float(g.abs().max()) for g in grads))
+
+    return peaks, register_optimizer_step_pre_hook(hook)
+
+
+def test_clip_value_bounds_every_gradient_element(tmp_path, data_dir):
+    peaks, handle = _peak_gradients()
+    try:
+        _train(data_dir, tmp_path / "free", max_steps=3, clip_norm=0.0, eval_every=1000)
+        free = list(peaks)
+        peaks.clear()
+        _train(data_dir, tmp_path / "value", max_steps=3, clip_norm=0.0, clip_value=1e-4)
+    finally:
+        handle.remove()
+    assert len(free) == 3 and min(free) > 1e-3  # the gradients are well above the bound
+    assert len(peaks) == 3 and max(peaks) <= 1e-4 + 1e-12 and min(peaks) == pytest.approx(1e-4)
+    assert all(r["clipped"] == 1.0 for r in _records(tmp_path / "value"))
+
+
+def test_epochs_limit_ends_the_run_at_that_fraction_of_the_data(tmp_path, data_dir):
+    one = _train(data_dir, tmp_path / "one", epochs=1, eval_every=1000)
+    assert one["reason"] == "reached --epochs 1" and one["epoch"] == 1
+    steps_per_epoch = one["step"]
+    half = _train(data_dir, tmp_path / "half", epochs=1.5, eval_every=1000)
+    assert half["reason"] == "reached --epochs 1.5" and half["epoch"] == 1
+    assert half["step"] == -(-3 * steps_per_epoch // 2)  # ceil(1.5 epochs)
+
+
+def test_random_batching_starts_every_window_afresh(tmp_path, data_dir, monkeypatch):
+    calls = []  # (every row starts with <bos>, no state carried in) per training batch
+    original = RNNLanguageModel.forward
+
+    def spy(self, ids, state=None):
+        if self.training:
+            calls.append((bool((ids[:, 0] == BOS_ID).all()), state is None))
+        return original(self, ids, state)
+
+    monkeypatch.setattr(RNNLanguageModel, "forward", spy)
+    _train(data_dir, tmp_path / "random", max_steps=4, batching="random", eval_every=1000)
+    assert calls == [(True, True)] * 4
+    calls.clear()
+    _train(data_dir, tmp_path / "stream", max_steps=4, reset_every=0, eval_every=1000)
+    assert [fresh for _, fresh in calls] == [True, False, False, False]  # state carried
 
 
 def test_time_budget_stops_evaluates_and_saves(tmp_path, data_dir):
