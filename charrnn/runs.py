@@ -555,7 +555,7 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu") -> Traine
         }
         model = _build(name, config, tokenizers)
         model.load_state_dict(data["weights"])
-    except (KeyError, TypeError, RuntimeError, CharrnnError) as e:
+    except (KeyError, TypeError, AttributeError, ValueError, RuntimeError, CharrnnError) as e:
         detail = e.message() if isinstance(e, CharrnnError) else str(e)
         raise CharrnnError(
             where,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 import torch
@@ -145,6 +146,54 @@ def test_a_checkpoint_write_cut_short_leaves_the_old_file(tmp_path, monkeypatch)
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
     kept = torch.load(tmp_path / "last.pt", weights_only=True)
     assert torch.equal(kept["weights"]["w"], torch.ones(3))
+
+
+def test_every_damaged_byte_of_a_checkpoint_is_a_clear_error(tmp_path, data_dir):
+    """Each MARK opcode of the pickle turned into another opcode: torch's loader fails with
+    TypeError, AssertionError, ... which must all become one clear error (or load)."""
+    _train(data_dir, tmp_path / "run", max_steps=1)
+    raw = (tmp_path / "run" / "last.pt").read_bytes()
+    with zipfile.ZipFile(tmp_path / "run" / "last.pt") as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("data.pkl"))
+        pickle_bytes = z.read(info)
+    start = raw.find(pickle_bytes)  # torch stores its members uncompressed
+    assert start > 0
+    marks = [i for i, b in enumerate(pickle_bytes) if b == ord("(")]
+    assert len(marks) > 20
+    damaged = tmp_path / "damaged.pt"
+    for i in marks:
+        for opcode in b"]}N":
+            changed = bytearray(raw)
+            changed[start + i] = opcode
+            damaged.write_bytes(changed)
+            try:
+                runs.load_trained(damaged)
+                runs.describe_checkpoint(damaged)
+            except CharrnnError:
+                pass
+
+
+WRONG_SHAPES = [
+    {"model": "lstm"},
+    {"model": {"name": "lstm", "config": [1, 2]}},
+    {"tokenizers": "text"},
+    {"tokenizers": {"text": 3}},
+    {"weights": [torch.zeros(2)]},
+    {"weights": {"head.weight": "x"}},
+    {"kind": "gan"},
+    {"train": [1]},
+    {"train": {"state": "x"}},
+]
+
+
+def test_a_checkpoint_header_of_the_wrong_shape_is_a_clear_error(tmp_path, data_dir):
+    _train(data_dir, tmp_path / "run", max_steps=1)
+    good = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    for change in WRONG_SHAPES:
+        torch.save({**good, **change}, tmp_path / "odd.pt")
+        for read in (runs.load_trained, runs.describe_checkpoint):
+            with pytest.raises(CharrnnError, match="damaged checkpoint"):
+                read(tmp_path / "odd.pt")
 
 
 def test_divergence_guard_skips_and_rolls_back(tmp_path, data_dir, monkeypatch):
