@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from charrnn import checkpoint
 from charrnn import device as devices
@@ -82,10 +82,17 @@ def progress_fraction(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) 
     if cfg.max_steps:
         parts.append(state.step / cfg.max_steps)
     if cfg.epochs:
-        parts.append(state.step / (cfg.epochs * steps_per_epoch))
+        parts.append(epochs_done(state, steps_per_epoch) / cfg.epochs)
     if cfg.time_budget:
         parts.append(state.elapsed / cfg.time_budget)
     return min(1.0, max(parts))
+
+
+def epochs_done(state: LoopState, steps_per_epoch: int) -> float:
+    """How many passes over the training data the run has made, by its place in the data
+    (not its step count: a resume with another --batch-size cuts epochs into other numbers
+    of steps, and a skipped step still uses its batch)."""
+    return state.epoch + state.index / steps_per_epoch
 
 
 def learning_rate(
@@ -218,7 +225,8 @@ def fit(
         state = LoopState(**{k: v for k, v in saved.items() if k in LoopState.__annotations__})
         if "warmup_end" not in saved:  # an older run decayed over the whole run
             state.warmup_end = 0.0
-        if state.epoch_steps and state.epoch_steps != task.steps_per_epoch:
+        regrouped = bool(state.epoch_steps) and state.epoch_steps != task.steps_per_epoch
+        if regrouped:
             # another --batch-size, --seq-len or number of processes cuts the epoch into
             # another number of batches: go on at the same fraction of the epoch
             state.index = state.index * task.steps_per_epoch // state.epoch_steps
@@ -226,6 +234,8 @@ def fit(
             state.epoch, state.index = state.epoch + 1, 0
         own = own_rank_state(train, rank, world_size)
         task.load_state_dict(own["task"])
+        if regrouped:  # the rows now start elsewhere in the text: the carried state is not theirs
+            task.reset()
         checkpoint.set_rng_state(own["rng"])
         flag, reached = _limit_reached(cfg, state, task.steps_per_epoch)
         if reached:  # nothing to train: leave the run as it is
@@ -363,6 +373,9 @@ def fit(
             good = _diverged(state, raw, opt, task, good, metrics, loss_value, norm)
             continue
         state.bad_in_row = 0
+        layers = None  # per-layer norms, like grad_norm, before any clipping
+        if (state.step + 1) % cfg.log_every == 0:
+            layers = {} if overflow else layer_grad_norms(raw)
         clipped = False
         if overflow:
             pass
@@ -374,9 +387,6 @@ def fit(
             if peak > cfg.clip_value:
                 torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
                 clipped = True
-        layers = None
-        if (state.step + 1) % cfg.log_every == 0:
-            layers = {} if overflow else layer_grad_norms(raw)
         if scaler:
             scaler.step(opt)
             scaler.update()
@@ -444,7 +454,7 @@ def _limit_reached(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) -> 
     """(the flag, the stop reason) of the first limit reached, or ("", "")."""
     if cfg.max_steps and state.step >= cfg.max_steps:
         return "--max-steps", f"reached --max-steps {cfg.max_steps}"
-    if cfg.epochs and state.step >= cfg.epochs * steps_per_epoch:
+    if cfg.epochs and state.epoch * steps_per_epoch + state.index >= cfg.epochs * steps_per_epoch:
         return "--epochs", f"reached --epochs {cfg.epochs:g}"
     if cfg.time_budget and state.elapsed >= cfg.time_budget:
         return "--time-budget", f"reached --time-budget ({cfg.time_budget:g}s)"
@@ -585,10 +595,23 @@ def _diverged(state, model, opt, task, good, metrics, loss_value, norm):
     return good
 
 
+def cpu_weights(model: nn.Module) -> dict[str, Tensor]:
+    """The model's state dict on the CPU. Tied weights (one tensor under two names) stay one
+    tensor: a GPU tensor's .cpu() is a new copy each time, which would store them twice."""
+    moved: dict[tuple, Tensor] = {}
+    weights = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype)
+        if key not in moved:
+            moved[key] = tensor.detach().cpu()
+        weights[name] = moved[key]
+    return weights
+
+
 def _payload(
     model, opt, state: LoopState, task, cfg: TrainConfig, info: RunInfo, evaluation: dict | None
 ) -> dict:
-    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    weights = cpu_weights(model)
     loop = {k: v for k, v in asdict(state).items()}
     return {
         "kind": info.kind,

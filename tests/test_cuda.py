@@ -56,6 +56,27 @@ def test_checkpoint_written_on_cuda_loads_on_cpu_weights_only(tmp_path, run, dat
     assert raw  # plain tensors and containers only
     ck = checkpoint.load(run_dir / "last.pt", map_location="cpu")
     assert ck["weights"] and all(t.device.type == "cpu" for t in _tensors(raw))
+    tied = tmp_path / "tied"
+    ok(
+        run(
+            "train",
+            data,
+            "-o",
+            tied,
+            *SMALL,
+            "--device",
+            "cuda",
+            "--max-steps",
+            "2",
+            "--tie-weights",
+            "--embed-size",
+            "32",
+            "--hidden-size",
+            "32",
+        )
+    )
+    weights = checkpoint.load(tied / "last.pt")["weights"]
+    assert weights["embed.weight"].data_ptr() == weights["head.weight"].data_ptr()  # stored once
     # trained on the CPU, continued on the GPU
     cpu_dir = tmp_path / "cpu"
     ok(run("train", data, "-o", cpu_dir, *SMALL, "--device", "cpu", "--max-steps", "5"))

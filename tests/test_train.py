@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 
 import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from charrnn import checkpoint, runs
-from charrnn.config import TokenizeConfig, TrainConfig
+from charrnn import checkpoint, models, runs
+from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig
 from charrnn.data import tokenize_corpus
 from charrnn.errors import CharrnnError
 from charrnn.lm import LMTask
 from charrnn.models.rnn import RNNLanguageModel
 from charrnn.tokenizer import BOS_ID
-from charrnn.train import Hooks, LoopState, learning_rate, progress_fraction
+from charrnn.train import Hooks, LoopState, cpu_weights, learning_rate, progress_fraction
 
 TINY_MODEL = {"embed_size": 16, "hidden_size": 32, "num_layers": 2, "dropout": 0.2}
 TINY_TRAIN = {"batch_size": 16, "seq_len": 64, "eval_every": 5, "log_every": 1, "warmup_steps": 3}
@@ -127,6 +128,18 @@ def test_checkpoint_is_self_contained(tmp_path, data_dir):
     assert set(train["rng"]) >= {"python", "numpy", "torch"}
     assert data["command"] == "" and data["data"]["val"]["chars"] > 0
     assert all(t.device.type == "cpu" for t in data["weights"].values())
+
+
+def test_tied_weights_are_stored_once_even_when_moving_them_copies(tmp_path, monkeypatch):
+    model = models.build("lstm", ModelConfig(embed_size=16, hidden_size=16, tie_weights=True), 9)
+    # a GPU tensor's .cpu() is a new copy each time: the CPU's returns the tensor itself
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self: self.clone())
+    weights = cpu_weights(model)
+    assert weights["embed.weight"] is weights["head.weight"]
+    torch.save(weights, tmp_path / "w.pt")
+    loaded = torch.load(tmp_path / "w.pt", weights_only=True)
+    assert loaded["embed.weight"].data_ptr() == loaded["head.weight"].data_ptr()
+    assert weights["rnn.rnn.weight_hh_l0"] is not weights["rnn.rnn.weight_ih_l0"]
 
 
 def test_a_checkpoint_write_cut_short_leaves_the_old_file(tmp_path, monkeypatch):
@@ -313,6 +326,9 @@ def test_logged_gradient_norm_is_before_clipping(tmp_path, data_dir):
     assert clipped[0]["grad_norm"] == pytest.approx(free[0]["grad_norm"], rel=1e-6)
     assert clipped[0]["clipped"] == 1.0 and free[0]["clipped"] == 0.0
     assert set(free[0]["layer_grad_norms"]) == {"embed", "rnn.rnn.l0", "rnn.rnn.l1", "head"}
+    for record in (free[0], clipped[0]):  # the layers' norms are taken before clipping too
+        layers = record["layer_grad_norms"].values()
+        assert math.hypot(*layers) == pytest.approx(record["grad_norm"], rel=1e-3)
 
 
 def _peak_gradients():
@@ -348,6 +364,36 @@ def test_epochs_limit_ends_the_run_at_that_fraction_of_the_data(tmp_path, data_d
     half = _train(data_dir, tmp_path / "half", epochs=1.5, eval_every=1000)
     assert half["reason"] == "reached --epochs 1.5" and half["epoch"] == 1
     assert half["step"] == -(-3 * steps_per_epoch // 2)  # ceil(1.5 epochs)
+
+
+def test_epochs_count_passes_over_the_data_across_a_resume_with_another_batch_size(
+    tmp_path, data_dir
+):
+    run = tmp_path / "run"
+    first = _train(data_dir, run, epochs=1, eval_every=1000)
+    resumed = _train(data_dir, run, resume=True, epochs=2, batch_size=8, eval_every=1000)
+    assert resumed["reason"] == "reached --epochs 2" and resumed["epoch"] == 2
+    state = checkpoint.load(run / "last.pt")["train"]["state"]
+    assert state["index"] == 0 and state["epoch_steps"] > first["step"]  # smaller batches
+    assert resumed["step"] == first["step"] + state["epoch_steps"]  # one more whole epoch
+
+
+def test_a_resume_with_another_seq_len_drops_the_carried_state(tmp_path, data_dir, monkeypatch):
+    _train(data_dir, tmp_path / "run", max_steps=3, reset_every=0)
+    carried = []  # whether each training batch starts from a carried state
+    original = RNNLanguageModel.forward
+
+    def spy(self, ids, state=None):
+        if self.training:
+            carried.append(state is not None)
+        return original(self, ids, state)
+
+    monkeypatch.setattr(RNNLanguageModel, "forward", spy)
+    _train(data_dir, tmp_path / "run", resume=True, max_steps=5, reset_every=0)
+    assert carried == [True, True]  # the same batches: the stream goes on
+    carried.clear()
+    _train(data_dir, tmp_path / "run", resume=True, max_steps=7, reset_every=0, seq_len=32)
+    assert carried == [False, True]  # other rows: start them from a zero state
 
 
 def test_random_batching_starts_every_window_afresh(tmp_path, data_dir, monkeypatch):
