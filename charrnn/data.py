@@ -28,7 +28,6 @@ from charrnn.errors import CharrnnError
 from charrnn.tokenizer import (
     DEFAULT_BPE_VOCAB,
     SPECIALS,
-    UNK_ID,
     BPETokenizer,
     CharTokenizer,
     Tokenizer,
@@ -367,8 +366,7 @@ def _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, pro
             unk = tok.unknown_count(ids)
             if unk:
                 s["unknown"] += unk
-                if len(unknown_chars) < 1000:  # a char vocabulary: ids align with characters
-                    unknown_chars.update(piece[i] for i in np.flatnonzero(ids == UNK_ID)[:1000])
+                unknown_chars.update(tok.unknown_chars(piece, ids))
 
     tok.save(tmp / "tokenizer.json")
     meta = {

@@ -18,6 +18,7 @@ import hashlib
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -44,7 +45,6 @@ from charrnn.dates import write_dates
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.tokenizer import (
     DEFAULT_BPE_VOCAB,
-    UNK_ID,
     BPETokenizer,
     CharTokenizer,
     Tokenizer,
@@ -308,7 +308,7 @@ def _tokenize_pairs(
         toks = _build_vocabularies(split_pairs, hists, config, shared)
     # Pass 3: encode.
     stats = {}
-    unknown_chars: dict[str, dict[str, int]] = {side: {} for side in SIDES}
+    unknown_chars: dict[str, Counter[str]] = {side: Counter() for side in SIDES}
     with ExitStack() as stack:
         files: dict = {}
         block: dict[str, list] = {}
@@ -330,14 +330,7 @@ def _tokenize_pairs(
                 unk = toks[side].unknown_count(ids)
                 if unk:
                     s["unknown"] += unk
-                    seen = unknown_chars[side]
-                    for text in texts:
-                        for c in text:
-                            if (
-                                len(seen) < 50
-                                and toks[side].encode(c, normalized=True)[0] == UNK_ID
-                            ):
-                                seen[c] = seen.get(c, 0) + 1
+                    unknown_chars[side].update(toks[side].unknown_chars("".join(texts), ids))
 
         for split, source, target in split_pairs("encoding"):
             if split not in stats:
@@ -396,7 +389,7 @@ def _tokenize_pairs(
         "options": to_dict(config),
         "top_chars": {side: hists[side].top(10) for side in SIDES},
         "unknown_chars": {
-            side: sorted(v.items(), key=lambda kv: -kv[1])[:20] for side, v in unknown_chars.items()
+            side: [[c, n] for c, n in v.most_common(20)] for side, v in unknown_chars.items()
         },
         "sources": _describe_sources(sources, hashes),
     }

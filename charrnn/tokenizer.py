@@ -201,6 +201,18 @@ class Tokenizer:
         """How many of `ids` are the unknown token."""
         return int(np.count_nonzero(ids == UNK_ID))
 
+    def unknown_chars(self, text: str, ids: np.ndarray) -> dict[str, int]:
+        """Each character of `text` (normalized, encoded as `ids`) that became the unknown
+        token, with how many times it did: exact counts, by code point."""
+        unknown = ids == UNK_ID
+        if not unknown.any():
+            return {}
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        if len(points) != len(ids):  # not one id a character: nothing to tell
+            return {}
+        values, counts = np.unique(points[unknown], return_counts=True)
+        return {chr(v): int(n) for v, n in zip(values.tolist(), counts.tolist(), strict=True)}
+
     # -- storage ------------------------------------------------------------------------------
     def to_json(self) -> str:
         """The HF `tokenizer.json` text."""

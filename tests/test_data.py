@@ -86,6 +86,16 @@ def test_vocab_from_train_only_and_unknowns_counted(tmp_path):
     assert dict(meta["unknown_chars"]) == {"x": 1, "y": 1, "z": 1, "\u00e9": 1}
 
 
+def test_unknown_characters_are_counted_exactly(tmp_path):
+    train = _write(tmp_path, "abc \n" * 200, "train.txt")
+    val = _write(tmp_path, "ab x" * 3000 + "\u00e9" * 1500 + "\U0001f600" * 3, "val.txt")
+    meta = tokenize_corpus(
+        [str(train)], tmp_path / "d", TokenizeConfig(val_frac=0.0), val_inputs=[str(val)]
+    )
+    assert meta["splits"]["val"]["unknown"] == 4503
+    assert meta["unknown_chars"] == [["x", 3000], ["\u00e9", 1500], ["\U0001f600", 3]]
+
+
 def test_explicit_val_and_test_files(tmp_path):
     train = _write(tmp_path, "hello world\n" * 10, "train.txt")
     val = _write(tmp_path, "hello val\n", "val.txt")

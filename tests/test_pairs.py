@@ -97,6 +97,21 @@ def test_shared_vocabulary_and_bpe(tmp_path):
     assert _decoded(ds, "train") == PAIRS  # byte-level: exact, no unknowns
 
 
+def test_unknown_characters_are_counted_exactly_per_side(tmp_path):
+    tokenize_pairs([str(_tsv(tmp_path))], tmp_path / "v")
+    ds = load_dataset(tmp_path / "v")
+    # 60 characters the vocabularies lack, the k-th k + 1 times, on the source side
+    odd = [(chr(0x4E00 + k) * (k + 1), "ok") for k in range(60)]
+    meta = tokenize_pairs(
+        [str(_tsv(tmp_path, PAIRS + odd, "odd.tsv"))],
+        tmp_path / "d",
+        vocabulary=(ds.source_tokenizer, ds.target_tokenizer),
+    )
+    want = [[chr(0x4E00 + k), k + 1] for k in range(59, 39, -1)]  # the 20 most frequent
+    assert meta["unknown_chars"]["source"] == want
+    assert sum(s["source"]["unknown"] for s in meta["splits"].values()) == 60 * 61 // 2
+
+
 def test_hash_split_is_deterministic(tmp_path):
     pairs = [(f"s{i}", f"t{i}") for i in range(2000)]
     a = tokenize_pairs([str(_tsv(tmp_path, pairs))], tmp_path / "a", shuffle_seed=3)
