@@ -63,13 +63,19 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
         for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
                 return load(path / name, map_location=map_location)
+        if (path / "metrics.jsonl").is_file():
+            raise CharrnnError(
+                where,
+                "a run that has not saved a checkpoint yet (it writes one at its first evaluation)",
+                "wait for it, or start it over with charrnn train INPUT -o DIR --force",
+            )
         raise CharrnnError(
             where,
             "no checkpoint in this directory (no best.pt or last.pt)",
             "pass a run directory written by charrnn train, or a .pt file",
         )
     if not path.exists():
-        raise CharrnnError(where, "no such file", "check the path")
+        raise CharrnnError(where, "no such file or directory", "check the path")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception:  # a damaged pickle fails in many ways (TypeError, AssertionError, ...)

@@ -196,6 +196,12 @@ def _check_run_dir(run_dir: Path, force: bool) -> None:
         raise UsageError("-o", f"{run_dir} is a data directory", "give the run a folder of its own")
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not force:
+        if not is_run_dir(run_dir):  # stopped (or still running) before its first checkpoint
+            raise CharrnnError(
+                str(run_dir),
+                "already holds a run that has no checkpoint yet, so it cannot be resumed",
+                "pass --force to start over (or another -o)",
+            )
         raise CharrnnError(
             str(run_dir),
             "already holds a run",
@@ -328,7 +334,8 @@ def _train(
             raise CharrnnError(
                 str(run_dir),
                 "has no checkpoint to resume (no last.pt)",
-                "start a new run with charrnn train INPUT -o RUN_DIR",
+                f"start it over with charrnn train INPUT -o {run_dir}"
+                + (" --force" if any((run_dir / n).exists() for n in RUN_FILES) else ""),
             )
         saved = saved or checkpoint.load(run_dir / "last.pt")
         if model_name is not None and model_name != saved["model"]["name"]:
@@ -576,7 +583,7 @@ def describe_checkpoint(path: str | Path) -> dict:
         if path.is_dir()
         else [path]
     )
-    data = checkpoint.load(files[0])
+    data = checkpoint.load(files[0] if files else path)  # no checkpoint: load says why
     seen, params = set(), 0
     for tensor in data["weights"].values():
         if tensor.data_ptr() not in seen:  # tied weights count once

@@ -157,6 +157,7 @@ def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
     cases = [
         (["eval", trained, "--ref", ref], "--ref: needs --src"),
         (["eval", trained, "--split", "bogus"], "--split: unknown split 'bogus'"),
+        (["eval", trained, "--beam-size", "0"], "--beam-size: 0 must be at least 1"),
         (["eval", trained, "--src", src, "--ref", ref, "--split", "val"], "--split: chooses"),
         (["beam", trained, "--prompt", "x", "--attention", tmp_path], "is a directory"),
         (["beam", trained, "--prompt", "x", "--attention", tmp_path / "no/a.png"], "not exist"),

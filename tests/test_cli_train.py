@@ -110,6 +110,20 @@ def test_resume_may_change_training_settings_and_logs_them(env, data, run):
     assert_error(run("train", "--resume", env / "r", "--dropout", "2", "-q"), 2, "dropout")
 
 
+def test_a_run_stopped_before_its_first_checkpoint(env, data, run):
+    """Killed before its first evaluation: a log, no checkpoint. Each command says so and
+    points to --force."""
+    early = env / "early"
+    early.mkdir()
+    (early / "metrics.jsonl").write_text('{"event": "start", "step": 0}\n')
+    assert_error(run("train", data, "-o", early, *SMALL), 1, "has no checkpoint yet")
+    assert_error(run("train", "--resume", early), 1, f"-o {early} --force")
+    for command in ("info", "sample", "eval"):
+        assert_error(run(command, early), 1, "has not saved a checkpoint yet")
+    ok(run("train", data, "-o", early, *SMALL, "--max-steps", "2", "--force"))
+    assert (early / "last.pt").is_file()
+
+
 def test_bad_input_table(env, data, run, shakespeare_like):
     good = env / "good"
     ok(run("train", data, "-o", good, *SMALL, "--max-steps", "3"))

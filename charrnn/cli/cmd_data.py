@@ -238,9 +238,12 @@ def info(
     parameters, training progress, latest scores)."""
     if not path.exists():
         raise CharrnnError(str(path), "no such file or directory", "check the path")
-    if (
-        path.suffix == ".pt" or runs.is_run_dir(path) or path.is_file()
-    ):  # data directories are folders
+    if (  # data directories are folders; a run's folder holds its log from the start
+        path.suffix == ".pt"
+        or path.is_file()
+        or runs.is_run_dir(path)
+        or (path / "metrics.jsonl").is_file()
+    ):
         summary = runs.describe_checkpoint(path)
         if as_json:
             out_json(summary)

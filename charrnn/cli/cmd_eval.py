@@ -127,7 +127,7 @@ def evaluate(
                 "--split", "chooses a split of a data directory, not of --src", "drop --split"
             )
         beam = decode.BeamConfig(
-            beam_size=beam_size or decode.BeamConfig.beam_size,
+            beam_size=decode.BeamConfig.beam_size if beam_size is None else beam_size,
             length_penalty=length_penalty or decode.BeamConfig.length_penalty,
             max_len=1000,
         )
