@@ -51,11 +51,14 @@ def encode_prompt(
     missing = int(np.count_nonzero(ids == UNK_ID))
     if missing and unknown == "error":
         normalized = tokenizer.normalize(text)
-        chars = sorted({normalized[i] for i in np.flatnonzero(ids == UNK_ID)})
-        shown = ", ".join(repr(c) for c in chars[:10])
+        counts = tokenizer.unknown_chars(normalized, ids)
+        shown = ", ".join(
+            repr(c) if n == 1 else f"{c!r} x{n}" for c, n in sorted(counts.items())[:10]
+        )
+        more = f" and {len(counts) - 10} more" if len(counts) > 10 else ""
         raise CharrnnError(
             where,
-            f"{missing} character(s) not in the model's vocabulary: {shown}",
+            f"{len(counts)} character(s) not in the model's vocabulary: {shown}{more}",
             "remove them, or pass --unknown skip or --unknown unk",
         )
     if missing and unknown == "skip":

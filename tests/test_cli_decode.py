@@ -161,7 +161,7 @@ def test_unknown_prompt_characters(run, model):
     assert_error(
         run("sample", model, "--prompt", "the \u00e9\u00e9 king \u65e5"),
         1,
-        "3 character(s) not in the model's vocabulary: '\u00e9', '\u65e5'",
+        "2 character(s) not in the model's vocabulary: '\u00e9' x2, '\u65e5'",
     )
     result = ok(
         run("sample", model, "--prompt", "the \u00e9 king", "--unknown", "skip", "--length", "5")

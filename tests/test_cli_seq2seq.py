@@ -187,6 +187,8 @@ def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
     line = src.read_text().splitlines()[0]
     piped = ok(run("beam", trained, "--prompt", "-", stdin=line + "\n")).stdout
     assert piped == ok(run("beam", trained, "--prompt", line)).stdout
+    two = run("sample", trained, "--prompt", "-", stdin=line + "\n" + line + "\n")
+    assert_error(two, 2, "--prompt -: reads all of stdin as one source sentence")
 
 
 def test_max_len_ratio_is_checked(run, trained):

@@ -102,7 +102,17 @@ def _prompts(prompt: str | None, per_line: bool, kind: str) -> list[str]:
                 if kind == "lm"
                 else "pipe a source sentence in",
             )
-        return [text.removesuffix("\n").removesuffix("\r") if kind == "seq2seq" else text]
+        if kind == "lm":
+            return [text]
+        source = text.removesuffix("\n").removesuffix("\r")
+        if "\n" in source:  # sentence pairs never hold a newline
+            raise UsageError(
+                "--prompt -",
+                f"reads all of stdin as one source sentence, and stdin holds "
+                f"{source.count(chr(10)) + 1} lines",
+                "leave out --prompt - to translate one source per line",
+            )
+        return [source]
     return [_utf8("--prompt", prompt or "")]
 
 
