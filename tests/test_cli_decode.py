@@ -195,7 +195,9 @@ def test_bad_input(run, model, tmp_path):
         (["beam", model, "--n-best", "9"], 2, "--n-best"),
         (["beam", model, "--max-len", "0"], 2, "--max-len"),
         (["beam", model, "--length-penalty", "log"], 2, "--length-penalty"),
-        (["sample", model, "--threads", "0"], 2, "--threads"),
+        (["sample", model, "--threads", "0"], 2, "Error: --threads: "),  # the parser's own
+        (["sample", model, "--temperature", "abc"], 2, "Error: --temperature: "),
+        (["sample", "--bogus", model], 2, "Error: charrnn sample: No such option: --bogus"),
         (["beam", model, "--end", "\\n\\n"], 2, "--end: no token of the model's vocabulary"),
         (["beam", model, "--end", "@"], 2, "--end: no token of the model's vocabulary"),
     ]

@@ -178,9 +178,19 @@ def _root(
 
 
 def _usage_line(e) -> str:
-    where = e.ctx.command_path if e.ctx else "charrnn"
-    message = " ".join(e.format_message().split()).rstrip(".")
-    return f"Error: {where}: {message}; see {where} --help"
+    """One line for a command-line error found by the parser: a bad value names its flag (or
+    argument) as the place, like charrnn's own errors."""
+    command = e.ctx.command_path if e.ctx else "charrnn"
+    where, message = command, e.format_message()
+    param = getattr(e, "param", None)
+    if isinstance(e, typer.BadParameter) and param is not None and e.message:
+        if param.param_type_name == "option":
+            where = max(param.opts, key=len)  # --temperature, not -t
+        else:
+            where = param.human_readable_name
+        message = e.message
+    message = " ".join(message.split()).rstrip(".")
+    return f"Error: {where}: {message}; see {command} --help"
 
 
 def main(argv: list[str] | None = None) -> None:
