@@ -315,10 +315,13 @@ def fit(
         }
     )
     _warn_sizes(task, sum(p.numel() for p in params), metrics, state)
-    if cfg.max_steps and cfg.warmup_steps >= cfg.max_steps:
+    run_steps = [cfg.max_steps] if cfg.max_steps else []
+    if cfg.epochs:  # about: a resume with other batches cuts epochs otherwise
+        run_steps.append(math.ceil(cfg.epochs * task.steps_per_epoch))
+    if run_steps and cfg.warmup_steps >= min(run_steps):
         _warn_once(
             "long-warmup",
-            f"--warmup-steps {cfg.warmup_steps} is not shorter than the run ({cfg.max_steps} "
+            f"--warmup-steps {cfg.warmup_steps} is not shorter than the run ({min(run_steps)} "
             "steps): the learning rate never reaches --lr; lower --warmup-steps",
             metrics,
             state,

@@ -396,6 +396,21 @@ def test_a_resume_with_another_seq_len_drops_the_carried_state(tmp_path, data_di
     assert carried == [False, True]  # other rows: start them from a zero state
 
 
+def test_a_warmup_as_long_as_the_run_is_warned_about(tmp_path, data_dir):
+    def warnings(run_dir):
+        return [r["message"] for r in _records(run_dir, "warning") if "warmup" in r["message"]]
+
+    _train(data_dir, tmp_path / "steps", max_steps=4, warmup_steps=4, eval_every=1000)
+    assert warnings(tmp_path / "steps") == [
+        "--warmup-steps 4 is not shorter than the run (4 steps): the learning rate never "
+        "reaches --lr; lower --warmup-steps"
+    ]
+    _train(data_dir, tmp_path / "epochs", epochs=0.25, warmup_steps=50, eval_every=1000)
+    assert len(warnings(tmp_path / "epochs")) == 1
+    _train(data_dir, tmp_path / "fine", max_steps=4, warmup_steps=3, eval_every=1000)
+    assert warnings(tmp_path / "fine") == []
+
+
 def test_random_batching_starts_every_window_afresh(tmp_path, data_dir, monkeypatch):
     calls = []  # (every row starts with <bos>, no state carried in) per training batch
     original = RNNLanguageModel.forward
