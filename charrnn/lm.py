@@ -266,6 +266,10 @@ class LMTask:
         """Forget the carried state (after a skipped or rolled-back step)."""
         self.state = None
 
+    def log_fields(self) -> dict:
+        """The task's own fields of a training log record: none."""
+        return {}
+
     def evaluate(self, model: nn.Module) -> EvalResult | None:
         """A full pass over the validation split (None when there is none)."""
         if self.val_ids is None:

@@ -147,6 +147,13 @@ class PairTask:
     def reset(self) -> None:
         """Nothing is carried between batches."""
 
+    def log_fields(self) -> dict:
+        """The task's own fields of a training log record: with scheduled sampling, the
+        chance that the decoder is fed its own prediction at this point of training."""
+        if not self.scheduled_sampling:
+            return {}
+        return {"sampling_prob": round(self.scheduled_sampling * self.progress, 6)}
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> EvalResult | None:
         """Teacher-forced loss over every validation pair (bits per target character count

@@ -2,11 +2,11 @@
 
 The loop knows nothing about language models or seq2seq: a *task* (`charrnn.lm.LMTask`,
 `charrnn.seq2seq.PairTask`) supplies batches by data position, the loss of a batch, a full
-validation pass and its own state to checkpoint. The loop does the rest: the optimizer and
-learning-rate schedule, gradient clipping and the gradient-norm watch, a guard against
-divergence, evaluation with early stopping, atomic checkpoints, exact resume, time budgets
-and clean interruption. Files are written by rank 0 only, so the loop can run under
-torchrun (DistributedDataParallel) unchanged.
+validation pass, its own state to checkpoint and its own fields of the training log. The loop
+does the rest: the optimizer and learning-rate schedule, gradient clipping and the
+gradient-norm watch, a guard against divergence, evaluation with early stopping, atomic checkpoints,
+exact resume, time budgets and clean interruption. Files are written by rank 0 only, so the
+loop can run under torchrun (DistributedDataParallel) unchanged.
 """
 
 from __future__ import annotations
@@ -411,7 +411,7 @@ def fit(
             now = time.monotonic()
             state.elapsed = now - clock
             seconds = window["seconds"] + now - window_start
-            record = _train_record(state, window, seconds, lr, layers)
+            record = {**_train_record(state, window, seconds, lr, layers), **task.log_fields()}
             metrics.write(record)
             _watch_gradients(record, cfg, metrics, state)
             window.update(dict.fromkeys(window, 0))

@@ -97,8 +97,12 @@ def test_seq2seq_resume_is_exact(tmp_path):
     assert train(tmp_path / "full")["epoch"] >= 1  # crosses an epoch boundary
     assert train(tmp_path / "half", stop_at=11)["step"] == 11
     assert train(tmp_path / "half", resume=True)["step"] == 24
-    want = [(r["step"], r["loss"]) for r in _records(tmp_path / "full")]
-    assert [(r["step"], r["loss"]) for r in _records(tmp_path / "half")] == want
+    want = [(r["step"], r["loss"], r["sampling_prob"]) for r in _records(tmp_path / "full")]
+    assert [(r["step"], r["loss"], r["sampling_prob"]) for r in _records(tmp_path / "half")] == want
+    # the logged chance of feeding the decoder its own prediction ramps over the run
+    assert [r["sampling_prob"] for r in _records(tmp_path / "full")] == [
+        pytest.approx(0.3 * step / 24) for step in range(24)
+    ]
     a = checkpoint.load(tmp_path / "full" / "last.pt")["weights"]
     b = checkpoint.load(tmp_path / "half" / "last.pt")["weights"]
     assert all(torch.equal(a[k], b[k]) for k in a)
