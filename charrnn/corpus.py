@@ -253,8 +253,11 @@ def read_text(
     nul_check_bytes = _ascii_compatible(encoding)
     total = sum(s.size for s in sources) if not any(s.gz for s in sources) else None
     done = 0
+    # UTF-8 text may open with a byte order mark (Windows editors write one): not text
+    utf8 = codecs.lookup(encoding).name == "utf-8"
     for src in sources:
         decoder = codecs.getincrementaldecoder(encoding)(errors)
+        opening = utf8  # the source's first text is still to come
         digest = hashlib.sha256() if hashes is not None else None
         offset = 0
         try:
@@ -282,6 +285,9 @@ def read_text(
                     if not nul_check_bytes and "\0" in text:
                         raise _binary(src, offset)
                     offset += len(raw)
+                    if text and opening:
+                        opening = False
+                        text = text.removeprefix("\ufeff")
                     if text:
                         yield text
                     if progress is not None and raw:

@@ -44,6 +44,7 @@ from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 BANNED = (PAD_ID, BOS_ID, UNK_ID)
 BLOCK_VALUES = 1 << 22  # sampling draws its noise a block of steps at a time, at most this
 BLOCK_STEPS = 256  # many values (16 MiB) a block unless one step needs more, and this many steps
+MAX_FACTOR = 1e6  # the largest --temperature, and the range of --repetition-penalty
 BLOCK_SECONDS = 0.05  # streamed text waits at most about this long for its block to end
 LENGTH_PENALTIES = ("none", "avg", "gnmt")
 
@@ -92,6 +93,12 @@ class SampleConfig:
             f"{self.temperature} is negative",
             "use 0 (greedy) or more",
         )
+        _need(  # far beyond it, float32 overflows (and every token is as likely long before)
+            self.temperature <= MAX_FACTOR,
+            "--temperature",
+            f"{self.temperature:g} is too large (at most {MAX_FACTOR:g})",
+            "use a smaller value",
+        )
         _need(self.top_k >= 0, "--top-k", f"{self.top_k} is negative", "use 0 (off) or more")
         _need(
             0 < self.top_p <= 1,
@@ -101,9 +108,9 @@ class SampleConfig:
         )
         _need(0 <= self.min_p < 1, "--min-p", f"{self.min_p} is outside [0, 1)", "use e.g. 0.05")
         _need(
-            self.repetition_penalty > 0,
+            1 / MAX_FACTOR <= self.repetition_penalty <= MAX_FACTOR,
             "--repetition-penalty",
-            f"{self.repetition_penalty} must be positive",
+            f"{self.repetition_penalty:g} is outside [{1 / MAX_FACTOR:g}, {MAX_FACTOR:g}]",
             "use 1 (off) or e.g. 1.2",
         )
         _need(

@@ -370,9 +370,11 @@ class TextAssembler:
         found = [at for at in (text.find(stop) for stop in self.stops) if at >= 0]
         if found:  # the earliest stop string ends the text, whichever was given first
             text, self.done, self.reason = text[: min(found)], True, "stop"
-        if self.max_chars is not None and self.emitted + len(text) >= self.max_chars:
-            text, self.done = text[: self.max_chars - self.emitted], True
-            self.reason = self.reason or "length"
+        room = None if self.max_chars is None else self.max_chars - self.emitted
+        if room is not None and len(text) >= room:
+            # cut before a stop string that came in the same token: the limit ended it
+            self.reason = "length" if len(text) > room else self.reason or "length"
+            text, self.done = text[:room], True
         if self.done or final:
             self.pending = ""
         else:

@@ -8,12 +8,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from charrnn import corpus, decode, lm
 from charrnn import data as datamod
 from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.runs import Trained, saved_data_path
-from charrnn.tokenizer import EOS_ID
+from charrnn.tokenizer import EOS_ID, UNK_ID
 
 
 class _Words:
@@ -183,6 +185,15 @@ def read_references(paths: list[str], count: int | None = None) -> list[list[str
     return [list(group) for group in zip(*files, strict=True)]
 
 
+def _reference_text(tokenizer, ids: np.ndarray) -> str:
+    """A reference as a data directory holds it (normalized as its vocabulary is), with
+    U+FFFD for each character the vocabulary lacked: a miss no output can match, where
+    dropping it would score outputs against a shorter reference."""
+    cuts = np.flatnonzero(ids == UNK_ID)
+    pieces = np.split(ids, cuts)  # each piece after the first starts with its <unk>
+    return "\ufffd".join(tokenizer.decode(piece) for piece in pieces)
+
+
 def score_seq2seq(
     trained: Trained,
     src: str | None = None,
@@ -218,7 +229,8 @@ def score_seq2seq(
             split = dataset.split(split_name)
             sources = [[*split.pair(i)[0].tolist(), EOS_ID] for i in range(len(split))]
             references = [
-                [dataset.target_tokenizer.decode(split.pair(i)[1])] for i in range(len(split))
+                [_reference_text(dataset.target_tokenizer, split.pair(i)[1])]
+                for i in range(len(split))
             ]
             stats, name, missing = dataset.stats(split_name), f"{path} ({split_name})", 0
         else:

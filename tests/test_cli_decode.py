@@ -107,6 +107,9 @@ def test_per_line_one_output_line_per_input_line(run, model):
     texts = [json.loads(line)["text"] for line in as_json]
     assert [generate.escape_line(t) for t in texts] == lines[:-1]
     assert [json.loads(line)["line"] for line in as_json] == [1, 2, 3, 4]
+    # a byte order mark before the first line is not part of its prompt
+    marked = ok(run(*args, "--json", stdin="\ufeff" + stdin)).stdout.split("\n")[:-1]
+    assert json.loads(marked[0])["prompt"] == "the king" and marked == as_json
 
 
 def test_a_lines_sample_does_not_depend_on_the_other_lines(run, model, monkeypatch):
@@ -187,6 +190,10 @@ def test_bad_input(run, model, tmp_path):
         (["beam", model, "--end", "\udcff"], 2, "--end: holds bytes that are not UTF-8"),
         (["sample", model, "--temperature", "nan"], 2, "--temperature: nan is not a finite"),
         (["sample", model, "--repetition-penalty", "inf"], 2, "--repetition-penalty: inf"),
+        # float32 would overflow: <pad> and <bos> were drawn at --temperature 1e39
+        (["sample", model, "--temperature", "1e39"], 2, "--temperature: 1e+39 is too large"),
+        (["sample", model, "--repetition-penalty", "1e-39"], 2, "--repetition-penalty: 1e-39"),
+        (["sample", model, "--repetition-penalty", "0"], 2, "--repetition-penalty: 0 is outside"),
         (["beam", model, "--length-penalty", "gnmt", "--alpha", "inf"], 2, "--alpha: inf"),
         (["sample", model, "--stop", ""], 2, "--stop"),
         (["sample", model, "--num-samples", "0"], 2, "--num-samples"),

@@ -248,6 +248,10 @@ def test_scoring_files_without_a_model(run, dates, tmp_path):
     assert two["exact_match"] == 100.0 and two["bleu_signature"].startswith("nrefs:2")
     human = ok(run("eval", "--hyp", tmp_path / "hyp.txt", "--ref", dates / "ref.txt")).stdout
     assert "BLEU" in human and "chrF" in human and "ROUGE" in human
+    # a file saved with a byte order mark (Windows editors) scores as the same text
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "hyp.txt").read_bytes())
+    bom = run("eval", "--hyp", tmp_path / "bom.txt", "--ref", dates / "ref.txt", "--json")
+    assert ok(bom).json() == {**scores, "hyp": str(tmp_path / "bom.txt")}
 
 
 def test_bad_parallel_input(run, tmp_path, dates):

@@ -198,6 +198,7 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["train", data, "-o", data, *SMALL], 2, "is a data directory"),
         (["info", env / "nope"], 1, "no such file or directory"),
         (["eval", good, "--beam-size", "3"], 2, "--beam-size: is for seq2seq models"),
+        (["eval", good, "-", "--split", "val"], 2, "--split: chooses a split of a data"),
         (["tokenize", tiny, "-o", env / "t", "--shuffle"], 2, "--shuffle: is for parallel text"),
         (
             ["tokenize", tiny, "-o", env / "t", "--max-chars", "5"],

@@ -102,6 +102,19 @@ def test_bad_utf8_names_file_and_offset(tmp_path):
     assert _read([path], encoding="latin-1").endswith("caf\u00e9 au lait")
 
 
+def test_a_utf8_byte_order_mark_is_not_text(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + HOSTILE.encode())
+    for size in (2, 3, 5, 1 << 20):
+        assert _read([path], chunk_bytes=size) == HOSTILE
+    assert _read([path], encoding="latin-1").startswith("\u00ef\u00bb\u00bf")  # not UTF-8
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xef\xbb\xbfok caf\xe9")  # offsets count the mark's bytes
+    for size in (4, 1 << 20):
+        with pytest.raises(CharrnnError, match="offset 9"):
+            _read([bad], chunk_bytes=size)
+
+
 def test_truncated_utf8_at_end_of_file(tmp_path):
     path = tmp_path / "cut.txt"
     path.write_bytes("abc\u65e5".encode()[:-1])

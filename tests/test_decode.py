@@ -292,6 +292,24 @@ def test_text_assembler_holds_back_possible_stop_strings():
     assert capped.feed(ids["a"]) + capped.feed(ids["b"]) == "ab" and capped.done
 
 
+def test_a_limit_that_cuts_before_a_stop_string_is_the_reason():
+    class Pieces:  # a stream decoder of multi-character tokens, as BPE's are
+        def feed_one(self, token):
+            return {1: "abcd", 2: "efXY"}[token]
+
+        def flush(self):
+            return ""
+
+    for max_chars, text, reason in (
+        (5, "abcde", "length"),
+        (6, "abcdef", "stop"),
+        (9, "abcdef", "stop"),
+    ):
+        assembler = TextAssembler(Pieces(), stops=["XY"], max_chars=max_chars)
+        out = assembler.feed(1) + assembler.feed(2) + assembler.finish()
+        assert (out, assembler.reason) == (text, reason), max_chars
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -7,7 +7,8 @@ from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
 from charrnn.errors import CharrnnError
-from charrnn.metrics import text_scores
+from charrnn.metrics import _reference_text, text_scores
+from charrnn.tokenizer import CharTokenizer
 
 # sacrebleu's documented example (README, "Using the Python API")
 REFS = [
@@ -56,3 +57,13 @@ def test_mismatched_counts_are_errors():
         text_scores(HYPS, PER_HYP[:2])
     with pytest.raises(CharrnnError, match="nothing to score"):
         text_scores([], [])
+
+
+def test_split_references_keep_a_miss_for_each_unknown_character():
+    """A data directory's reference holds <unk> where its vocabulary lacked a character: that
+    is a character no output can match, not a character that was never there."""
+    tok = CharTokenizer.build("abc ")
+    ids = tok.encode("ab \u00c9c \u00c9")
+    assert _reference_text(tok, ids) == "ab \ufffdc \ufffd"
+    exact = text_scores(["ab c "], [[_reference_text(tok, ids)]])
+    assert exact["exact_match"] == 0.0 and exact["chrf"] < 100

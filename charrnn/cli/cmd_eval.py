@@ -159,7 +159,7 @@ def evaluate(
                 "is for seq2seq models (this is a language model)",
                 "drop it; a language model is scored on TEXT",
             )
-    if split is not None and source not in (None, "-") and not is_dataset(source):
+    if split is not None and source is not None and (source == "-" or not is_dataset(source)):
         raise UsageError(
             "--split", "chooses a split of a data directory, not of a text file", "drop --split"
         )
