@@ -133,12 +133,14 @@ def _malformed(data: dict) -> str:
         and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items())
     ):
         return "'weights' is not a set of named tensors"
-    for key in ("train", "data", "metrics"):
+    for key in ("data", "metrics"):  # may be None: no data recorded, no evaluation yet
         if data.get(key) is not None and not isinstance(data[key], dict):
             return f"'{key}' is not a mapping"
-    train = data.get("train") or {}
+    train = data.get("train", {})
+    if not isinstance(train, dict):
+        return "'train' is not a mapping"
     for key in ("state", "config"):
-        if train.get(key) is not None and not isinstance(train[key], dict):
+        if key in train and not isinstance(train[key], dict):
             return f"'train.{key}' is not a mapping"
     return ""
 

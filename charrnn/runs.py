@@ -148,7 +148,9 @@ def _cache_key(source: str, vocab: TokenizeConfig, pairs: bool, vocabulary=None)
             for s in corpus.resolve([source], glob=vocab.glob)
         ]
     )
-    options = {"files": files, "options": asdict(vocab), "pairs": pairs}
+    # "reader": how text is read (2: a UTF-8 byte order mark is dropped), so that a change
+    # there tokenizes again instead of reusing what the old reading made
+    options = {"files": files, "options": asdict(vocab), "pairs": pairs, "reader": 2}
     if vocabulary is not None:  # text encoded with a run's own tokenizer(s)
         toks = vocabulary if isinstance(vocabulary, tuple) else (vocabulary,)
         blob = "".join(t.to_json() for t in toks)
@@ -196,10 +198,10 @@ def _check_run_dir(run_dir: Path, force: bool) -> None:
         raise UsageError("-o", f"{run_dir} is a data directory", "give the run a folder of its own")
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not force:
-        if not is_run_dir(run_dir):  # stopped (or still running) before its first checkpoint
+        if not (run_dir / "last.pt").is_file():  # stopped before its first last.pt
             raise CharrnnError(
                 str(run_dir),
-                "already holds a run that has no checkpoint yet, so it cannot be resumed",
+                "already holds a run that cannot be resumed (it has no last.pt yet)",
                 "pass --force to start over (or another -o)",
             )
         raise CharrnnError(

@@ -95,6 +95,12 @@ def epochs_done(state: LoopState, steps_per_epoch: int) -> float:
     return state.epoch + state.index / steps_per_epoch
 
 
+def epoch_limit(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The batch at which --epochs is reached, counted from the first: the fraction rounded
+    up, with float noise removed (1.1 x 100 batches is 110, not 110.00000000000001 -> 111)."""
+    return math.ceil(round(cfg.epochs * steps_per_epoch, 6))
+
+
 def learning_rate(
     cfg: TrainConfig, step: int, progress: float, lr_scale: float = 1.0, start: float = 0.0
 ) -> float:
@@ -234,8 +240,10 @@ def fit(
             state.epoch, state.index = state.epoch + 1, 0
         own = own_rank_state(train, rank, world_size)
         task.load_state_dict(own["task"])
-        if regrouped:  # the rows now start elsewhere in the text: the carried state is not theirs
-            task.reset()
+        old = train["config"]
+        layout = (old.get("batch_size"), old.get("seq_len"), len(train.get("ranks") or [0]))
+        if regrouped or layout != (cfg.batch_size, cfg.seq_len, world_size):
+            task.reset()  # the rows start elsewhere in the text: the carried state is not theirs
         checkpoint.set_rng_state(own["rng"])
         flag, reached = _limit_reached(cfg, state, task.steps_per_epoch)
         if reached:  # nothing to train: leave the run as it is
@@ -316,9 +324,10 @@ def fit(
     )
     _warn_sizes(task, sum(p.numel() for p in params), metrics, state)
     run_steps = [cfg.max_steps] if cfg.max_steps else []
-    if cfg.epochs:  # about: a resume with other batches cuts epochs otherwise
-        run_steps.append(math.ceil(cfg.epochs * task.steps_per_epoch))
-    if run_steps and cfg.warmup_steps >= min(run_steps):
+    if cfg.epochs:  # the steps taken, and those the rest of the epochs take now
+        left = cfg.epochs - epochs_done(state, task.steps_per_epoch)
+        run_steps.append(state.step + math.ceil(round(left * task.steps_per_epoch, 6)))
+    if run_steps and state.step < cfg.warmup_steps >= min(run_steps):  # the warmup is to come
         _warn_once(
             "long-warmup",
             f"--warmup-steps {cfg.warmup_steps} is not shorter than the run ({min(run_steps)} "
@@ -457,7 +466,9 @@ def _limit_reached(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) -> 
     """(the flag, the stop reason) of the first limit reached, or ("", "")."""
     if cfg.max_steps and state.step >= cfg.max_steps:
         return "--max-steps", f"reached --max-steps {cfg.max_steps}"
-    if cfg.epochs and state.epoch * steps_per_epoch + state.index >= cfg.epochs * steps_per_epoch:
+    if cfg.epochs and state.epoch * steps_per_epoch + state.index >= epoch_limit(
+        cfg, steps_per_epoch
+    ):
         return "--epochs", f"reached --epochs {cfg.epochs:g}"
     if cfg.time_budget and state.elapsed >= cfg.time_budget:
         return "--time-budget", f"reached --time-budget ({cfg.time_budget:g}s)"

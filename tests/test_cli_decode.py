@@ -212,6 +212,8 @@ def test_bad_input(run, model, tmp_path):
         assert_error(run(*args), code, needle)
     assert_error(run("sample", model, "--prompt", "-", stdin=""), 1, "the prompt is empty")
     assert_error(run("sample", model, "--per-line", stdin=""), 1, "stdin is empty")
+    bad = run("sample", model, "--prompt", "-", stdin=b"\xef\xbb\xbfab\xff")
+    assert_error(bad, 1, "stdin: not valid utf-8 at byte offset 5")  # the mark's bytes count
 
 
 def test_beam_n_best_json_and_greedy_equivalence(run, model):

@@ -116,12 +116,16 @@ def test_a_run_stopped_before_its_first_checkpoint(env, data, run):
     early = env / "early"
     early.mkdir()
     (early / "metrics.jsonl").write_text('{"event": "start", "step": 0}\n')
-    assert_error(run("train", data, "-o", early, *SMALL), 1, "has no checkpoint yet")
+    assert_error(run("train", data, "-o", early, *SMALL), 1, "cannot be resumed (it has no")
     assert_error(run("train", "--resume", early), 1, f"-o {early} --force")
     for command in ("info", "sample", "eval"):
         assert_error(run(command, early), 1, "has not saved a checkpoint yet")
     ok(run("train", data, "-o", early, *SMALL, "--max-steps", "2", "--force"))
-    assert (early / "last.pt").is_file()
+    assert (early / "last.pt").is_file() and (early / "best.pt").is_file()
+    # killed after a best.pt but before its first last.pt (--checkpoint-every > --eval-every)
+    (early / "last.pt").unlink()
+    assert_error(run("train", data, "-o", early, *SMALL), 1, "cannot be resumed (it has no")
+    assert_error(run("train", "--resume", early), 1, f"-o {early} --force")
 
 
 def test_bad_input_table(env, data, run, shakespeare_like):

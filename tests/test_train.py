@@ -12,12 +12,19 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from charrnn import checkpoint, models, runs
 from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig
-from charrnn.data import tokenize_corpus
+from charrnn.data import load_dataset, tokenize_corpus
 from charrnn.errors import CharrnnError
 from charrnn.lm import LMTask
 from charrnn.models.rnn import RNNLanguageModel
 from charrnn.tokenizer import BOS_ID
-from charrnn.train import Hooks, LoopState, cpu_weights, learning_rate, progress_fraction
+from charrnn.train import (
+    Hooks,
+    LoopState,
+    cpu_weights,
+    epoch_limit,
+    learning_rate,
+    progress_fraction,
+)
 
 TINY_MODEL = {"embed_size": 16, "hidden_size": 32, "num_layers": 2, "dropout": 0.2}
 TINY_TRAIN = {"batch_size": 16, "seq_len": 64, "eval_every": 5, "log_every": 1, "warmup_steps": 3}
@@ -200,6 +207,8 @@ WRONG_SHAPES = [
     {"kind": "gan"},
     {"train": [1]},
     {"train": {"state": "x"}},
+    {"train": None},
+    {"train": {"state": None}},
 ]
 
 
@@ -396,8 +405,15 @@ def test_a_resume_with_another_seq_len_drops_the_carried_state(tmp_path, data_di
     _train(data_dir, tmp_path / "run", resume=True, max_steps=5, reset_every=0)
     assert carried == [True, True]  # the same batches: the stream goes on
     carried.clear()
-    _train(data_dir, tmp_path / "run", resume=True, max_steps=7, reset_every=0, seq_len=32)
+    _train(data_dir, tmp_path / "run", resume=True, max_steps=7, reset_every=0, seq_len=96)
     assert carried == [False, True]  # other rows: start them from a zero state
+    # another --seq-len that happens to give as many batches an epoch: still other rows
+    train_ids = len(load_dataset(data_dir).ids("train"))
+    per_epoch = {n: (train_ids - n) // 16 // n for n in range(60, 200)}
+    twin = next(n for n in per_epoch if n != 96 and per_epoch[n] == per_epoch[96])
+    carried.clear()
+    _train(data_dir, tmp_path / "run", resume=True, max_steps=9, reset_every=0, seq_len=twin)
+    assert carried == [False, True]
 
 
 def test_a_warmup_as_long_as_the_run_is_warned_about(tmp_path, data_dir):
@@ -413,6 +429,16 @@ def test_a_warmup_as_long_as_the_run_is_warned_about(tmp_path, data_dir):
     assert len(warnings(tmp_path / "epochs")) == 1
     _train(data_dir, tmp_path / "fine", max_steps=4, warmup_steps=3, eval_every=1000)
     assert warnings(tmp_path / "fine") == []
+    # a resume in smaller batches, after the warmup: its epochs are not the run's length
+    resumed = tmp_path / "resumed"
+    _train(data_dir, resumed, epochs=1, warmup_steps=5, eval_every=1000)
+    _train(data_dir, resumed, resume=True, epochs=1.5, batch_size=32, eval_every=1000)
+    assert warnings(resumed) == []
+
+
+def test_fractional_epochs_are_not_thrown_off_by_float_rounding():
+    assert 1.1 * 100 > 110 and epoch_limit(TrainConfig(epochs=1.1), 100) == 110
+    assert epoch_limit(TrainConfig(epochs=0.5), 7) == 4  # rounded up: a batch is not cut
 
 
 def test_random_batching_starts_every_window_afresh(tmp_path, data_dir, monkeypatch):

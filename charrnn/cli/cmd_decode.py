@@ -126,7 +126,8 @@ def _echo(trained, texts: list[str], per_line: bool, echo: bool | None):
 
 def _stdin() -> str:
     try:
-        return sys.stdin.buffer.read().decode("utf-8-sig")  # a byte order mark is not text
+        # a byte order mark is not text (decoded first, so error offsets count its bytes)
+        return sys.stdin.buffer.read().decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         raise CharrnnError(
             "stdin", f"not valid utf-8 at byte offset {e.start}", "convert the input to UTF-8"
