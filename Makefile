@@ -32,5 +32,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check charrnn tests benchmarks
 	$(BIN)/ruff format --check charrnn tests benchmarks
 
+# the environment and the demo's own output; other runs under runs/ are the user's
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs/demo-data runs/demo
