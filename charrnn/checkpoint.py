@@ -63,6 +63,12 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
         for name in ("best.pt", "last.pt"):
             if (path / name).is_file():
                 return load(path / name, map_location=map_location)
+        if (path / "meta.json").is_file():
+            raise CharrnnError(
+                where,
+                "is a data directory (tokenized text), not a run",
+                f"train a model on it first: charrnn train {path} -o RUN_DIR",
+            )
         if (path / "metrics.jsonl").is_file():
             raise CharrnnError(
                 where,

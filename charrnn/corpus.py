@@ -180,7 +180,7 @@ def resolve(
                 raise UsageError(
                     item,
                     "no such built-in corpus",
-                    f"use one of: {known} (text), builtin:dates (parallel text, with --pairs)",
+                    f"use one of: {known} (text), builtin:dates (parallel text)",
                 )
             files = BUILTINS[key][1]()
             if not files:

@@ -161,6 +161,8 @@ def _resolve_pairs(inputs: Sequence[str], scratch: Path, glob: str) -> list[list
             path = scratch / f"{item.split(':')[1]}.tsv"
             PAIR_BUILTINS[item](path)
             groups.append([corpus.Source(item, path, path.stat().st_size)])
+        elif corpus.is_builtin(item) and item[len(corpus.BUILTIN_PREFIX) :] in corpus.BUILTINS:
+            raise UsageError(item, "is plain text, not parallel text", "drop --pairs")
         else:
             groups.append(corpus.resolve([item], glob=glob, spool_dir=scratch))
     return groups

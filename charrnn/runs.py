@@ -15,7 +15,15 @@ from torch import nn
 from charrnn import checkpoint, corpus, models
 from charrnn import data as datamod
 from charrnn import device as devices
-from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig, configs_for, from_dict
+from charrnn.config import (
+    SEQ2SEQ_FIELDS,
+    ModelConfig,
+    TokenizeConfig,
+    TrainConfig,
+    configs_for,
+    from_dict,
+    model_fields,
+)
 from charrnn.distributed import Ranks, device_for, rank0_first, start_processes
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.lm import LMTask
@@ -27,7 +35,7 @@ from charrnn.train import Hooks, RunInfo, fit
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
 
-SEQ2SEQ_ONLY = ("attention", "bidirectional", "input_feeding")
+SEQ2SEQ_ONLY = SEQ2SEQ_FIELDS
 LM_ONLY = ("seq_len", "batching", "reset_every")  # how a text stream is cut into batches
 
 
@@ -608,7 +616,7 @@ def describe_checkpoint(path: str | Path) -> dict:
         "command": data.get("command"),
         "model": {
             "name": data["model"]["name"],
-            "config": data["model"]["config"],
+            "config": model_fields(data["model"]["config"], data["kind"]),
             "params": params,
         },
         "tokenizers": tokenizers,

@@ -168,6 +168,7 @@ def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
     for args, needle in cases:
         assert_error(run(*args), 2, needle)
     assert list(tmp_path.iterdir()) == []  # no stray temporary file
+    assert_error(run("eval", trained, tmp_path / "gone"), 1, "gone: no such file or directory")
     (tmp_path / "blank.txt").write_text("\n\n")
     blank = run("eval", trained, "--src", tmp_path / "blank.txt", "--ref", tmp_path / "blank.txt")
     assert_error(blank, 1, f"--src {tmp_path / 'blank.txt'} and --ref")  # not a scratch path

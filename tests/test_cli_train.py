@@ -70,6 +70,7 @@ def test_every_registry_entry_end_to_end(env, data, run, shakespeare_like, name)
     assert text["chars"] == len(shakespeare_like.read_text())
     info = ok(run("info", run_dir, "--json")).json()
     assert info["model"]["name"] == name and info["train"]["step"] == 9
+    assert "attention" not in info["model"]["config"]  # seq2seq fields only for seq2seq
 
 
 def test_raw_text_is_tokenized_once_and_cached(env, run, shakespeare_like):
@@ -188,7 +189,7 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["train", shakespeare_like, "--resume", good], 2, "the run was trained on"),
         (["train", good, *out], 2, "is a run directory"),
         (["train", data, *out, "--nonlinearity", "relu"], 2, "--nonlinearity"),
-        (["sample", data], 1, "no checkpoint in this directory"),
+        (["sample", env / "empty-run"], 1, "no checkpoint in this directory"),
         (["eval", env / "missing.pt"], 1, "no such file"),
         (["eval", corrupt / "last.pt"], 1, "corrupt, truncated"),
         (["eval", foreign / "last.pt"], 1, "not a charrnn checkpoint"),
@@ -196,7 +197,9 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["train", data, "-o", tiny, *SMALL], 1, "is a file, not a folder"),
         (["train", data, "-o", tiny / "sub", *SMALL], 1, "choose another path"),
         (["tokenize", tiny, "-o", tiny / "sub"], 1, "choose another path"),
-        (["tokenize", "builtin:dates", "-o", env / "d"], 2, "is parallel text; add --pairs"),
+        (["tokenize", "--pairs", "builtin:python", "-o", env / "d"], 2, "is plain text, not"),
+        (["sample", data], 1, "is a data directory (tokenized text), not a run"),
+        (["train", "--resume", good, "--vocab", "bpe"], 2, "a resumed run keeps its vocabulary"),
         (["models", "--vocab-size", "0"], 2, "--vocab-size"),
         (["eval", good, good], 2, "is a run directory (it holds checkpoints), not text"),
         (["train", data, "-o", data, *SMALL], 2, "is a data directory"),
@@ -216,14 +219,19 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         ),
         (["eval", good, shakespeare_like, "--split", "train"], 2, "--split: chooses a split"),
         (["train", data, *out, "--vocab", "bpe"], 2, "--vocab: says how to tokenize raw text"),
-        (["train", "--resume", good, "--val-frac", "0.5"], 2, "this data is tokenized already"),
+        (["train", "--resume", good, "--val-frac", "0.5"], 2, "a resumed run keeps its"),
     ]
     for args, code, needle in cases:
         assert_error(run(*args), code, needle)
     assert (good / "last.pt").read_bytes() == saved  # nothing lost
     assert not (env / "new").exists()
-    ok(run("tokenize", "builtin:dates", "--pairs", "-o", env / "pairs", "-q"))
+    ok(run("tokenize", "builtin:dates", "-o", env / "pairs", "-q"))  # --pairs implied
     assert_error(run("eval", good, env / "pairs"), 1, "holds parallel text")
+    # a TSV given without --pairs is tokenized as text, with a warning
+    tsv = env / "p.tsv"
+    tsv.write_text("".join(f"word {i}\tmot {i}\n" for i in range(20)))
+    warned = ok(run("tokenize", tsv, "-o", env / "tsv-as-text", "-q"))
+    assert "looks like parallel text" in warned.stderr and "add --pairs" in warned.stderr
     # a new run that fails before its first checkpoint leaves nothing, stdin text included
     assert_error(run("train", "-", "-o", env / "piped", *SMALL, stdin="too short\n"), 1, "small")
     assert not (env / "piped").exists()

@@ -177,6 +177,18 @@ def _root(
 # -- entry point -------------------------------------------------------------------------------
 
 
+def looks_parallel(source: str | None) -> bool:
+    """Whether a text file's first lines are nearly all `source<TAB>target` pairs."""
+    if source is None or not Path(source).is_file() or source.endswith(".gz"):
+        return False
+    try:
+        with open(source, encoding="utf-8", errors="replace") as f:
+            lines = [line for line in f.read(1 << 16).splitlines()[:200] if line.strip()]
+    except OSError:
+        return False  # reading it says what is wrong with the file
+    return len(lines) >= 5 and sum("\t" in line for line in lines) >= 0.9 * len(lines)
+
+
 def _usage_line(e) -> str:
     """One line for a command-line error found by the parser: a bad value names its flag (or
     argument) as the place, like charrnn's own errors."""

@@ -9,10 +9,19 @@ import typer
 
 from charrnn import data as datamod
 from charrnn import runs
-from charrnn.cli._app import Json, Quiet, app, out, out_json, progress_bar, warn
-from charrnn.config import TokenizeConfig, model_fields
+from charrnn.cli._app import (
+    Json,
+    Quiet,
+    app,
+    looks_parallel,
+    out,
+    out_json,
+    progress_bar,
+    warn,
+)
+from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
-from charrnn.pairs import DEFAULT_MAX_CHARS, describe_pairs, tokenize_pairs
+from charrnn.pairs import DEFAULT_MAX_CHARS, PAIR_BUILTINS, describe_pairs, tokenize_pairs
 
 TD = TokenizeConfig  # defaults live in the dataclass
 
@@ -116,6 +125,14 @@ def tokenize(
     as_json: Json = False,
 ) -> None:
     """Turn a corpus into token ids on disk (tokenizer.json, meta.json, train/val/test .bin)."""
+    pairs = pairs or any(item in PAIR_BUILTINS for item in inputs)  # builtin:dates
+    if not pairs:
+        for item in inputs:
+            if looks_parallel(item):
+                warn(
+                    f"{item} looks like parallel text (a TAB in nearly every line): this makes "
+                    "language-model data of it; add --pairs for seq2seq data"
+                )
     pair_options = {"--shared-vocab": shared_vocab, "--max-chars": max_chars, "--shuffle": shuffle}
     for flag, value in pair_options.items():
         if value not in (None, False) and not pairs:
@@ -318,7 +335,7 @@ def _print_pairs_summary(summary: dict, verb: str) -> None:
 
 def _print_checkpoint(summary: dict) -> None:
     model, train = summary["model"], summary["train"]
-    fields = model_fields(model["config"], summary["kind"])
+    fields = model["config"]  # only the fields that mean something for its kind
     config = ", ".join(f"{k}={v}" for k, v in fields.items())
     out(
         f"{summary['path']}: {summary['kind']} model '{model['name']}' with "

@@ -22,7 +22,7 @@ from charrnn.cli._app import (
     progress_bar,
 )
 from charrnn.data import SPLITS, is_dataset
-from charrnn.errors import UsageError
+from charrnn.errors import CharrnnError, UsageError
 
 
 @app.command("eval")
@@ -105,6 +105,8 @@ def evaluate(
     trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
     ratio = length_ratio(trained.kind, max_len_ratio)
     if trained.kind == "seq2seq":
+        if source is not None and source != "-" and not Path(source).exists():
+            raise CharrnnError(str(source), "no such file or directory", "check the path")
         if source is not None and (str(source) == "-" or not is_dataset(source)):
             raise UsageError(
                 "TEXT",

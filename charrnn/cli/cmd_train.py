@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from charrnn import models, runs
-from charrnn.cli._app import Json, Quiet, Threads, app, err, out, out_json, warn
+from charrnn.cli._app import Json, Quiet, Threads, app, err, looks_parallel, out, out_json, warn
 from charrnn.config import (
     KIND_DEFAULTS,
     ModelConfig,
@@ -184,18 +184,6 @@ def _print_summary(summary: dict) -> None:
     run_dir = Path(summary["run_dir"])
     saved = [str(run_dir / n) for n in ("best.pt", "last.pt") if (run_dir / n).is_file()]
     out(f"  checkpoints: {', '.join(saved)}; log: {run_dir / 'metrics.jsonl'}")
-
-
-def _looks_parallel(source: str | None) -> bool:
-    """Whether a text file's first lines are nearly all `source<TAB>target` pairs."""
-    if source is None or not Path(source).is_file() or source.endswith(".gz"):
-        return False
-    try:
-        with open(source, encoding="utf-8", errors="replace") as f:
-            lines = [line for line in f.read(1 << 16).splitlines()[:200] if line.strip()]
-    except OSError:
-        return False  # training says what is wrong with the file
-    return len(lines) >= 5 and sum("\t" in line for line in lines) >= 0.9 * len(lines)
 
 
 @app.command()
@@ -476,6 +464,8 @@ def train(
     )
     if tokenizing and tokenized:
         flag = "--" + next(iter(tokenizing)).replace("_", "-")
+        if source is None:
+            raise UsageError(flag, "a resumed run keeps its vocabulary and data", f"drop {flag}")
         raise UsageError(
             flag,
             "says how to tokenize raw text, and this data is tokenized already",
@@ -484,7 +474,7 @@ def train(
     vocab_config = TokenizeConfig(**tokenizing)
     command = " ".join(shlex.quote(a) for a in ["charrnn", *sys.argv[1:]])
     ranks = torchrun_ranks()
-    if not pairs and resume is None and ranks.rank == 0 and _looks_parallel(source):
+    if not pairs and resume is None and ranks.rank == 0 and looks_parallel(source):
         warn(
             f"{source} looks like parallel text (a TAB in nearly every line): this trains a "
             "language model on it; add --pairs to train a seq2seq model"
