@@ -4,9 +4,9 @@ The loop knows nothing about language models or seq2seq: a *task* (`charrnn.lm.L
 `charrnn.seq2seq.PairTask`) supplies batches by data position, the loss of a batch, a full
 validation pass, its own state to checkpoint and its own fields of the training log. The loop
 does the rest: the optimizer and learning-rate schedule, gradient clipping and the
-gradient-norm watch, a guard against divergence, evaluation with early stopping, atomic checkpoints,
-exact resume, time budgets and clean interruption. Files are written by rank 0 only, so the
-loop can run under torchrun (DistributedDataParallel) unchanged.
+gradient-norm watch, a guard against divergence, evaluation with early stopping, atomic
+checkpoints, exact resume, time budgets and clean interruption. Files are written by rank 0
+only, so the loop can run under torchrun (DistributedDataParallel) unchanged.
 """
 
 from __future__ import annotations
@@ -324,9 +324,10 @@ def fit(
     )
     _warn_sizes(task, sum(p.numel() for p in params), metrics, state)
     run_steps = [cfg.max_steps] if cfg.max_steps else []
-    if cfg.epochs:  # the steps taken, and those the rest of the epochs take now
-        left = cfg.epochs - epochs_done(state, task.steps_per_epoch)
-        run_steps.append(state.step + math.ceil(round(left * task.steps_per_epoch, 6)))
+    if cfg.epochs:  # the steps taken, and the batches left to the epoch limit
+        spe = task.steps_per_epoch
+        left = epoch_limit(cfg, spe) - (state.epoch * spe + state.index)
+        run_steps.append(state.step + left)
     if run_steps and state.step < cfg.warmup_steps >= min(run_steps):  # the warmup is to come
         _warn_once(
             "long-warmup",
