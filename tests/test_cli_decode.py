@@ -205,6 +205,7 @@ def test_bad_input(run, model, tmp_path):
         (["sample", model, "--threads", "0"], 2, "Error: --threads: "),  # the parser's own
         (["sample", model, "--temperature", "abc"], 2, "Error: --temperature: "),
         (["sample", "--bogus", model], 2, "Error: charrnn sample: No such option: --bogus"),
+        (["beam", "the king", model], 2, "give the text with --prompt (or on stdin)"),
         (["beam", model, "--end", "\\n\\n"], 2, "--end: no token of the model's vocabulary"),
         (["beam", model, "--end", "@"], 2, "--end: no token of the model's vocabulary"),
     ]

@@ -202,6 +202,7 @@ def test_bad_input_table(env, data, run, shakespeare_like):
         (["train", "--resume", good, "--vocab", "bpe"], 2, "a resumed run keeps its vocabulary"),
         (["models", "--vocab-size", "0"], 2, "--vocab-size"),
         (["eval", good, good], 2, "is a run directory (it holds checkpoints), not text"),
+        (["eval", shakespeare_like, good], 2, "the model to score comes first"),  # swapped
         (["train", data, "-o", data, *SMALL], 2, "is a data directory"),
         (["info", env / "nope"], 1, "no such file or directory"),
         (["eval", good, "--beam-size", "3"], 2, "--beam-size: is for seq2seq models"),

@@ -202,7 +202,10 @@ def _usage_line(e) -> str:
             where = param.human_readable_name
         message = e.message
     message = " ".join(message.split()).rstrip(".")
-    return f"Error: {where}: {message}; see {command} --help"
+    fix = f"see {command} --help"
+    if "unexpected extra argument" in message and command.split()[-1] in ("sample", "beam"):
+        fix = "the checkpoint is the only argument: give the text with --prompt (or on stdin)"
+    return f"Error: {where}: {message}; {fix}"
 
 
 def main(argv: list[str] | None = None) -> None:

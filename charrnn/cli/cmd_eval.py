@@ -102,6 +102,12 @@ def evaluate(
         raise UsageError("CHECKPOINT", "nothing to score", "pass a checkpoint, or --hyp and --ref")
     if split is not None and split not in SPLITS:
         raise UsageError("--split", f"unknown split '{split}'", f"use one of: {', '.join(SPLITS)}")
+    if source is not None and source != "-" and runs.is_run_dir(source):
+        raise UsageError(  # e.g. charrnn eval text.txt runs/a: the order swapped
+            "TEXT",
+            f"{source} is a run directory (it holds checkpoints), not text",
+            "the model to score comes first: charrnn eval RUN TEXT",
+        )
     trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
     ratio = length_ratio(trained.kind, max_len_ratio)
     if trained.kind == "seq2seq":
@@ -164,12 +170,6 @@ def evaluate(
     if split is not None and source is not None and (source == "-" or not is_dataset(source)):
         raise UsageError(
             "--split", "chooses a split of a data directory, not of a text file", "drop --split"
-        )
-    if source is not None and source != "-" and runs.is_run_dir(source):
-        raise UsageError(
-            "TEXT",
-            f"{source} is a run directory (it holds checkpoints), not text",
-            "pass a text file or a data directory; the model to score comes first",
         )
     with progress_bar(quiet) as progress:
         result = metrics.score_lm(trained, source, split=split, progress=progress)
