@@ -44,6 +44,8 @@ from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 BANNED = (PAD_ID, BOS_ID, UNK_ID)
 BLOCK_VALUES = 1 << 22  # sampling draws its noise a block of steps at a time, at most this
 BLOCK_STEPS = 256  # many values (16 MiB) a block unless one step needs more, and this many steps
+ROW_BLOCK_VALUES = 1 << 15  # a row's block of noise when every row draws its own, and all
+ROW_BLOCKS_VALUES = 1 << 26  # the rows' blocks together at most (256 MiB; else as one batch)
 MAX_FACTOR = 1e6  # the largest --temperature, and the range of --repetition-penalty
 BLOCK_SECONDS = 0.05  # streamed text waits at most about this long for its block to end
 LENGTH_PENALTIES = ("none", "avg", "gnmt")
@@ -238,6 +240,10 @@ def sample(
     samples = [Sample() for _ in range(rows)]
     limits = list(max_lens) if max_lens is not None else [cfg.length] * rows
     block = min(block_steps(rows, vocab), max(limits))  # no noise for steps never taken
+    if per_row is not None and rows * row_block_steps(vocab) * vocab <= ROW_BLOCKS_VALUES:
+        # each row draws its noise in blocks of one size whatever else is decoded with it:
+        # a GPU's random numbers depend on how many are drawn at once (a CPU's do not)
+        block = row_block_steps(vocab)
     alive = list(range(rows))  # batch position -> row
     seen = None
     if cfg.repetition_penalty != 1.0:
@@ -374,6 +380,12 @@ def block_steps(rows: int, vocab: int) -> int:
     blocks make them cheap per token; a block's noise and logits stay within BLOCK_VALUES
     (or one step's worth, for a batch of many rows over a large vocabulary)."""
     return max(1, min(BLOCK_STEPS, BLOCK_VALUES // (rows * vocab)))
+
+
+def row_block_steps(vocab: int) -> int:
+    """The block of steps each row draws its own noise for (see `sample`): it depends on the
+    vocabulary only, and a row's block holds at most ROW_BLOCK_VALUES values."""
+    return max(1, min(BLOCK_STEPS, ROW_BLOCK_VALUES // vocab))
 
 
 def _gumbel(shape: tuple[int, ...], generator: torch.Generator | None, device) -> Tensor:

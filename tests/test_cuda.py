@@ -4,6 +4,7 @@ has none); run on a GPU machine with `python -m pytest tests/test_cuda.py`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,16 @@ def test_batched_sampling_and_beam_on_cuda_match_one_by_one():
     greedy = generate.sample(trained, prompts, decode.SampleConfig(length=12, temperature=0))
     beam1 = generate.beam(trained, prompts, decode.BeamConfig(beam_size=1, max_len=12))
     assert [g.text for g in greedy] == [b[0]["text"] for b in beam1]
+
+
+def test_a_lines_samples_on_cuda_do_not_depend_on_the_other_lines(tmp_path, run, data):
+    run_dir = tmp_path / "run"
+    ok(run("train", data, "-o", run_dir, *SMALL, "--device", "cuda", "--max-steps", "3"))
+    args = ("sample", run_dir, "--prompt", "the ", "--length", "300", "--seed", "3", "--json")
+    # 600 rows would once have drawn their noise in smaller blocks than one row does
+    many = ok(run(*args, "--device", "cuda", "--num-samples", "600")).stdout.splitlines()
+    one = ok(run(*args, "--device", "cuda")).stdout.splitlines()
+    assert json.loads(many[0])["text"] == json.loads(one[0])["text"]
 
 
 def test_seq2seq_on_cuda(tmp_path, run):

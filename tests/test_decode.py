@@ -275,6 +275,37 @@ def test_same_seed_same_samples():
     assert draw(3) == draw(3) and draw(3) != draw(4)
 
 
+def test_each_rows_noise_comes_in_draws_of_one_shape_however_it_is_batched(monkeypatch):
+    """A GPU's random numbers depend on how many are drawn at once: a row that draws the same
+    shapes from its own generator gets the same numbers alone or in any batch."""
+    stepper = TableStepper({1: {A: 0.5, B: 0.5}, A: {A: 0.5, B: 0.5}, B: {A: 0.5, B: 0.5}}, 7)
+    shapes: dict[int, list] = {}  # generator -> the shapes drawn from it
+    real = decode._gumbel
+
+    def spy(shape, generator, device):
+        shapes.setdefault(id(generator), []).append(tuple(shape))
+        return real(shape, generator, device)
+
+    monkeypatch.setattr(decode, "_gumbel", spy)
+
+    def draw(limits):
+        shapes.clear()
+        gens = [torch.Generator().manual_seed(k) for k in range(len(limits))]
+        decode.sample(
+            stepper,
+            *stepper.start([1] * len(limits)),
+            SampleConfig(length=max(limits)),
+            histories=[[1]] * len(limits),
+            generator=gens,
+            max_lens=limits,
+        )
+        return shapes[id(gens[0])]
+
+    alone = draw([300])
+    assert alone == [(decode.row_block_steps(7), 7)] * 2  # 300 steps: two blocks of 256
+    assert draw([300, 40, 600]) == alone and draw([300] * 50) == alone
+
+
 def test_text_assembler_holds_back_possible_stop_strings():
     tok = CharTokenizer.build("ab\n")
     ids = {c: int(tok.encode(c)[0]) for c in "ab\n"}
