@@ -35,7 +35,6 @@ from charrnn.train import Hooks, RunInfo, fit
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
 
-SEQ2SEQ_ONLY = SEQ2SEQ_FIELDS
 LM_ONLY = ("seq_len", "batching", "reset_every")  # how a text stream is cut into batches
 
 
@@ -446,7 +445,7 @@ def _train(
     checkpoint.seed_everything(train_config.seed)
     kind = _check_kind(model_name, dataset)
     if kind == "lm":
-        given = [k for k in SEQ2SEQ_ONLY if model_options.get(k) is not None]
+        given = [k for k in SEQ2SEQ_FIELDS if model_options.get(k) is not None]
         given += ["scheduled_sampling"] if train_options.get("scheduled_sampling") else []
         if given:
             flag = "--" + given[0].replace("_", "-")
