@@ -178,7 +178,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     threads: int | None = None
-    amp: bool = False  # CUDA only: mixed precision
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; see charrnn.device)
     scheduled_sampling: float = 0.0  # seq2seq: feed own predictions, ramping up to this rate
 
     def limits(self) -> TrainConfig:

@@ -78,15 +78,17 @@ def any_rank(flag: bool, world_size: int, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def agree(flag: bool, seconds: float, world_size: int, device: torch.device) -> tuple[bool, float]:
-    """(`flag` holds on any rank, the largest `seconds`), in one exchange: the ranks stop
-    together and keep one clock, so a time budget ends them at the same step and their
-    learning rates follow the same schedule."""
+def agree(
+    flag: bool, seconds: tuple[float, ...], world_size: int, device: torch.device
+) -> tuple[bool, tuple[float, ...]]:
+    """(`flag` holds on any rank, the largest of each of `seconds`), in one exchange: the
+    ranks stop together and keep one clock, so a time budget ends them at the same step and
+    their learning rates follow the same schedule."""
     if world_size == 1:
         return flag, seconds
-    value = torch.tensor([float(flag), seconds], dtype=torch.float64, device=device)
+    value = torch.tensor([float(flag), *seconds], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-    return bool(value[0].item()), float(value[1].item())
+    return bool(value[0].item()), tuple(float(v) for v in value[1:].tolist())
 
 
 def from_rank0(value, world_size: int):

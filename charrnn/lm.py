@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from charrnn.device import autocast
 from charrnn.errors import CharrnnError
 from charrnn.models.rnn import State, detach_state, select_state
 from charrnn.tokenizer import BOS_ID, PAD_ID
@@ -121,8 +122,9 @@ def eval_chunks(
     segment: int = EVAL_SEGMENT,
     warmup: int = EVAL_WARMUP,
     group: int = EVAL_GROUP,
+    rows: np.ndarray | None = None,
 ) -> Iterator[tuple[Tensor, Tensor, bool]]:
-    """A deterministic full pass over `ids`: every token is scored exactly once.
+    """A deterministic pass over `ids`: every token is scored exactly once.
 
     The text is read as [<bos>, ids...] and its targets are cut into segments of `segment`
     tokens, scored side by side, `group` segments at a time. Each segment first reads the
@@ -131,13 +133,13 @@ def eval_chunks(
     from a zero state fed <bos> and carries its state for a few thousand tokens, the regime
     the model was trained in. Yields (inputs, targets, fresh) chunks of shape (S, <=seq_len):
     the state is carried between chunks and starts from zero where `fresh`; unscored positions
-    have target IGNORE.
+    have target IGNORE. `rows` (segment numbers, ascending) scores those segments only.
     """
     m = len(ids)
-    n = math.ceil(m / segment)
-    for first_row in range(0, n, group):
-        rows = np.arange(first_row, min(first_row + group, n))
-        score_from = rows * segment  # (S,)
+    chosen = np.arange(math.ceil(m / segment)) if rows is None else np.asarray(rows)
+    for first in range(0, len(chosen), group):
+        rows_ = chosen[first : first + group]
+        score_from = rows_ * segment  # (S,)
         score_to = np.minimum(score_from + segment, m)
         read_from = np.maximum(score_from - warmup, 0)
         length = int((score_to - read_from).max())
@@ -154,7 +156,53 @@ def eval_chunks(
             yield torch.from_numpy(inputs), torch.from_numpy(targets), begin == 0
 
 
+def sample_segments(length: int, tokens: int, segment: int = EVAL_SEGMENT) -> np.ndarray | None:
+    """Segment numbers, evenly spread over a text of `length` tokens, that hold about `tokens`
+    tokens; None when that is the whole text."""
+    n = math.ceil(length / segment)
+    k = math.ceil(tokens / segment)
+    return None if k >= n else np.unique(np.arange(k) * n // k)
+
+
 @torch.no_grad()
+def segment_losses(
+    model: nn.Module,
+    ids: np.ndarray,
+    *,
+    seq_len: int,
+    device: torch.device,
+    segment: int = EVAL_SEGMENT,
+    warmup: int = EVAL_WARMUP,
+    rows: np.ndarray | None = None,
+    precision: str = "fp32",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Negative log-likelihood (nats) and scored tokens of each segment (see `eval_chunks`),
+    of `rows` or of all, in `precision` (the loss itself is always summed in fp32)."""
+    was_training = model.training
+    model.eval()
+    state: State | None = None
+    nll: list[np.ndarray] = []  # per segment, a group of them at a time
+    counts: list[np.ndarray] = []
+    for inputs, targets, fresh in eval_chunks(
+        ids, seq_len=seq_len, segment=segment, warmup=warmup, rows=rows
+    ):
+        if fresh:
+            nll.append(np.zeros(len(inputs)))
+            counts.append(np.zeros(len(inputs), dtype=np.int64))
+        counts[-1] += (targets != IGNORE).sum(1).numpy()
+        inputs, targets = inputs.to(device), targets.to(device)
+        with autocast(device, precision):
+            logits, state = model(inputs, None if fresh else state)
+        losses = F.cross_entropy(
+            logits.float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none"
+        )  # (S, T)
+        nll[-1] += losses.sum(1).double().cpu().numpy()
+    model.train(was_training)
+    if not nll:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    return np.concatenate(nll), np.concatenate(counts)
+
+
 def evaluate(
     model: nn.Module,
     ids: np.ndarray,
@@ -163,37 +211,40 @@ def evaluate(
     device: torch.device,
     segment: int = EVAL_SEGMENT,
     warmup: int = EVAL_WARMUP,
+    precision: str = "fp32",
 ) -> tuple[float, int]:
     """Sum of negative log-likelihoods (nats) and number of scored tokens over `ids`."""
-    was_training = model.training
-    model.eval()
-    state: State | None = None
-    total, count = 0.0, 0
-    for inputs, targets, fresh in eval_chunks(ids, seq_len=seq_len, segment=segment, warmup=warmup):
-        inputs, targets = inputs.to(device), targets.to(device)
-        logits, state = model(inputs, None if fresh else state)
-        total += F.cross_entropy(
-            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum"
-        ).item()
-        count += int((targets != IGNORE).sum())
-    model.train(was_training)
-    return total, count
+    nll, counts = segment_losses(
+        model,
+        ids,
+        seq_len=seq_len,
+        device=device,
+        segment=segment,
+        warmup=warmup,
+        precision=precision,
+    )
+    return float(nll.sum()), int(counts.sum())
 
 
 @dataclass
 class EvalResult:
-    """Scores of a full pass; bits are normalised by tokens, characters and bytes."""
+    """Scores of an evaluation; bits are normalised by tokens, characters and bytes. An
+    evaluation during training scores a fixed sample of the split (`full` False); the last
+    one scores all of it and keeps the sample's loss beside it (`sample_loss`), so that it is
+    compared with the earlier ones on the same text."""
 
     nll: float  # summed, nats
     tokens: int
     chars: int
     bytes: int
+    full: bool = True
+    sample_loss: float | None = None
 
     def as_dict(self) -> dict:
         """loss (nats/token), perplexity, and bits per token, character and byte."""
         loss = self.nll / max(self.tokens, 1)
         bits = self.nll / math.log(2)
-        return {
+        scores = {
             "loss": loss,
             "perplexity": math.exp(min(loss, 700.0)),
             "bits_per_token": bits / max(self.tokens, 1),
@@ -203,6 +254,45 @@ class EvalResult:
             "chars": self.chars,
             "bytes": self.bytes,
         }
+        if not self.full:  # scored on the evaluation sample only
+            scores["sample"] = True
+        if self.sample_loss is not None:
+            scores["sample_loss"] = self.sample_loss
+        return scores
+
+    def comparable_loss(self) -> float:
+        """The loss to compare evaluations by: on the training-time sample when there is one."""
+        return self.sample_loss if self.sample_loss is not None else self.nll / max(self.tokens, 1)
+
+
+def scaled_result(
+    nll: np.ndarray, counts: np.ndarray, stats: dict | None, sample: np.ndarray | None, full: bool
+) -> EvalResult:
+    """An EvalResult from per-part losses (segments, pairs): of all parts when `full`, else of
+    the parts in `sample`; characters and bytes are the split's, in proportion to the tokens
+    scored. A full result keeps the sample's loss beside it."""
+    stats = stats or {}
+    parts = slice(None) if full or sample is None else sample
+    tokens = int(counts[parts].sum())
+    total = max(int(stats.get("tokens", 0)), 1)
+    share = tokens / total if stats.get("tokens") else 1.0
+    result = EvalResult(
+        float(nll[parts].sum()),
+        tokens,
+        round(stats.get("chars", tokens) * share) if stats.get("chars") else tokens,
+        round(stats.get("bytes", tokens) * share) if stats.get("bytes") else tokens,
+        full=full or sample is None,
+    )
+    if full and sample is not None:
+        result.sample_loss = float(nll[sample].sum()) / max(int(counts[sample].sum()), 1)
+    return result
+
+
+def _place(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Values of some rows, spread into an array indexed by row number (zeros elsewhere)."""
+    out = np.zeros(int(rows.max()) + 1, dtype=values.dtype)
+    out[rows] = values
+    return out
 
 
 class LMTask:
@@ -242,6 +332,8 @@ class LMTask:
         self.progress = 0.0  # set by the training loop (unused here)
         self.val_ids = val_ids if val_ids is not None and len(val_ids) else None
         self.val_stats = val_stats
+        self.val_tokens = len(self.val_ids) if self.val_ids is not None else 0
+        self.eval_rows: np.ndarray | None = None  # the evaluation sample's segments (None: all)
         self.seq_len = seq_len
         self.device = device
         self.state: State | None = None
@@ -270,13 +362,31 @@ class LMTask:
         """The task's own fields of a training log record: none."""
         return {}
 
-    def evaluate(self, model: nn.Module) -> EvalResult | None:
-        """A full pass over the validation split (None when there is none)."""
+    def sample_validation(self, tokens: int) -> None:
+        """Evaluations (but the full ones) score a fixed sample of about `tokens` tokens:
+        whole segments, evenly spread over the validation split."""
+        self.eval_rows = sample_segments(self.val_tokens, tokens) if self.val_tokens else None
+
+    def evaluate(self, model: nn.Module, full: bool = False) -> EvalResult | None:
+        """Score the validation split's evaluation sample, or all of it (`full`); None when
+        there is no validation split."""
         if self.val_ids is None:
             return None
-        nll, tokens = evaluate(model, self.val_ids, seq_len=self.seq_len, device=self.device)
-        stats = self.val_stats or {}
-        return EvalResult(nll, tokens, stats.get("chars", tokens), stats.get("bytes", tokens))
+        rows = None if full else self.eval_rows
+        nll, counts = segment_losses(
+            model, self.val_ids, seq_len=self.seq_len, device=self.device, rows=rows
+        )
+        if rows is not None:  # losses of the sample only: put them in their places
+            nll, counts = _place(nll, rows), _place(counts, rows)
+        return scaled_result(nll, counts, self.val_stats, self.eval_rows, full)
+
+    def eval_cost(self, full: bool) -> int:
+        """Tokens an evaluation reads (warm-up included): what its time grows with."""
+        if self.val_ids is None:
+            return 0
+        if full or self.eval_rows is None:
+            return self.val_tokens + EVAL_WARMUP * math.ceil(self.val_tokens / EVAL_SEGMENT)
+        return len(self.eval_rows) * (EVAL_SEGMENT + EVAL_WARMUP)
 
     def state_dict(self) -> dict:
         """The carried hidden state (plain tensors, for checkpoints)."""

@@ -24,6 +24,7 @@ from charrnn.config import (
     from_dict,
     model_fields,
 )
+from charrnn.cores import CoreWatch
 from charrnn.distributed import Ranks, device_for, rank0_first, start_processes
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.lm import LMTask
@@ -262,12 +263,14 @@ def start_training(
     hooks: Hooks | None = None,
     progress=None,
     ranks: Ranks = Ranks(),
+    started: float | None = None,
 ) -> dict:
     """Train a new model, or continue `run_dir` (resume=True) exactly where it stopped.
 
     `model_options` / `train_options` hold the flags the user gave (None = not given):
     defaults come from ModelConfig / TrainConfig, or from the checkpoint on resume. Under
     torchrun, `ranks` places this process; each trains on its own rows of every batch.
+    `started` (time.monotonic()) is when the command began: a time budget counts from there.
     """
     distributed = ranks.world_size > 1
     created = not Path(run_dir).exists()
@@ -300,6 +303,7 @@ def start_training(
             progress=progress,
             ranks=ranks,
             saved=saved,
+            started=started,
         )
     except BaseException:
         # a new run that failed before its first checkpoint leaves nothing behind (not even
@@ -329,6 +333,7 @@ def _train(
     progress,
     ranks,
     saved,
+    started,
 ) -> dict:
     run_dir = Path(run_dir)
     hooks = hooks or Hooks()
@@ -435,13 +440,15 @@ def _train(
         model_config, train_config = configs_for(kind, model_options, train_options)
     train_config.check()
     device = device_for(ranks, train_config.device)
-    devices.configure(device, train_config.threads)
-    if train_config.amp and device.type != "cuda":
-        raise UsageError(
-            "--amp",
-            f"mixed precision needs a CUDA device (this run is on {device.type})",
-            "drop --amp, or use --device cuda",
+    watch = CoreWatch() if train_config.threads is None and device.type == "cpu" else None
+    threads = devices.configure(device, train_config.threads, watch)
+    notes = []
+    if watch is not None and threads < min(watch.cores, devices.TORCH_THREADS):
+        notes.append(
+            f"using {threads} thread(s) of {watch.cores}: other programs keep "
+            f"{watch.busy:.1f} core(s) busy (--threads N decides)"
         )
+    precision = devices.resolve_precision(train_config.precision, device)
     checkpoint.seed_everything(train_config.seed)
     kind = _check_kind(model_name, dataset)
     if kind == "lm":
@@ -521,9 +528,13 @@ def _train(
         train_config,
         info,
         device=device,
+        precision=precision,
         resume=saved,
         hooks=hooks,
         changes=changes,
+        started=started,
+        watch=watch,
+        notes=notes,
         **where,
     )
     return {
@@ -532,6 +543,7 @@ def _train(
         "model": model_name,
         "params": models.count_parameters(model),
         "device": str(device),
+        "precision": precision,
         "data": str(dataset.path),
         "changes": changes,
     }

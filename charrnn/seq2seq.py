@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from charrnn.errors import CharrnnError
-from charrnn.lm import IGNORE, EvalResult, _rng
+from charrnn.lm import IGNORE, EvalResult, _rng, scaled_result
 from charrnn.models.seq2seq import DecoderState, select_decoder_state
 from charrnn.pairs import PairSplit
 from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID
@@ -128,6 +128,9 @@ class PairTask:
         self.last_tokens = self.tokens_per_step
         self.val = val if val is not None and len(val) else None
         self.val_stats = val_stats
+        self.eval_rows: np.ndarray | None = None  # the evaluation sample's pairs (None: all)
+        # each validation target's tokens, its end included: what scoring it costs
+        self.val_lengths = np.diff(self.val.target_offsets) + 1 if self.val else np.zeros(0)
         self.device = device
         self.scheduled_sampling = scheduled_sampling
         self.progress = 0.0  # set by the training loop: scheduled sampling ramps with it
@@ -154,13 +157,28 @@ class PairTask:
             return {}
         return {"sampling_prob": round(self.scheduled_sampling * self.progress, 6)}
 
+    def sample_validation(self, tokens: int) -> None:
+        """Evaluations (but the full ones) score a fixed sample of pairs with about `tokens`
+        target tokens, evenly spread over the validation split."""
+        self.eval_rows = sample_pairs(self.val_lengths, tokens) if self.val else None
+
     @torch.no_grad()
-    def evaluate(self, model: nn.Module) -> EvalResult | None:
-        """Teacher-forced loss over every validation pair (bits per target character count
-        the end of each target as one character, like a newline)."""
+    def evaluate(self, model: nn.Module, full: bool = False) -> EvalResult | None:
+        """Teacher-forced loss over the validation pairs' evaluation sample, or all of them
+        (`full`); bits per target character count the end of each target as one character,
+        like a newline."""
         if self.val is None:
             return None
-        return score_pairs(model, self.val, self.val_stats, self.device)
+        rows = None if full else self.eval_rows
+        nll, counts = pair_losses(model, self.val, self.device, rows=rows)
+        return scaled_result(
+            nll, counts, _with_ends(self.val_stats, len(self.val)), self.eval_rows, full
+        )
+
+    def eval_cost(self, full: bool) -> int:
+        """Target tokens an evaluation reads: what its time grows with."""
+        rows = slice(None) if full or self.eval_rows is None else self.eval_rows
+        return int(self.val_lengths[rows].sum())
 
     def state_dict(self) -> dict:
         return {}
@@ -169,7 +187,51 @@ class PairTask:
         pass
 
 
+def sample_pairs(lengths: np.ndarray, tokens: int) -> np.ndarray | None:
+    """Pair numbers, evenly spread, whose targets (of `lengths` tokens each) hold about
+    `tokens` tokens; None when that is all of them."""
+    if tokens >= lengths.sum():
+        return None
+    k = max(1, round(len(lengths) * tokens / lengths.sum()))
+    return np.unique(np.arange(k) * len(lengths) // k)
+
+
+def _with_ends(stats: dict | None, pairs: int) -> dict:
+    """A split's target statistics with each pair's end token counted as one token, character
+    and byte."""
+    target = (stats or {}).get("target", {})
+    return {key: target[key] + pairs for key in ("tokens", "chars", "bytes") if target.get(key)}
+
+
 @torch.no_grad()
+def pair_losses(
+    model: nn.Module,
+    split: PairSplit,
+    device: torch.device,
+    batch_size: int = 64,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher-forced negative log-likelihood (nats) and target tokens of each pair of `split`
+    (of `rows` only, the rest left 0)."""
+    was_training = model.training
+    model.eval()
+    nll = np.zeros(len(split))
+    counts = np.zeros(len(split), dtype=np.int64)
+    chosen = np.arange(len(split)) if rows is None else np.asarray(rows)
+    order = chosen[np.argsort(np.diff(split.source_offsets)[chosen], kind="stable")]
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        src, lengths, tgt_in, tgt_out = (t.to(device) for t in make_batch(split, batch))
+        logits, _ = model(src, lengths, tgt_in)
+        losses = F.cross_entropy(
+            logits.float().transpose(1, 2), tgt_out, ignore_index=IGNORE, reduction="none"
+        )  # (B, T)
+        nll[batch] = losses.sum(1).double().cpu().numpy()
+        counts[batch] = (tgt_out != IGNORE).sum(1).cpu().numpy()
+    model.train(was_training)
+    return nll, counts
+
+
 def score_pairs(
     model: nn.Module,
     split: PairSplit,
@@ -178,30 +240,8 @@ def score_pairs(
     batch_size: int = 64,
 ) -> EvalResult:
     """Teacher-forced negative log-likelihood of every target in `split`."""
-    was_training = model.training
-    model.eval()
-    total, tokens = 0.0, 0
-    order = np.argsort(np.diff(split.source_offsets), kind="stable")
-    for start in range(0, len(split), batch_size):
-        src, lengths, tgt_in, tgt_out = (
-            t.to(device) for t in make_batch(split, order[start : start + batch_size])
-        )
-        logits, _ = model(src, lengths, tgt_in)
-        total += float(
-            F.cross_entropy(
-                logits.flatten(0, 1).float(),
-                tgt_out.flatten(),
-                ignore_index=IGNORE,
-                reduction="sum",
-            )
-        )
-        tokens += int((tgt_out != IGNORE).sum())
-    model.train(was_training)
-    target = (stats or {}).get("target", {})
-    pairs = len(split)
-    return EvalResult(
-        total, tokens, target.get("chars", tokens) + pairs, target.get("bytes", tokens) + pairs
-    )
+    nll, counts = pair_losses(model, split, device, batch_size)
+    return scaled_result(nll, counts, _with_ends(stats, len(split)), None, True)
 
 
 class Stepper:

@@ -1,20 +1,23 @@
 """One training loop for every model kind.
 
 The loop knows nothing about language models or seq2seq: a *task* (`charrnn.lm.LMTask`,
-`charrnn.seq2seq.PairTask`) supplies batches by data position, the loss of a batch, a full
-validation pass, its own state to checkpoint and its own fields of the training log. The loop
-does the rest: the optimizer and learning-rate schedule, gradient clipping and the
-gradient-norm watch, a guard against divergence, evaluation with early stopping, atomic
-checkpoints, exact resume, time budgets and clean interruption. Files are written by rank 0
-only, so the loop can run under torchrun (DistributedDataParallel) unchanged.
+`charrnn.seq2seq.PairTask`) supplies batches by data position, the loss of a batch, an
+evaluation on a fixed sample of the validation split or on all of it, its own state to
+checkpoint and its own fields of the training log. The loop does the rest: the optimizer and
+learning-rate schedule, mixed precision, gradient clipping and the gradient-norm watch, a
+guard against divergence, evaluation with early stopping, atomic checkpoints, exact resume,
+time budgets and clean interruption, and the CPU threads. Files are written by rank 0 only,
+so the loop can run under torchrun (DistributedDataParallel) unchanged.
+
+A time budget is wall time from the moment the command started: set-up, evaluations, the
+final evaluation of the whole validation split and the last checkpoint all fit inside it.
+The loop measures what evaluating and saving cost and stops training early enough for them.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,11 +29,29 @@ from torch import Tensor, nn
 from charrnn import checkpoint
 from charrnn import device as devices
 from charrnn.config import TrainConfig
+from charrnn.cores import CoreWatch
 from charrnn.distributed import agree, any_rank, from_rank0, gather_rank_states, own_rank_state
 from charrnn.errors import CharrnnError, UsageError
+from charrnn.optim import (
+    clip,
+    epoch_limit,
+    layer_grad_norms,
+    learning_rate,
+    limit_reached,
+    make_optimizer,
+    progress_fraction,
+)
+from charrnn.trainlog import MetricsLog, train_record, trim_log, warn_sizes, watch_gradients
 
 MAX_BAD_STEPS = 3  # consecutive non-finite steps before rolling back
 MAX_ROLLBACKS = 3  # rollbacks before giving up
+EVAL_SHARE = 0.025  # evaluations during training take about this share of its time...
+EVAL_SPEEDUP = 2.0  # ...scoring a token costing about 1/EVAL_SPEEDUP of training on it
+MIN_EVAL_TOKENS = 16384  # the smallest evaluation sample
+FINAL_SHARE = 0.25  # with a time budget, the final evaluation scores the whole split when
+# that takes at most this share of the budget (else the evaluation sample again)
+THREADS_EVERY = 10.0  # seconds between looks at the free cores (default --threads)
+WINDOW_KEYS = ("loss", "n", "norm", "norm_max", "clipped", "tokens", "overflows", "seconds")
 
 
 @dataclass
@@ -62,9 +83,9 @@ class LoopState:
     epoch: int = 0
     index: int = 0  # batch index within the epoch
     epoch_steps: int = 0  # batches in an epoch (another --batch-size or --seq-len changes it)
-    elapsed: float = 0.0  # seconds of training so far, across resumes
+    elapsed: float = 0.0  # seconds of the run so far (set-up included), across resumes
     tokens: int = 0
-    best_val_loss: float = math.inf
+    best_val_loss: float = math.inf  # on the evaluation sample (see EvalResult)
     bad_evals: int = 0
     lr_scale: float = 1.0  # lowered by the divergence guard
     skipped_steps: int = 0
@@ -72,119 +93,15 @@ class LoopState:
     bad_in_row: int = 0  # consecutive non-finite steps
     last_eval_step: int = -1
     warmup_end: float = -1.0  # the run's progress when the warmup ended (-1: not yet)
+    precision: str = "fp32"  # the arithmetic of the latest session (see charrnn.device)
     warned: list[str] = field(default_factory=list)
     window: dict = field(default_factory=dict)  # sums since the last train record
 
 
-def progress_fraction(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) -> float:
-    """How far through the run we are, by whichever limit ends it first."""
-    parts = [0.0]
-    if cfg.max_steps:
-        parts.append(state.step / cfg.max_steps)
-    if cfg.epochs:
-        parts.append(epochs_done(state, steps_per_epoch) / cfg.epochs)
-    if cfg.time_budget:
-        parts.append(state.elapsed / cfg.time_budget)
-    return min(1.0, max(parts))
-
-
-def epochs_done(state: LoopState, steps_per_epoch: int) -> float:
-    """How many passes over the training data the run has made, by its place in the data
-    (not its step count: a resume with another --batch-size cuts epochs into other numbers
-    of steps, and a skipped step still uses its batch)."""
-    return state.epoch + state.index / steps_per_epoch
-
-
-def epoch_limit(cfg: TrainConfig, steps_per_epoch: int) -> int:
-    """The batch at which --epochs is reached, counted from the first: the fraction rounded
-    up, with float noise removed (1.1 x 100 batches is 110, not 110.00000000000001 -> 111)."""
-    return math.ceil(round(cfg.epochs * steps_per_epoch, 6))
-
-
-def learning_rate(
-    cfg: TrainConfig, step: int, progress: float, lr_scale: float = 1.0, start: float = 0.0
-) -> float:
-    """Linear warmup to lr over cfg.warmup_steps, then (cosine) decay to lr * min_lr_frac over
-    the rest of the run: `start` is the run's progress when the warmup ended."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps * lr_scale
-    decay = 1.0
-    if cfg.schedule == "cosine":
-        rest = min(1.0, max(0.0, (progress - start) / (1 - start))) if start < 1 else 1.0
-        decay = cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * rest))
-    return cfg.lr * decay * lr_scale
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer; weight decay applies to matrices only (not biases)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    rest = [p for p in params if p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": rest, "weight_decay": 0.0},
-    ]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, betas=(0.9, 0.99))
-    if cfg.optimizer == "rmsprop":  # char-rnn's choice
-        return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.95)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
-
-
-def _layer_of(name: str) -> str:
-    # "rnn.rnn.weight_hh_l1_reverse" -> "rnn.rnn.l1"; "head.weight" -> "head"
-    module, _, leaf = name.rpartition(".")
-    layer = re.search(r"_l(\d+)", leaf)
-    return f"{module}.l{layer.group(1)}" if layer else module or leaf
-
-
-def layer_grad_norms(model: nn.Module) -> dict[str, float]:
-    """Gradient norm per layer: the vanishing/exploding-gradient watch."""
-    squares: dict[str, float] = {}
-    for name, p in model.named_parameters():
-        if p.grad is not None:
-            key = _layer_of(name)
-            squares[key] = squares.get(key, 0.0) + float(p.grad.detach().float().pow(2).sum())
-    return {k: math.sqrt(v) for k, v in squares.items()}
-
-
-def _trim_log(path: Path, step: int) -> None:
-    """Drop what metrics.jsonl says of steps after `step`, the checkpoint a resumed run
-    continues from (after a kill, that work was lost and is done again), and any line a kill
-    left half-written. Rewritten atomically."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("step", 0) <= step:
-            kept.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    tmp.replace(path)
-
-
-class _Metrics:
-    """metrics.jsonl (rank 0 only), one JSON object per line, flushed as written."""
-
-    def __init__(self, path: Path | None, hooks: Hooks) -> None:
-        self.file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
-        self.hooks = hooks
-
-    def write(self, record: dict) -> None:
-        if self.file:
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
-        self.hooks.on_event(record)
-
-    def close(self) -> None:
-        if self.file:
-            self.file.close()
+def eval_sample_tokens(cfg: TrainConfig, tokens_per_step: int) -> int:
+    """Validation tokens an evaluation during training scores: enough for EVAL_SHARE of the
+    training time between evaluations."""
+    return max(MIN_EVAL_TOKENS, int(EVAL_SPEEDUP * EVAL_SHARE * cfg.eval_every * tokens_per_step))
 
 
 def fit(
@@ -195,38 +112,72 @@ def fit(
     info: RunInfo,
     *,
     device: torch.device,
+    precision: str = "fp32",
     resume: dict | None = None,
     hooks: Hooks | None = None,
     rank: int = 0,
     world_size: int = 1,
     changes: dict | None = None,
+    started: float | None = None,
+    watch: CoreWatch | None = None,
+    notes: list[str] | None = None,
 ) -> dict:
     """Train `model` on `task` until a limit, early stopping or interruption; returns a
     summary. `run_dir` receives last.pt, best.pt and metrics.jsonl.
 
+    `started` (time.monotonic()) is when the command began: a time budget counts from there.
+    With `watch`, the CPU threads follow the cores other programs leave free. `notes` go to
+    the log after the start record (what was chosen for the user, and why).
+
     Under torchrun (`world_size` > 1, `model` wrapped in DistributedDataParallel, the task
     reading its rank's rows) every rank runs this loop; they agree on when to stop, rank 0
     writes, and checkpoints hold every rank's carried state and random state."""
-    hooks = hooks or Hooks()
-    given, cfg = cfg, cfg.limits()  # checkpoints keep the limits given, not the default
-    run_dir = Path(run_dir)
-    writer = rank == 0
-    raw = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    opt = make_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler(device.type) if devices.needs_scaler(device, cfg.amp) else None
-    params = [p for p in model.parameters() if p.requires_grad]
-    state = LoopState()
-    if resume is not None:
-        train = resume["train"]
+    loop = _Loop(run_dir, model, task, cfg, info, device, precision, hooks, rank, world_size)
+    loop.restore(resume, changes or {})
+    return loop.run(started, watch, notes or [])
+
+
+class _Loop:
+    """The state of one training session, and its steps."""
+
+    def __init__(self, run_dir, model, task, cfg, info, device, precision, hooks, rank, ranks):
+        self.given, self.cfg = cfg, cfg.limits()  # checkpoints keep the limits given
+        self.run_dir = Path(run_dir)
+        self.model, self.raw = model, getattr(model, "module", model)  # unwrap DDP
+        self.task, self.info, self.device, self.precision = task, info, device, precision
+        self.hooks = hooks or Hooks()
+        self.rank, self.world_size, self.writer = rank, ranks, rank == 0
+        self.opt = make_optimizer(model, self.cfg)
+        self.scaler = torch.amp.GradScaler(device.type) if devices.needs_scaler(precision) else None
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.state = LoopState()
+        self.resume: dict | None = None
+        self.changes: dict = {}
+        self.session_steps = 0
+        self.eval_rate = 0.0  # seconds per token an evaluation reads (measured)
+        self.save_seconds = 0.0  # the latest checkpoint's writing time
+        self.last_full = False  # whether the latest evaluation scored the whole split
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def restore(self, resume: dict | None, changes: dict) -> None:
+        """Continue from a checkpoint exactly where it stopped, or start afresh (seeded)."""
+        self.resume, self.changes = resume, dict(changes)
+        if resume is None:
+            checkpoint.seed_everything(self.cfg.seed)
+            return
+        train, task, cfg = resume["train"], self.task, self.cfg
         if train["config"].get("optimizer", cfg.optimizer) == cfg.optimizer:
-            settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
-            opt.load_state_dict(train["optimizer"])
-            for group, setting in zip(opt.param_groups, settings, strict=True):
+            settings = [
+                {k: v for k, v in g.items() if k != "params"} for g in self.opt.param_groups
+            ]
+            self.opt.load_state_dict(train["optimizer"])
+            for group, setting in zip(self.opt.param_groups, settings, strict=True):
                 group.update(setting)  # e.g. another --weight-decay on resume
         # else: another --optimizer on resume starts with a fresh state of its own (its
         # moments are not the old one's); the change is reported like any other
-        if scaler is not None and train.get("scaler"):
-            scaler.load_state_dict(train["scaler"])
+        if self.scaler is not None and train.get("scaler"):
+            self.scaler.load_state_dict(train["scaler"])
         saved = train["state"]
         state = LoopState(**{k: v for k, v in saved.items() if k in LoopState.__annotations__})
         if "warmup_end" not in saved:  # an older run decayed over the whole run
@@ -238,65 +189,267 @@ def fit(
             state.index = state.index * task.steps_per_epoch // state.epoch_steps
         elif state.index >= task.steps_per_epoch:  # an older checkpoint: the next epoch
             state.epoch, state.index = state.epoch + 1, 0
-        own = own_rank_state(train, rank, world_size)
+        own = own_rank_state(train, self.rank, self.world_size)
         task.load_state_dict(own["task"])
         old = train["config"]
         layout = (old.get("batch_size"), old.get("seq_len"), len(train.get("ranks") or [0]))
-        if regrouped or layout != (cfg.batch_size, cfg.seq_len, world_size):
+        if regrouped or layout != (cfg.batch_size, cfg.seq_len, self.world_size):
             task.reset()  # the rows start elsewhere in the text: the carried state is not theirs
         checkpoint.set_rng_state(own["rng"])
-        flag, reached = _limit_reached(cfg, state, task.steps_per_epoch)
+        if state.precision != self.precision:  # allowed: the weights are fp32 either way
+            self.changes["precision"] = [state.precision, self.precision]
+        flag, reached = limit_reached(cfg, state, task.steps_per_epoch)
         if reached:  # nothing to train: leave the run as it is
             raise UsageError(
                 flag,
                 f"the run has already {reached} (step {state.step})",
                 f"resume with a larger {flag}",
             )
-    else:
-        checkpoint.seed_everything(cfg.seed)
-    state.epoch_steps = task.steps_per_epoch
-    if resume is not None and writer:
-        _trim_log(run_dir / "metrics.jsonl", state.step)
-    metrics = _Metrics(run_dir / "metrics.jsonl" if writer else None, hooks)
-    good = _snapshot(raw, opt)  # the last good state, for rollbacks
+        self.state = state
 
-    def save(name: str, evaluation: dict | None) -> None:
-        nonlocal good, window_start
-        now = time.monotonic()  # the log window's time so far goes into the checkpoint
-        window["seconds"] += now - window_start
-        window_start = now
-        ranks = gather_rank_states(task, world_size)  # every rank takes part
-        finite = all(torch.isfinite(p).all() for p in raw.parameters())
-        if finite:
-            good = _snapshot(raw, opt)
-        if not writer:
+    def run(self, started: float | None, watch: CoreWatch | None, notes: list[str]) -> dict:
+        """Train to the end; the summary."""
+        state, task = self.state, self.task
+        state.epoch_steps = task.steps_per_epoch
+        state.precision = self.precision
+        if self.resume is not None and self.writer:
+            trim_log(self.run_dir / "metrics.jsonl", state.step)
+        path = self.run_dir / "metrics.jsonl" if self.writer else None
+        self.log = MetricsLog(path, self.hooks.on_event, state.warned)
+        self.good = _snapshot(self.raw, self.opt)  # the last good state, for rollbacks
+        task.sample_validation(eval_sample_tokens(self.cfg, task.tokens_per_step))
+        self.watch, self.watched = watch, time.monotonic()
+        self.speed = 0.0  # tokens per second of the latest train record
+        self._start_records(notes)
+        self.model.train()
+        self.window = state.window  # checkpointed: a resumed run logs the same averages
+        for key in WINDOW_KEYS:
+            self.window.setdefault(key, 0)
+        self.window_start = time.monotonic()
+        # the run's clock: its earlier sessions, and this one from the command's start
+        self.clock = (time.monotonic() if started is None else started) - state.elapsed
+        self.last_record = (self.resume or {}).get("metrics") or None  # the latest evaluation
+        self.start = (state.elapsed, self._progress())  # where this session began
+        reason = self._train()
+        return self._finish(reason)
+
+    def _start_records(self, notes: list[str]) -> None:
+        state, cfg, task = self.state, self.cfg, self.task
+        params = sum(p.numel() for p in self.params)
+        self.log.write(
+            {
+                "event": "resume" if self.resume else "start",
+                "step": state.step,
+                "config": asdict(cfg),
+                "params": params,
+                "precision": self.precision,
+                "threads": torch.get_num_threads(),
+                "changes": self.changes,
+            }
+        )
+        for note in notes:
+            self.log.write({"event": "note", "step": state.step, "message": note})
+        warn_sizes(task, params, self.log, state.step)
+        run_steps = [cfg.max_steps] if cfg.max_steps else []
+        if cfg.epochs:  # the steps taken, and the batches left to the epoch limit
+            spe = task.steps_per_epoch
+            left = epoch_limit(cfg, spe) - (state.epoch * spe + state.index)
+            run_steps.append(state.step + left)
+        if run_steps and state.step < cfg.warmup_steps >= min(run_steps):  # the warmup is to come
+            self.log.warn_once(
+                "long-warmup",
+                state.step,
+                f"--warmup-steps {cfg.warmup_steps} is not shorter than the run "
+                f"({min(run_steps)} steps): the learning rate never reaches --lr; lower "
+                "--warmup-steps",
+            )
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _train(self) -> str:
+        """Steps until a limit, early stopping or a signal; the reason."""
+        while True:
+            reason = self._stop_reason()
+            if reason:
+                return reason
+            if not self._step():
+                continue  # a non-finite step, skipped
+            if self.state.step % self.cfg.eval_every == 0:
+                self.last_record = self._evaluate(full=False) or self.last_record
+                if self.cfg.patience and self.state.bad_evals >= self.cfg.patience:
+                    return f"early stopping ({self.cfg.patience} evaluations without improvement)"
+            if self.state.step % (self.cfg.checkpoint_every or self.cfg.eval_every) == 0:
+                self._save("last.pt", self.last_record)
+            self._follow_free_cores()
+            self.hooks.on_step(self.state.step, self._progress())
+
+    def _stop_reason(self) -> str:
+        state = self.state
+        signal_name = self.hooks.should_stop()
+        # the ranks share one clock (the slowest's), so they lay out the learning rate and
+        # reach a time budget alike, and stop together on a signal to any of them
+        elapsed = time.monotonic() - self.clock
+        ahead = elapsed + (self.reserve() if self.session_steps else 0.0)
+        signalled, (state.elapsed, ahead) = agree(
+            bool(signal_name), (elapsed, ahead), self.world_size, self.device
+        )
+        if signalled:
+            return f"interrupted ({signal_name or 'stopped with another rank'})"
+        return limit_reached(self.cfg, state, self.task.steps_per_epoch, ahead)[1]
+
+    def reserve(self) -> float:
+        """Seconds the run needs after its last step (time budgets only): the final
+        evaluation and two checkpoints, as measured so far."""
+        if not self.cfg.time_budget:
+            return 0.0
+        return self._final_eval_seconds(self._final_is_full()) + 2 * self.save_seconds + 0.5
+
+    def _final_eval_seconds(self, full: bool) -> float:
+        cost = self.task.eval_cost(full)
+        if self.eval_rate:
+            return cost * self.eval_rate
+        return cost / (EVAL_SPEEDUP * self.speed) if self.speed else 0.0
+
+    def _final_is_full(self) -> bool:
+        """Whether the final evaluation scores the whole split: unless a time budget could
+        not afford it (see FINAL_SHARE)."""
+        budget = self.cfg.time_budget
+        return not budget or self._final_eval_seconds(True) <= FINAL_SHARE * budget
+
+    def _progress(self) -> float:
+        return progress_fraction(self.cfg, self.state, self.task.steps_per_epoch, self.reserve())
+
+    def _step(self) -> bool:
+        """One update; False when its loss or gradient was not finite (skipped)."""
+        state, cfg, task, scaler = self.state, self.cfg, self.task, self.scaler
+        progress = self._progress()
+        if state.step >= cfg.warmup_steps and state.warmup_end < 0:
+            state.warmup_end = progress
+        lr = learning_rate(cfg, state.step, progress, state.lr_scale, max(state.warmup_end, 0.0))
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        batch = task.batch(state.epoch, state.index)
+        task.progress = progress  # e.g. scheduled sampling ramps with it
+        with devices.autocast(self.device, self.precision):
+            loss = task.loss(self.model, batch)
+        self.opt.zero_grad(set_to_none=True)
+        (scaler.scale(loss) if scaler else loss).backward()
+        if scaler:
+            scaler.unscale_(self.opt)
+        grads = [p.grad for p in self.params if p.grad is not None]
+        total_norm = torch.nn.utils.get_total_norm(grads)
+        norm, loss_value = float(total_norm), float(loss.detach())
+        _advance(state, task.steps_per_epoch)
+        # fp16 gradients that overflow are routine: the scaler skips the update and lowers
+        # its scale (no divergence). The gradients are the same on every rank (averaged),
+        # the loss is each rank's own: the ranks decide together.
+        overflow = scaler is not None and not math.isfinite(norm)
+        bad = not math.isfinite(loss_value) or (scaler is None and not math.isfinite(norm))
+        if any_rank(bad, self.world_size, self.device):
+            if scaler is not None:
+                scaler.update()  # after unscale_, before the next one
+            self.good = _diverged(self, loss_value, norm)
+            return False
+        state.bad_in_row = 0
+        layers = None  # per-layer norms, like grad_norm, before any clipping
+        if (state.step + 1) % cfg.log_every == 0:
+            layers = {} if overflow else layer_grad_norms(self.raw)
+        clipped = not overflow and clip(self.params, grads, norm, total_norm, cfg)
+        if scaler:
+            scaler.step(self.opt)
+            scaler.update()
+        else:
+            self.opt.step()
+        state.step += 1
+        state.tokens += task.last_tokens
+        self.session_steps += 1
+        self._tally(loss_value, norm, clipped, overflow)
+        if layers is not None:
+            self._log_train(lr, layers)
+        return True
+
+    def _tally(self, loss: float, norm: float, clipped: bool, overflow: bool) -> None:
+        window = self.window
+        window["loss"] += loss
+        window["n"] += 1
+        if overflow:
+            window["overflows"] += 1
+            self.state.skipped_steps += 1
+        else:
+            window["norm"] += norm
+            window["norm_max"] = max(window["norm_max"], norm)
+        window["clipped"] += clipped
+        window["tokens"] += self.task.last_tokens
+
+    def _log_train(self, lr: float, layers: dict) -> None:
+        state, window = self.state, self.window
+        now = time.monotonic()
+        state.elapsed = now - self.clock
+        seconds = window["seconds"] + now - self.window_start
+        record = train_record(state.step, state.epoch, window, seconds, lr)
+        progress = self._progress()
+        record.update(
+            elapsed=round(state.elapsed, 3),
+            tokens=state.tokens,
+            progress=round(progress, 4),
+            remaining=round(self._remaining(progress), 1),
+            layer_grad_norms=layers,
+            **self.task.log_fields(),
+        )
+        self.log.write(record)
+        watch_gradients(record, self.cfg, self.log)
+        self.speed = record["tokens_per_s"]
+        window.update(dict.fromkeys(window, 0))
+        self.window_start = now
+
+    def _remaining(self, progress: float) -> float:
+        """Seconds left: to the time budget's end, or at this session's pace so far."""
+        state = self.state
+        guesses = [self.cfg.time_budget - state.elapsed] if self.cfg.time_budget else []
+        done = progress - self.start[1]
+        if done > 0:
+            guesses.append((state.elapsed - self.start[0]) * (1 - progress) / done)
+        return max(0.0, min(guesses)) if guesses else 0.0
+
+    def _follow_free_cores(self) -> None:
+        """With the default --threads, use the cores other programs leave free (see
+        charrnn.cores), looking again every THREADS_EVERY seconds."""
+        if self.watch is None or time.monotonic() - self.watched < THREADS_EVERY:
             return
-        if not finite:
-            metrics.write(
+        self.watched = time.monotonic()
+        threads = devices.auto_threads(self.watch)
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+            self.log.write(
                 {
-                    "event": "warning",
-                    "step": state.step,
-                    "message": f"not writing {name}: weights are not finite",
+                    "event": "threads",
+                    "step": self.state.step,
+                    "threads": threads,
+                    "cores": self.watch.cores,
+                    "busy": round(self.watch.busy, 2),
                 }
             )
-            return
-        payload = _payload(raw, opt, state, task, given, info, evaluation)
-        if scaler is not None:
-            payload["train"]["scaler"] = scaler.state_dict()
-        if world_size > 1:
-            payload["train"]["ranks"] = ranks
-        checkpoint.save(run_dir / name, payload)
 
-    def evaluate() -> dict | None:
-        result = task.evaluate(raw)
+    # -- evaluation and checkpoints ----------------------------------------------------------
+
+    def _evaluate(self, full: bool) -> dict | None:
+        state = self.state
+        began = time.monotonic()
+        with devices.autocast(self.device, self.precision):
+            result = self.task.evaluate(self.raw, full=full)
+        seconds = time.monotonic() - began
+        if self.task.eval_cost(full):
+            self.eval_rate = seconds / self.task.eval_cost(full)
         state.last_eval_step = state.step
         if result is None:
             return None
+        self.last_full = result.full
         # rank 0's scores decide for all: every rank saves (or not) and stops together
-        scores = from_rank0(result.as_dict(), world_size)
-        improved = scores["loss"] < state.best_val_loss
+        scores = from_rank0(result.as_dict(), self.world_size)
+        loss = scores.get("sample_loss", scores["loss"])  # always on the same text
+        improved = loss < state.best_val_loss
         if improved:
-            state.best_val_loss = scores["loss"]
+            state.best_val_loss = loss
             state.bad_evals = 0
         else:
             state.bad_evals += 1
@@ -305,155 +458,61 @@ def fit(
             "step": state.step,
             "epoch": state.epoch,
             "elapsed": round(state.elapsed, 3),
+            "seconds": round(seconds, 3),
             "best": improved,
             **{f"val_{k}": v for k, v in scores.items()},
         }
-        metrics.write(record)
+        self.log.write(record)
         if improved:
-            save("best.pt", record)
+            self._save("best.pt", record)
         return record
 
-    metrics.write(
-        {
-            "event": "resume" if resume else "start",
+    def _save(self, name: str, evaluation: dict | None) -> None:
+        began = now = time.monotonic()  # the log window's time so far goes into the checkpoint
+        self.window["seconds"] += now - self.window_start
+        self.window_start = now
+        ranks = gather_rank_states(self.task, self.world_size)  # every rank takes part
+        finite = all(torch.isfinite(p).all() for p in self.raw.parameters())
+        if finite:
+            self.good = _snapshot(self.raw, self.opt)
+        if not self.writer:
+            return
+        if not finite:
+            message = f"not writing {name}: weights are not finite"
+            self.log.write({"event": "warning", "step": self.state.step, "message": message})
+            return
+        payload = _payload(self.raw, self.opt, self.state, self.task, self.given, self.info)
+        payload["metrics"] = evaluation or {}
+        if self.scaler is not None:
+            payload["train"]["scaler"] = self.scaler.state_dict()
+        if self.world_size > 1:
+            payload["train"]["ranks"] = ranks
+        checkpoint.save(self.run_dir / name, payload)
+        self.save_seconds = time.monotonic() - began
+
+    def _finish(self, reason: str) -> dict:
+        state = self.state
+        state.elapsed = time.monotonic() - self.clock
+        if not reason.startswith("interrupted"):
+            full = self._final_is_full()
+            if state.last_eval_step != state.step or (full and not self.last_full):
+                self.last_record = self._evaluate(full=full) or self.last_record
+        self._save("last.pt", self.last_record)
+        summary = {
+            "event": "end",
             "step": state.step,
-            "config": asdict(cfg),
-            "params": sum(p.numel() for p in params),
-            "changes": changes or {},
+            "epoch": state.epoch,
+            "reason": reason,
+            "elapsed": round(time.monotonic() - self.clock, 3),
+            "tokens": state.tokens,
+            "best_val_loss": state.best_val_loss if math.isfinite(state.best_val_loss) else None,
+            "skipped_steps": state.skipped_steps,
+            "rollbacks": state.rollbacks,
+            "last_eval": self.last_record,
         }
-    )
-    _warn_sizes(task, sum(p.numel() for p in params), metrics, state)
-    run_steps = [cfg.max_steps] if cfg.max_steps else []
-    if cfg.epochs:  # the steps taken, and the batches left to the epoch limit
-        spe = task.steps_per_epoch
-        left = epoch_limit(cfg, spe) - (state.epoch * spe + state.index)
-        run_steps.append(state.step + left)
-    if run_steps and state.step < cfg.warmup_steps >= min(run_steps):  # the warmup is to come
-        _warn_once(
-            "long-warmup",
-            f"--warmup-steps {cfg.warmup_steps} is not shorter than the run ({min(run_steps)} "
-            "steps): the learning rate never reaches --lr; lower --warmup-steps",
-            metrics,
-            state,
-        )
-    model.train()
-    stop_reason = ""
-    window = state.window  # checkpointed: a resumed run logs the same averages
-    for key in ("loss", "n", "norm", "norm_max", "clipped", "tokens", "overflows", "seconds"):
-        window.setdefault(key, 0)
-    window_start = time.monotonic()
-    clock = time.monotonic() - state.elapsed
-    last_record: dict | None = (resume or {}).get("metrics") or None  # the latest evaluation
-    while True:
-        signal_name = hooks.should_stop()
-        # the ranks share one clock (the slowest's), so they lay out the learning rate and
-        # reach a time budget alike, and stop together on a signal to any of them
-        signalled, state.elapsed = agree(
-            bool(signal_name), time.monotonic() - clock, world_size, device
-        )
-        progress = progress_fraction(cfg, state, task.steps_per_epoch)
-        _, stop_reason = _limit_reached(cfg, state, task.steps_per_epoch)
-        if signalled:
-            stop_reason = f"interrupted ({signal_name or 'stopped with another rank'})"
-        if stop_reason:
-            break
-        if state.step >= cfg.warmup_steps and state.warmup_end < 0:
-            state.warmup_end = progress
-        lr = learning_rate(cfg, state.step, progress, state.lr_scale, max(state.warmup_end, 0.0))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        batch = task.batch(state.epoch, state.index)
-        task.progress = progress  # e.g. scheduled sampling ramps with it
-        with devices.autocast(device, cfg.amp):
-            loss = task.loss(model, batch)
-        opt.zero_grad(set_to_none=True)
-        (scaler.scale(loss) if scaler else loss).backward()
-        if scaler:
-            scaler.unscale_(opt)
-        grads = [p.grad for p in params if p.grad is not None]
-        total_norm = torch.nn.utils.get_total_norm(grads)
-        norm = float(total_norm)
-        loss_value = float(loss.detach())
-        _advance(state, task.steps_per_epoch)
-        finite = math.isfinite(loss_value)
-        # fp16 gradients that overflow are routine: the scaler skips the update and lowers
-        # its scale (no divergence). The gradients are the same on every rank (averaged),
-        # the loss is each rank's own: the ranks decide together.
-        overflow = scaler is not None and not math.isfinite(norm)
-        if any_rank(not finite or (scaler is None and not math.isfinite(norm)), world_size, device):
-            if scaler is not None:
-                scaler.update()  # after unscale_, before the next one
-            good = _diverged(state, raw, opt, task, good, metrics, loss_value, norm)
-            continue
-        state.bad_in_row = 0
-        layers = None  # per-layer norms, like grad_norm, before any clipping
-        if (state.step + 1) % cfg.log_every == 0:
-            layers = {} if overflow else layer_grad_norms(raw)
-        clipped = False
-        if overflow:
-            pass
-        elif cfg.clip_norm and norm > cfg.clip_norm:
-            torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_norm, total_norm)
-            clipped = True
-        if cfg.clip_value and not overflow:
-            peak = float(torch.nn.utils.get_total_norm(grads, norm_type=math.inf))
-            if peak > cfg.clip_value:
-                torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
-                clipped = True
-        if scaler:
-            scaler.step(opt)
-            scaler.update()
-        else:
-            opt.step()
-        state.step += 1
-        state.tokens += task.last_tokens
-        window["loss"] += loss_value
-        window["n"] += 1
-        if overflow:
-            window["overflows"] += 1
-            state.skipped_steps += 1
-        else:
-            window["norm"] += norm
-            window["norm_max"] = max(window["norm_max"], norm)
-        window["clipped"] += clipped
-        window["tokens"] += task.last_tokens
-        if layers is not None:
-            now = time.monotonic()
-            state.elapsed = now - clock
-            seconds = window["seconds"] + now - window_start
-            record = {**_train_record(state, window, seconds, lr, layers), **task.log_fields()}
-            metrics.write(record)
-            _watch_gradients(record, cfg, metrics, state)
-            window.update(dict.fromkeys(window, 0))
-            window_start = now
-        if state.step % cfg.eval_every == 0:
-            last_record = evaluate() or last_record
-            if cfg.patience and state.bad_evals >= cfg.patience:
-                stop_reason = f"early stopping ({cfg.patience} evaluations without improvement)"
-                break
-        every = cfg.checkpoint_every or cfg.eval_every
-        if state.step % every == 0:
-            save("last.pt", last_record)
-        hooks.on_step(state.step, progress_fraction(cfg, state, task.steps_per_epoch))
-    state.elapsed = time.monotonic() - clock
-    if state.last_eval_step != state.step and not stop_reason.startswith("interrupted"):
-        last_record = evaluate() or last_record
-    save("last.pt", last_record)
-    summary = {
-        "event": "end",
-        "step": state.step,
-        "epoch": state.epoch,
-        "reason": stop_reason,
-        "elapsed": round(state.elapsed, 3),
-        "tokens": state.tokens,
-        "best_val_loss": state.best_val_loss if math.isfinite(state.best_val_loss) else None,
-        "skipped_steps": state.skipped_steps,
-        "rollbacks": state.rollbacks,
-        "last_eval": last_record,
-    }
-    metrics.write(summary)
-    metrics.close()
-    return summary
+        self.log.write(summary)
+        self.log.close()
+        return summary
 
 
 def _advance(state: LoopState, steps_per_epoch: int) -> None:
@@ -463,123 +522,20 @@ def _advance(state: LoopState, steps_per_epoch: int) -> None:
         state.index = 0
 
 
-def _limit_reached(cfg: TrainConfig, state: LoopState, steps_per_epoch: int) -> tuple[str, str]:
-    """(the flag, the stop reason) of the first limit reached, or ("", "")."""
-    if cfg.max_steps and state.step >= cfg.max_steps:
-        return "--max-steps", f"reached --max-steps {cfg.max_steps}"
-    if cfg.epochs and state.epoch * steps_per_epoch + state.index >= epoch_limit(
-        cfg, steps_per_epoch
-    ):
-        return "--epochs", f"reached --epochs {cfg.epochs:g}"
-    if cfg.time_budget and state.elapsed >= cfg.time_budget:
-        return "--time-budget", f"reached --time-budget ({cfg.time_budget:g}s)"
-    return "", ""
-
-
-def _train_record(state: LoopState, window: dict, seconds: float, lr: float, layers: dict) -> dict:
-    n = max(window["n"], 1)
-    updates = max(window["n"] - window["overflows"], 1)  # fp16 overflows have no norm
-    record = {
-        "event": "train",
-        "step": state.step,
-        "epoch": state.epoch,
-        "loss": window["loss"] / n,
-        "lr": lr,
-        "grad_norm": window["norm"] / updates,
-        "grad_norm_max": window["norm_max"],
-        "clipped": window["clipped"] / n,
-        "tokens_per_s": window["tokens"] / max(seconds, 1e-9),
-        "elapsed": round(state.elapsed, 3),
-        "tokens": state.tokens,
-        "layer_grad_norms": layers,
-    }
-    if window["overflows"]:
-        record["fp16_overflows"] = window["overflows"]  # updates the scaler skipped
-    return record
-
-
-def _warn_once(key: str, message: str, metrics: _Metrics, state: LoopState) -> None:
-    if key not in state.warned:
-        state.warned.append(key)
-        metrics.write({"event": "warning", "step": state.step, "message": message})
-
-
-def _watch_gradients(record: dict, cfg: TrainConfig, metrics: _Metrics, state: LoopState) -> None:
-    """Warn (once each) about exploding and vanishing gradients."""
-    limit = 100 * cfg.clip_norm if cfg.clip_norm else 1e3
-    if record["grad_norm_max"] > limit:
-        _warn_once(
-            "exploding",
-            f"exploding gradients: norm {record['grad_norm_max']:.3g} at step "
-            f"{record['step']}; keep --clip-norm on, lower --lr",
-            metrics,
-            state,
-        )
-    rnn = [v for k, v in record["layer_grad_norms"].items() if re.search(r"\.l\d+$", k)]
-    if len(rnn) >= 2 and rnn[-1] > 0 and rnn[0] / rnn[-1] < 1e-3:
-        _warn_once(
-            "vanishing",
-            f"vanishing gradients: the first recurrent layer gets "
-            f"{rnn[0] / rnn[-1]:.1e} of the last one's gradient; try --residual, fewer "
-            "layers, or lstm/gru cells",
-            metrics,
-            state,
-        )
-
-
-def _warn_sizes(task, params: int, metrics: _Metrics, state: LoopState) -> None:
-    """Warn when the model is far too large or small for the data, or epochs are tiny, or
-    there is no validation split."""
-    if task.val_stats is None:
-        _warn_once(
-            "no-val",
-            "the data has no validation split: no evaluations, no best.pt, no early stopping; "
-            "tokenize with --val-frac above 0 (or --val FILE)",
-            metrics,
-            state,
-        )
-    tokens = task.steps_per_epoch * task.tokens_per_step
-    if params > 20 * tokens:
-        _warn_once(
-            "too-large",
-            f"the model ({params:,} parameters) is far too large for the "
-            f"training data ({tokens:,} tokens per epoch): expect overfitting; lower "
-            "--hidden-size or add --dropout",
-            metrics,
-            state,
-        )
-    elif tokens > 2000 * params:
-        _warn_once(
-            "too-small",
-            f"the model ({params:,} parameters) is small for the training "
-            f"data ({tokens:,} tokens per epoch); a larger --hidden-size would likely "
-            "do better",
-            metrics,
-            state,
-        )
-    if task.steps_per_epoch < 10:
-        _warn_once(
-            "few-batches",
-            f"only {task.steps_per_epoch} batches per epoch; lower "
-            "--batch-size or --seq-len for more updates",
-            metrics,
-            state,
-        )
-
-
 def _snapshot(model: nn.Module, opt: torch.optim.Optimizer) -> dict:
     return {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict())}
 
 
-def _diverged(state, model, opt, task, good, metrics, loss_value, norm):
+def _diverged(loop: _Loop, loss_value: float, norm: float) -> dict:
     """A non-finite loss or gradient: skip the update and halve the learning rate; after
-    MAX_BAD_STEPS in a row, roll back to the last good checkpoint."""
-    opt.zero_grad(set_to_none=True)
-    task.reset()
+    MAX_BAD_STEPS in a row, roll back to the last good checkpoint. Returns the good state."""
+    state, good = loop.state, loop.good
+    loop.opt.zero_grad(set_to_none=True)
+    loop.task.reset()
     state.skipped_steps += 1
     state.lr_scale *= 0.5
     state.bad_in_row += 1
-    metrics.write(
+    loop.log.write(
         {
             "event": "warning",
             "step": state.step,
@@ -597,9 +553,9 @@ def _diverged(state, model, opt, task, good, metrics, loss_value, norm):
             f"diverged again after {MAX_ROLLBACKS} rollbacks (loss is NaN or infinite)",
             "lower --lr, keep --clip-norm on",
         )
-    model.load_state_dict(good["model"])
-    opt.load_state_dict(good["opt"])
-    metrics.write(
+    loop.raw.load_state_dict(good["model"])
+    loop.opt.load_state_dict(good["opt"])
+    loop.log.write(
         {
             "event": "warning",
             "step": state.step,
@@ -623,26 +579,21 @@ def cpu_weights(model: nn.Module) -> dict[str, Tensor]:
     return weights
 
 
-def _payload(
-    model, opt, state: LoopState, task, cfg: TrainConfig, info: RunInfo, evaluation: dict | None
-) -> dict:
-    weights = cpu_weights(model)
-    loop = {k: v for k, v in asdict(state).items()}
+def _payload(model, opt, state: LoopState, task, cfg: TrainConfig, info: RunInfo) -> dict:
     return {
         "kind": info.kind,
         "command": info.command,
         "model": {"name": info.model_name, "config": info.model_config},
         "tokenizers": info.tokenizers,
         "data": info.data,
-        "weights": weights,
+        "weights": cpu_weights(model),
         "train": {
             "config": asdict(cfg),
-            "state": loop,
+            "state": asdict(state),
             "optimizer": _cpu(opt.state_dict()),
             "task": task.state_dict(),
             "rng": checkpoint.rng_state(),
         },
-        "metrics": evaluation or {},
     }
 
 

@@ -28,10 +28,10 @@ def data(tmp_path, run, shakespeare_like):
 
 
 @pytest.mark.parametrize("model", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("amp", ["--no-amp", "--amp"])
-def test_train_resume_eval_sample_beam_on_cuda(tmp_path, run, data, model, amp):
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_train_resume_eval_sample_beam_on_cuda(tmp_path, run, data, model, precision):
     run_dir = tmp_path / "run"
-    args = ["--model", model, *SMALL, amp, "--device", "cuda"]
+    args = ["--model", model, *SMALL, "--precision", precision, "--device", "cuda"]
     first = ok(run("train", data, "-o", run_dir, *args, "--max-steps", "20", "--json")).json()
     assert first["step"] == 20 and first["device"].startswith("cuda")
     again = ok(run("train", "--resume", run_dir, "--max-steps", "30", "--json", "-q")).json()

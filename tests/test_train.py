@@ -16,15 +16,9 @@ from charrnn.data import load_dataset, tokenize_corpus
 from charrnn.errors import CharrnnError
 from charrnn.lm import LMTask
 from charrnn.models.rnn import RNNLanguageModel
+from charrnn.optim import epoch_limit, learning_rate, progress_fraction
 from charrnn.tokenizer import BOS_ID
-from charrnn.train import (
-    Hooks,
-    LoopState,
-    cpu_weights,
-    epoch_limit,
-    learning_rate,
-    progress_fraction,
-)
+from charrnn.train import Hooks, LoopState, cpu_weights
 
 TINY_MODEL = {"embed_size": 16, "hidden_size": 32, "num_layers": 2, "dropout": 0.2}
 TINY_TRAIN = {"batch_size": 16, "seq_len": 64, "eval_every": 5, "log_every": 1, "warmup_steps": 3}
@@ -262,7 +256,7 @@ class _InfiniteGradient(torch.autograd.Function):
 def test_fp16_overflow_skips_the_update_and_lowers_the_scale(tmp_path, data_dir, monkeypatch):
     from charrnn import device as devices
 
-    monkeypatch.setattr(devices, "needs_scaler", lambda device, enabled: True)  # fp16 on CPU
+    monkeypatch.setattr(devices, "needs_scaler", lambda precision: True)  # fp16 on CPU
     original = LMTask.loss
     calls = {"n": 0}
 

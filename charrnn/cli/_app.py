@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -208,8 +209,12 @@ def _usage_line(e) -> str:
     return f"Error: {where}: {message}; {fix}"
 
 
+STARTED = [time.monotonic()]  # when the current command began (a time budget counts from it)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and turn every failure into one line on stderr and an exit code."""
+    STARTED[0] = time.monotonic()
     debug = os.environ.get("CHARRNN_DEBUG") == "1"
     if not (sys.argv[1:] if argv is None else argv):  # no command: the overview, as --help
         app(args=["--help"], prog_name="charrnn", standalone_mode=False)

@@ -6,6 +6,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -16,7 +17,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from charrnn import models, runs
-from charrnn.cli._app import Json, Quiet, Threads, app, err, looks_parallel, out, out_json, warn
+from charrnn.cli._app import (
+    STARTED,
+    Json,
+    Quiet,
+    Threads,
+    app,
+    err,
+    looks_parallel,
+    out,
+    out_json,
+    warn,
+)
 from charrnn.config import (
     KIND_DEFAULTS,
     ModelConfig,
@@ -89,16 +101,18 @@ class _TwoLineProgress(Progress):
 
 class TrainDisplay:
     """The progress display on stderr, fed by the training loop's hooks. Without a terminal
-    (a log file, a pipe) it prints one line per evaluation instead."""
+    (a log file, a pipe) it prints a labelled line at every evaluation and at least every
+    LINE_EVERY seconds instead."""
 
     def __init__(self, quiet: bool, started: list[bool]) -> None:
         self.quiet = quiet
         self.started = started
-        self.info = {"loss": "", "val": "", "speed": "", "grad": ""}
+        self.info = {"loss": "", "val": "", "speed": "", "grad": "", "time": ""}
         self.clipping = True  # whether the run clips gradients (from its start record)
         self.bar: Progress | None = None
         self.task = None
         self.stages: dict[str, int] = {}
+        self.printed = time.monotonic() - LINE_EVERY + FIRST_LINE  # the first line comes soon
 
     def __enter__(self):
         if not self.quiet and err.is_terminal:  # logs and pipes get the summary lines only
@@ -128,58 +142,95 @@ class TrainDisplay:
     def event(self, record: dict) -> None:
         kind = record["event"]
         if kind in ("start", "resume"):
-            self.started.append(True)
-            config = record.get("config", {})
-            self.clipping = bool(config.get("clip_norm") or config.get("clip_value"))
-            if self.bar is not None:
-                for task_id in self.stages.values():
-                    self.bar.remove_task(task_id)
-                self.task = self.bar.add_task("starting", total=1000)
-            if not self.quiet:
-                verb = "resuming at step" if kind == "resume" else "training from step"
-                err.print(f"{verb} {record['step']}: {record['params']:,} parameters")
-                for key, (old, new) in record.get("changes", {}).items():
-                    err.print(f"changed on resume: {key} {old} -> {new}")
+            self._start(record)
         elif kind == "warning":
             warn(record["message"])
+        elif kind in ("note", "threads") and not self.quiet:
+            err.print(record["message"] if kind == "note" else _threads_line(record))
         elif kind == "train":
             self.info["loss"] = f"loss {record['loss']:.3f}"
             self.info["speed"] = f"{record['tokens_per_s'] / 1000:.1f}k tok/s"
             clipped = f" ({100 * record['clipped']:.0f}% clipped)" if self.clipping else ""
             self.info["grad"] = f"|g| {record['grad_norm']:.2f}{clipped}"
+            self.info["time"] = (
+                f"elapsed {_clock(record['elapsed'])}, left {_clock(record['remaining'])}"
+            )
+            if time.monotonic() - self.printed >= LINE_EVERY:
+                self._line(record["step"], record.get("progress"))
         elif kind == "eval":
             mark = " *" if record["best"] else ""
-            self.info["val"] = f"val bpc {record['val_bpc']:.3f}{mark}"
-            if self.quiet:
-                return
-            if self.bar is None:  # no terminal: a line per evaluation for the log
-                minutes, seconds = divmod(int(record["elapsed"]), 60)
-                err.print(f"step {record['step']}: {self._line()} ({minutes}m{seconds:02d}s)")
+            sample = " (sample)" if record.get("val_sample") else ""
+            self.info["val"] = f"val bpc {record['val_bpc']:.3f}{mark}{sample}"
+            self._line(record["step"], None)
         self._refresh()
+
+    def _start(self, record: dict) -> None:
+        self.started.append(True)
+        config = record.get("config", {})
+        self.clipping = bool(config.get("clip_norm") or config.get("clip_value"))
+        if self.bar is not None:
+            for task_id in self.stages.values():
+                self.bar.remove_task(task_id)
+            self.task = self.bar.add_task("starting", total=1000)
+        if not self.quiet:
+            verb = "resuming at step" if record["event"] == "resume" else "training from step"
+            err.print(
+                f"{verb} {record['step']}: {record['params']:,} parameters, "
+                f"{record.get('precision', 'fp32')}, {record.get('threads')} thread(s)"
+            )
+            for key, (old, new) in record.get("changes", {}).items():
+                err.print(f"changed on resume: {key} {old} -> {new}")
+
+    def _line(self, step: int, progress: float | None) -> None:
+        """A line for the log, without a terminal."""
+        if self.quiet or self.bar is not None:
+            return
+        self.printed = time.monotonic()
+        done = f" ({100 * progress:.0f}%)" if progress is not None else ""
+        err.print(f"step {step}{done}: {self._summary()}")
 
     def step(self, step: int, fraction: float) -> None:
         if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=1000 * fraction, description=f"step {step}")
 
-    def _line(self) -> str:
+    def _summary(self) -> str:
         return " | ".join(v for v in self.info.values() if v)
 
     def _refresh(self) -> None:
         if self.bar is not None:
-            self.bar.footer = self._line()
+            self.bar.footer = self._summary()
+
+
+LINE_EVERY = 30.0  # seconds between progress lines without a terminal...
+FIRST_LINE = 10.0  # ...the first one this long after the start
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s"
+
+
+def _threads_line(record: dict) -> str:
+    if record["threads"] < record["cores"]:
+        return (
+            f"using {record['threads']} thread(s) of {record['cores']}: other programs keep "
+            f"{record['busy']:.1f} core(s) busy"
+        )
+    return f"using all {record['cores']} cores again"
 
 
 def _print_summary(summary: dict) -> None:
     last = summary.get("last_eval") or {}
     out(
         f"{summary['reason'] or 'stopped'} after {summary['step']:,} steps "
-        f"({summary['elapsed']:.0f}s, {summary['tokens']:,} tokens) on {summary['device']}"
+        f"({summary['elapsed']:.0f}s, {summary['tokens']:,} tokens) on {summary['device']}, "
+        f"{summary['precision']}"
     )
-    if summary.get("best_val_loss") is not None:
+    if last:
+        which = "a sample of the validation split" if last.get("val_sample") else "validation"
         out(
-            f"  latest val: loss {last.get('val_loss', float('nan')):.4f} nats/token, "
-            f"{last.get('val_bpc', float('nan')):.4f} bits/char; best val loss "
-            f"{summary['best_val_loss']:.4f}"
+            f"  {which}: loss {last.get('val_loss', float('nan')):.4f} nats/token, "
+            f"{last.get('val_bpc', float('nan')):.4f} bits/char"
         )
     run_dir = Path(summary["run_dir"])
     saved = [str(run_dir / n) for n in ("best.pt", "last.pt") if (run_dir / n).is_file()]
@@ -375,9 +426,14 @@ def train(
         ),
     ] = None,
     threads: Threads = None,
-    amp: Annotated[
-        bool | None,
-        typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).", show_default=False),
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="auto, fp32, bf16 or fp16 (CUDA only): the arithmetic of the forward and "
+            "backward passes; weights stay fp32. auto: bf16 on a CPU with AVX512-BF16 or AMX "
+            "and on a GPU with bf16, else fp32.",
+            show_default=False,
+        ),
     ] = None,
     pairs: Annotated[
         bool,
@@ -452,7 +508,7 @@ def train(
         "seed": seed,
         "device": device,
         "threads": threads,
-        "amp": amp,
+        "precision": precision,
         "scheduled_sampling": scheduled_sampling,
     }
     if force and resume is not None:
@@ -498,6 +554,7 @@ def train(
             hooks=hooks,
             progress=display.data_progress,
             ranks=ranks,
+            started=STARTED[0],
         )
     if ranks.rank != 0:
         pass

@@ -1,0 +1,125 @@
+"""The optimizer, the learning-rate schedule and how far a run has come: what the training
+loop asks of each step. A run ends at whichever limit comes first (--max-steps, --epochs,
+--time-budget); the schedule follows the same limit."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from charrnn.config import TrainConfig
+
+if TYPE_CHECKING:
+    from charrnn.train import LoopState
+
+
+def progress_fraction(
+    cfg: TrainConfig, state: LoopState, steps_per_epoch: int, reserve: float = 0.0
+) -> float:
+    """How far through the run we are, by whichever limit ends it first. With a time budget,
+    training ends `reserve` seconds early (the final evaluation and checkpoint take them)."""
+    parts = [0.0]
+    if cfg.max_steps:
+        parts.append(state.step / cfg.max_steps)
+    if cfg.epochs:
+        parts.append(epochs_done(state, steps_per_epoch) / cfg.epochs)
+    if cfg.time_budget:
+        parts.append(state.elapsed / max(cfg.time_budget - reserve, 1e-9))
+    return min(1.0, max(parts))
+
+
+def epochs_done(state: LoopState, steps_per_epoch: int) -> float:
+    """How many passes over the training data the run has made, by its place in the data
+    (not its step count: a resume with another --batch-size cuts epochs into other numbers
+    of steps, and a skipped step still uses its batch)."""
+    return state.epoch + state.index / steps_per_epoch
+
+
+def epoch_limit(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The batch at which --epochs is reached, counted from the first: the fraction rounded
+    up, with float noise removed (1.1 x 100 batches is 110, not 110.00000000000001 -> 111)."""
+    return math.ceil(round(cfg.epochs * steps_per_epoch, 6))
+
+
+def limit_reached(
+    cfg: TrainConfig, state: LoopState, steps_per_epoch: int, ahead: float | None = None
+) -> tuple[str, str]:
+    """(the flag, the stop reason) of the first limit reached, or ("", ""). `ahead`: the
+    elapsed time plus what the run still has to do after its last step (see `reserve`)."""
+    if cfg.max_steps and state.step >= cfg.max_steps:
+        return "--max-steps", f"reached --max-steps {cfg.max_steps}"
+    if cfg.epochs and state.epoch * steps_per_epoch + state.index >= epoch_limit(
+        cfg, steps_per_epoch
+    ):
+        return "--epochs", f"reached --epochs {cfg.epochs:g}"
+    if cfg.time_budget and max(state.elapsed, ahead or 0.0) >= cfg.time_budget:
+        return "--time-budget", f"reached --time-budget ({cfg.time_budget:g}s)"
+    return "", ""
+
+
+def learning_rate(
+    cfg: TrainConfig, step: int, progress: float, lr_scale: float = 1.0, start: float = 0.0
+) -> float:
+    """Linear warmup to lr over cfg.warmup_steps, then (cosine) decay to lr * min_lr_frac over
+    the rest of the run: `start` is the run's progress when the warmup ended."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps * lr_scale
+    decay = 1.0
+    if cfg.schedule == "cosine":
+        rest = min(1.0, max(0.0, (progress - start) / (1 - start))) if start < 1 else 1.0
+        decay = cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * rest))
+    return cfg.lr * decay * lr_scale
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer; weight decay applies to matrices only (not biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    rest = [p for p in params if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=(0.9, 0.99))
+    if cfg.optimizer == "rmsprop":  # char-rnn's choice
+        return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.95)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
+
+
+def clip(params: list, grads: list, norm: float, total_norm, cfg: TrainConfig) -> bool:
+    """Clip the gradients by their global norm (`norm`, already measured) and element by
+    element, as configured; whether either clipped."""
+    clipped = False
+    if cfg.clip_norm and norm > cfg.clip_norm:
+        torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_norm, total_norm)
+        clipped = True
+    if cfg.clip_value:
+        peak = float(torch.nn.utils.get_total_norm(grads, norm_type=math.inf))
+        if peak > cfg.clip_value:
+            torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
+            clipped = True
+    return clipped
+
+
+def _layer_of(name: str) -> str:
+    # "rnn.rnn.weight_hh_l1_reverse" -> "rnn.rnn.l1"; "head.weight" -> "head"
+    module, _, leaf = name.rpartition(".")
+    layer = re.search(r"_l(\d+)", leaf)
+    return f"{module}.l{layer.group(1)}" if layer else module or leaf
+
+
+def layer_grad_norms(model: nn.Module) -> dict[str, float]:
+    """Gradient norm per layer: the vanishing/exploding-gradient watch."""
+    squares: dict[str, float] = {}
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            key = _layer_of(name)
+            squares[key] = squares.get(key, 0.0) + float(p.grad.detach().float().pow(2).sum())
+    return {k: math.sqrt(v) for k, v in squares.items()}
