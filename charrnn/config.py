@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from charrnn import corpus, tokenizer
@@ -307,3 +308,133 @@ def model_fields(config: dict, kind: str) -> dict:
         if (kind == "seq2seq" or k not in SEQ2SEQ_FIELDS)
         and (k != "nonlinearity" or config.get("cell") == "rnn")
     }
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+MAX_FACTOR = 1e6  # the largest --temperature, and the range of --repetition-penalty
+LENGTH_PENALTIES = ("none", "avg", "gnmt")
+MAX_LEN_RATIO = 2.0  # a seq2seq output is at most this many times as long as its source
+
+
+def _require_at(ok: bool, where: str, what: str, fix: str) -> None:
+    if not ok:
+        raise UsageError(where, what, fix)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How `charrnn sample` draws text."""
+
+    length: int = 500  # new tokens at most
+    temperature: float = 1.0  # 0: greedy
+    top_k: int = 0  # 0: off
+    top_p: float = 1.0  # 1: off
+    min_p: float = 0.0  # 0: off
+    repetition_penalty: float = 1.0  # 1: off
+    no_repeat_ngram: int = 0  # 0: off
+
+    def check(self) -> None:
+        """Raise `UsageError` for values out of range."""
+        for flag, value in (
+            ("--temperature", self.temperature),
+            ("--top-p", self.top_p),
+            ("--min-p", self.min_p),
+            ("--repetition-penalty", self.repetition_penalty),
+        ):
+            _require_at(
+                math.isfinite(value), flag, f"{value} is not a finite number", "give a number"
+            )
+        _require_at(
+            self.length >= 1,
+            "--length",
+            f"{self.length} must be at least 1",
+            "ask for 1 or more tokens",
+        )
+        _require_at(
+            self.temperature >= 0,
+            "--temperature",
+            f"{self.temperature} is negative",
+            "use 0 (greedy) or more",
+        )
+        _require_at(  # far beyond it, float32 overflows (and every token is as likely long before)
+            self.temperature <= MAX_FACTOR,
+            "--temperature",
+            f"{self.temperature:g} is too large (at most {MAX_FACTOR:g})",
+            "use a smaller value",
+        )
+        _require_at(self.top_k >= 0, "--top-k", f"{self.top_k} is negative", "use 0 (off) or more")
+        _require_at(
+            0 < self.top_p <= 1,
+            "--top-p",
+            f"{self.top_p} is outside (0, 1]",
+            "use e.g. 0.9 (1 turns it off)",
+        )
+        _require_at(
+            0 <= self.min_p < 1, "--min-p", f"{self.min_p} is outside [0, 1)", "use e.g. 0.05"
+        )
+        _require_at(
+            1 / MAX_FACTOR <= self.repetition_penalty <= MAX_FACTOR,
+            "--repetition-penalty",
+            f"{self.repetition_penalty:g} is outside [{1 / MAX_FACTOR:g}, {MAX_FACTOR:g}]",
+            "use 1 (off) or e.g. 1.2",
+        )
+        _require_at(
+            self.no_repeat_ngram >= 0,
+            "--no-repeat-ngram",
+            f"{self.no_repeat_ngram} is negative",
+            "use 0 (off) or e.g. 3",
+        )
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """How `charrnn beam` searches."""
+
+    beam_size: int = 5
+    n_best: int = 1
+    max_len: int = 200  # new tokens at most
+    min_len: int = 0  # <eos> is banned before this many tokens
+    length_penalty: str = "none"  # none | avg | gnmt
+    alpha: float = 0.6  # gnmt: score / ((5 + len) / 6) ** alpha
+    no_repeat_ngram: int = 0
+
+    def check(self) -> None:
+        """Raise `UsageError` for values out of range."""
+        _require_at(
+            math.isfinite(self.alpha),
+            "--alpha",
+            f"{self.alpha} is not a finite number",
+            "use e.g. 0.6",
+        )
+        _require_at(
+            self.beam_size >= 1, "--beam-size", f"{self.beam_size} must be at least 1", "use e.g. 5"
+        )
+        _require_at(
+            1 <= self.n_best <= self.beam_size,
+            "--n-best",
+            f"{self.n_best} must be between 1 and the beam size ({self.beam_size})",
+            "lower --n-best or raise --beam-size",
+        )
+        _require_at(
+            self.max_len >= 1, "--max-len", f"{self.max_len} must be at least 1", "use 1 or more"
+        )
+        _require_at(
+            0 <= self.min_len <= self.max_len,
+            "--min-len",
+            f"{self.min_len} must be between 0 and --max-len",
+            "lower --min-len",
+        )
+        _require_at(
+            self.length_penalty in LENGTH_PENALTIES,
+            "--length-penalty",
+            f"unknown form '{self.length_penalty}'",
+            f"use one of: {', '.join(LENGTH_PENALTIES)}",
+        )
+        _require_at(self.alpha >= 0, "--alpha", f"{self.alpha} is negative", "use e.g. 0.6")
+        _require_at(
+            self.no_repeat_ngram >= 0,
+            "--no-repeat-ngram",
+            f"{self.no_repeat_ngram} is negative",
+            "use 0 (off) or e.g. 3",
+        )

@@ -53,8 +53,23 @@ def _python_stdlib_files() -> list[Path]:
     return files
 
 
-# Built-in corpora: text every install has, so that `make demo` needs no download.
+def _packaged(name: str) -> Callable[[], list[Path]]:
+    """A corpus shipped inside the package (charrnn/corpora/NAME, gzip-compressed)."""
+    return lambda: [Path(__file__).parent / "corpora" / name]
+
+
+# Built-in corpora: text every install has, so that the README's examples need no download.
 BUILTINS: dict[str, tuple[str, Callable[[], list[Path]]]] = {
+    "shakespeare": (
+        "tinyshakespeare: 1.1 MB of Shakespeare's plays, speaker names and verse (public "
+        "domain; karpathy/char-rnn's data/tinyshakespeare)",
+        _packaged("shakespeare.txt.gz"),
+    ),
+    "names": (
+        "32,033 US baby names of 2018, one per line (public domain, from ssa.gov via "
+        "karpathy/makemore)",
+        _packaged("names.txt.gz"),
+    ),
     "python": (
         "the Python standard library source of the running interpreter (*.py, about 10 MB, "
         "without tests, site-packages and codec tables)",

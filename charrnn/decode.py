@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from charrnn.errors import UsageError
+from charrnn.config import BeamConfig, SampleConfig
 from charrnn.filters import (
     NgramBan,
     min_p_filter,
@@ -46,9 +46,7 @@ BLOCK_VALUES = 1 << 22  # sampling draws its noise a block of steps at a time, a
 BLOCK_STEPS = 256  # many values (16 MiB) a block unless one step needs more, and this many steps
 ROW_BLOCK_VALUES = 1 << 15  # a row's block of noise when every row draws its own, and all
 ROW_BLOCKS_VALUES = 1 << 24  # the rows' blocks together at most (64 MiB; else as one batch)
-MAX_FACTOR = 1e6  # the largest --temperature, and the range of --repetition-penalty
 BLOCK_SECONDS = 0.05  # streamed text waits at most about this long for its block to end
-LENGTH_PENALTIES = ("none", "avg", "gnmt")
 
 
 class Stepper(Protocol):
@@ -60,123 +58,6 @@ class Stepper(Protocol):
 
 
 # -- settings --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SampleConfig:
-    """How `charrnn sample` draws text."""
-
-    length: int = 500  # new tokens at most
-    temperature: float = 1.0  # 0: greedy
-    top_k: int = 0  # 0: off
-    top_p: float = 1.0  # 1: off
-    min_p: float = 0.0  # 0: off
-    repetition_penalty: float = 1.0  # 1: off
-    no_repeat_ngram: int = 0  # 0: off
-
-    def check(self) -> None:
-        """Raise `UsageError` for values out of range."""
-        for flag, value in (
-            ("--temperature", self.temperature),
-            ("--top-p", self.top_p),
-            ("--min-p", self.min_p),
-            ("--repetition-penalty", self.repetition_penalty),
-        ):
-            _need(math.isfinite(value), flag, f"{value} is not a finite number", "give a number")
-        _need(
-            self.length >= 1,
-            "--length",
-            f"{self.length} must be at least 1",
-            "ask for 1 or more tokens",
-        )
-        _need(
-            self.temperature >= 0,
-            "--temperature",
-            f"{self.temperature} is negative",
-            "use 0 (greedy) or more",
-        )
-        _need(  # far beyond it, float32 overflows (and every token is as likely long before)
-            self.temperature <= MAX_FACTOR,
-            "--temperature",
-            f"{self.temperature:g} is too large (at most {MAX_FACTOR:g})",
-            "use a smaller value",
-        )
-        _need(self.top_k >= 0, "--top-k", f"{self.top_k} is negative", "use 0 (off) or more")
-        _need(
-            0 < self.top_p <= 1,
-            "--top-p",
-            f"{self.top_p} is outside (0, 1]",
-            "use e.g. 0.9 (1 turns it off)",
-        )
-        _need(0 <= self.min_p < 1, "--min-p", f"{self.min_p} is outside [0, 1)", "use e.g. 0.05")
-        _need(
-            1 / MAX_FACTOR <= self.repetition_penalty <= MAX_FACTOR,
-            "--repetition-penalty",
-            f"{self.repetition_penalty:g} is outside [{1 / MAX_FACTOR:g}, {MAX_FACTOR:g}]",
-            "use 1 (off) or e.g. 1.2",
-        )
-        _need(
-            self.no_repeat_ngram >= 0,
-            "--no-repeat-ngram",
-            f"{self.no_repeat_ngram} is negative",
-            "use 0 (off) or e.g. 3",
-        )
-
-
-@dataclass(frozen=True)
-class BeamConfig:
-    """How `charrnn beam` searches."""
-
-    beam_size: int = 5
-    n_best: int = 1
-    max_len: int = 200  # new tokens at most
-    min_len: int = 0  # <eos> is banned before this many tokens
-    length_penalty: str = "none"  # none | avg | gnmt
-    alpha: float = 0.6  # gnmt: score / ((5 + len) / 6) ** alpha
-    no_repeat_ngram: int = 0
-
-    def check(self) -> None:
-        """Raise `UsageError` for values out of range."""
-        _need(
-            math.isfinite(self.alpha),
-            "--alpha",
-            f"{self.alpha} is not a finite number",
-            "use e.g. 0.6",
-        )
-        _need(
-            self.beam_size >= 1, "--beam-size", f"{self.beam_size} must be at least 1", "use e.g. 5"
-        )
-        _need(
-            1 <= self.n_best <= self.beam_size,
-            "--n-best",
-            f"{self.n_best} must be between 1 and the beam size ({self.beam_size})",
-            "lower --n-best or raise --beam-size",
-        )
-        _need(self.max_len >= 1, "--max-len", f"{self.max_len} must be at least 1", "use 1 or more")
-        _need(
-            0 <= self.min_len <= self.max_len,
-            "--min-len",
-            f"{self.min_len} must be between 0 and --max-len",
-            "lower --min-len",
-        )
-        _need(
-            self.length_penalty in LENGTH_PENALTIES,
-            "--length-penalty",
-            f"unknown form '{self.length_penalty}'",
-            f"use one of: {', '.join(LENGTH_PENALTIES)}",
-        )
-        _need(self.alpha >= 0, "--alpha", f"{self.alpha} is negative", "use e.g. 0.6")
-        _need(
-            self.no_repeat_ngram >= 0,
-            "--no-repeat-ngram",
-            f"{self.no_repeat_ngram} is negative",
-            "use 0 (off) or e.g. 3",
-        )
-
-
-def _need(ok: bool, where: str, what: str, fix: str) -> None:
-    if not ok:
-        raise UsageError(where, what, fix)
 
 
 def filter_logits(logits: Tensor, cfg: SampleConfig) -> Tensor:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from charrnn import decode, lm, seq2seq
+from charrnn.config import MAX_LEN_RATIO
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.runs import Trained
 from charrnn.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
@@ -18,25 +19,6 @@ from charrnn.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
 UNKNOWN_MODES = ("error", "skip", "unk")
 # A language model is trained on a stream without ends: it never produces <eos>.
 LM_BANNED = (*decode.BANNED, EOS_ID)
-
-
-def unescape(text: str) -> str:
-    """`\\n`, `\\t`, `\\r` and `\\\\` in a command-line string become the characters."""
-    out, i = [], 0
-    table = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in table:
-            out.append(table[text[i + 1]])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def escape_line(text: str) -> str:
-    """One output line: backslash, newline and carriage return escaped."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def encode_prompt(
@@ -140,7 +122,7 @@ def sample(
     max_chars: int | None = None,
     seed: int | None = None,
     positions: Sequence[int] | None = None,
-    max_len_ratio: float = seq2seq.MAX_LEN_RATIO,
+    max_len_ratio: float = MAX_LEN_RATIO,
     on_text: Callable[[int, str], None] | None = None,
 ) -> list[Generated]:
     """`num_samples` outputs for every input (from `encode_inputs`), all generated together
@@ -255,7 +237,7 @@ def beam(
     cfg: decode.BeamConfig,
     *,
     end: str | None = None,
-    max_len_ratio: float = seq2seq.MAX_LEN_RATIO,
+    max_len_ratio: float = MAX_LEN_RATIO,
     on_step=None,
 ) -> list[list[dict]]:
     """The n-best beam-search outputs of every input, all searched as one batch.

@@ -407,7 +407,8 @@ def _train(
             raise UsageError(
                 "INPUT",
                 "no training data given",
-                "pass a text file, a data directory or builtin:python, or --resume RUN_DIR",
+                "pass a text file, a data directory or a built-in corpus (builtin:shakespeare), "
+                "or --resume RUN_DIR",
             )
         if source != "-" and is_run_dir(source):
             raise UsageError(

@@ -279,9 +279,6 @@ def attention_map(
     return None if weights is None else weights[0].cpu().numpy()
 
 
-MAX_LEN_RATIO = 2.0  # an output is at most this many times as long as its source, by default
-
-
 def max_lengths(sources: list[list[int]], ratio: float, cap: int) -> list[int]:
     """Each source's decoding limit: ratio x its length in tokens, <eos> included (at least
     1), at most `cap`."""

@@ -9,7 +9,8 @@ import sys
 import pytest
 from conftest import assert_error, ok
 
-from charrnn import generate, runs
+from charrnn import runs
+from charrnn.cli import cmd_decode
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_per_line_one_output_line_per_input_line(run, model):
     assert lines[-1] == "" and len(lines) - 1 == 4  # escaped newlines keep one line each
     as_json = ok(run(*args, "--json", stdin=stdin)).stdout.split("\n")[:-1]
     texts = [json.loads(line)["text"] for line in as_json]
-    assert [generate.escape_line(t) for t in texts] == lines[:-1]
+    assert [cmd_decode.escape_line(t) for t in texts] == lines[:-1]
     assert [json.loads(line)["line"] for line in as_json] == [1, 2, 3, 4]
     # a byte order mark before the first line is not part of its prompt
     marked = ok(run(*args, "--json", stdin="\ufeff" + stdin)).stdout.split("\n")[:-1]

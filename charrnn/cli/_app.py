@@ -27,7 +27,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from charrnn import __version__, seq2seq
+from charrnn import __version__
+from charrnn.config import MAX_LEN_RATIO
 from charrnn.errors import CharrnnError, UsageError
 
 app = typer.Typer(
@@ -95,7 +96,7 @@ MaxLenRatio = Annotated[
 def length_ratio(kind: str, value: float | None) -> float:
     """--max-len-ratio's value: 2 unless given; a language model has no source to measure."""
     if value is None:
-        return seq2seq.MAX_LEN_RATIO
+        return MAX_LEN_RATIO
     if kind != "seq2seq":
         raise UsageError(
             "--max-len-ratio",

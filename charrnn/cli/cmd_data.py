@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from charrnn import data as datamod
-from charrnn import runs
 from charrnn.cli._app import (
     Json,
     Quiet,
@@ -36,7 +35,8 @@ def tokenize(
         typer.Argument(
             metavar="INPUT",
             help="Text files, directories (searched recursively), .gz files, - for stdin, or "
-            "builtin:python. Several inputs are concatenated in order.",
+            "a built-in corpus (builtin:shakespeare, builtin:names, builtin:python, "
+            "builtin:dates). Several inputs are concatenated in order.",
             show_default=False,
         ),
     ],
@@ -253,6 +253,8 @@ def info(
 ) -> None:
     """Describe a data directory (vocabulary, splits, sizes) or a checkpoint or run (model,
     parameters, training progress, latest scores)."""
+    from charrnn import runs  # torch: only once a command runs
+
     if not path.exists():
         raise CharrnnError(str(path), "no such file or directory", "check the path")
     if (  # data directories are folders; a run's folder holds its log from the start

@@ -17,8 +17,7 @@ from rich.cells import cell_len
 from rich.live import Live
 from rich.table import Table
 
-from charrnn import decode, generate, heatmap, runs, seq2seq
-from charrnn import device as devices
+from charrnn import heatmap
 from charrnn.cli._app import (
     Checkpoint,
     Device,
@@ -36,9 +35,10 @@ from charrnn.cli._app import (
     warn,
     write,
 )
+from charrnn.config import BeamConfig, SampleConfig
 from charrnn.errors import CharrnnError, UsageError
 
-S, B = decode.SampleConfig, decode.BeamConfig  # defaults live in the dataclasses
+S, B = SampleConfig, BeamConfig  # defaults live in the dataclasses
 Echo = Annotated[
     bool | None,
     typer.Option(
@@ -140,6 +140,8 @@ def _inputs(trained, prompt: str | None, per_line: bool, unknown: str):
     per_line = per_line or (trained.kind == "seq2seq" and prompt is None)
     if prompt is None and not per_line and _unread_stdin():
         warn("stdin holds text that is not read: pass --prompt - to continue it, or --per-line")
+    from charrnn import generate
+
     texts = _prompts(prompt, per_line, trained.kind)
     from_lines = per_line or prompt == "-"
     encoded, missing = generate.encode_inputs(trained, texts, unknown, lines=from_lines)
@@ -169,6 +171,14 @@ def _unread_stdin() -> bool:
     return False
 
 
+def load_model(checkpoint: Path, device: str, threads: int | None):
+    """A trained model on its device (torch is imported here, not before: --help is fast)."""
+    from charrnn import device as devices
+    from charrnn import runs
+
+    return runs.load_trained(checkpoint, devices.prepare(device, threads))
+
+
 def _utf8(flag: str, text: str) -> str:
     """`text` from the command line, which must be UTF-8: undecodable bytes reach Python as
     lone surrogates, which no tokenizer can encode."""
@@ -182,7 +192,7 @@ def _utf8(flag: str, text: str) -> str:
 
 
 def _stops(stop: list[str] | None) -> list[str]:
-    stops = [generate.unescape(_utf8("--stop", s)) for s in stop or []]
+    stops = [unescape(_utf8("--stop", s)) for s in stop or []]
     if any(not s for s in stops):
         raise UsageError(
             "--stop", "a stop string is empty", "give a non-empty string, e.g. '\\n\\n'"
@@ -241,7 +251,7 @@ def sample(
     as_json: Json = False,
 ) -> None:
     """Generate text: temperature, top-k, top-p, min-p, repetition filters; streamed to stdout."""
-    cfg = decode.SampleConfig(
+    cfg = SampleConfig(
         length=length,
         temperature=temperature,
         top_k=top_k,
@@ -261,8 +271,10 @@ def sample(
             "--per-line writes one line per input line",
             "use --json for several samples per line",
         )
+    from charrnn import generate
+
     stops = _stops(stop)
-    trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
+    trained = load_model(checkpoint, device, threads)
     ratio = length_ratio(trained.kind, max_len_ratio)
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     if per_line and num_samples > 1 and not as_json:
@@ -321,7 +333,7 @@ def sample(
                     }
                 )
             elif per_line:
-                writer.write(generate.escape_line(prefix(line) + r.text) + "\n")
+                writer.write(escape_line(prefix(line) + r.text) + "\n")
             elif not stream:
                 text = prefix(line) + r.text
                 ending = "" if text.endswith("\n") else "\n"
@@ -359,7 +371,7 @@ class BeamDisplay:
         table.add_column("score", justify="right")
         table.add_column("hypothesis")
         for ids, score in beams:
-            text = generate.escape_line(self.tokenizer.decode(ids))[-80:]
+            text = escape_line(self.tokenizer.decode(ids))[-80:]
             table.add_row(f"{score:.3f}", text)
         self.live.update(table)
 
@@ -412,7 +424,7 @@ def beam(
     as_json: Json = False,
 ) -> None:
     """Beam search: the most likely continuations, with length penalties and n-best lists."""
-    cfg = decode.BeamConfig(
+    cfg = BeamConfig(
         beam_size=beam_size,
         n_best=n_best,
         max_len=max_len,
@@ -422,10 +434,12 @@ def beam(
         no_repeat_ngram=no_repeat_ngram,
     )
     cfg.check()
-    end_text = generate.unescape(_utf8("--end", end)) if end is not None else None
+    end_text = unescape(_utf8("--end", end)) if end is not None else None
     if end is not None and not end_text:
         raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
-    trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
+    from charrnn import generate
+
+    trained = load_model(checkpoint, device, threads)
     ratio = length_ratio(trained.kind, max_len_ratio)
     if end is not None and trained.kind == "seq2seq":
         raise UsageError(
@@ -472,10 +486,10 @@ def beam(
                         )
                     elif n_best > 1:
                         number = f"{line + 1}\t" if per_line else ""
-                        text = generate.escape_line(prefix(line) + h["text"])
+                        text = escape_line(prefix(line) + h["text"])
                         writer.write(f"{number}{h['score']:.4f}\t{text}\n")
                     elif per_line or trained.kind == "seq2seq":
-                        writer.write(generate.escape_line(prefix(line) + h["text"]) + "\n")
+                        writer.write(escape_line(prefix(line) + h["text"]) + "\n")
                     else:
                         text = prefix(line) + h["text"]
                         writer.write(text + ("" if text.endswith("\n") else "\n"))
@@ -491,6 +505,8 @@ def _attention(
     trained, source: list[int], target: list[int], png_path: Path | None, show: bool
 ) -> None:
     """Draw the attention of the first input's best output (PNG file and/or terminal)."""
+    from charrnn import seq2seq
+
     weights = seq2seq.attention_map(trained.model, source, target, trained.device)
     src = [trained.source_tokenizer.token_text(i) for i in source]
     tgt = [trained.tokenizer.token_text(i) for i in target] + ["<eos>"]
@@ -532,7 +548,7 @@ def attention_lines(src: list[str], tgt: list[str], weights, *, color: bool) -> 
 
 def _width(token: str) -> int:
     """How many columns a token's label takes on the terminal."""
-    return cell_len(generate.escape_line(token))  # East Asian characters take two
+    return cell_len(escape_line(token))  # East Asian characters take two
 
 
 def _cell(weight: float, width: int, color: bool) -> str:
@@ -547,4 +563,23 @@ def _has_attention(trained) -> bool:
 
 
 def _label(token: str) -> str:
-    return generate.escape_line(token).replace(" ", "\u2423").replace("[", "\\[")
+    return escape_line(token).replace(" ", "\u2423").replace("[", "\\[")
+
+
+def unescape(text: str) -> str:
+    """`\\n`, `\\t`, `\\r` and `\\\\` in a command-line string become the characters."""
+    out, i = [], 0
+    table = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in table:
+            out.append(table[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def escape_line(text: str) -> str:
+    """One output line: backslash, newline and carriage return escaped."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from charrnn import decode, metrics, runs
-from charrnn import device as devices
 from charrnn.cli._app import (
     Device,
     Json,
@@ -85,6 +83,9 @@ def evaluate(
     as_json: Json = False,
 ) -> None:
     """Score a model: loss, perplexity, bits per token/char/byte; seq2seq: BLEU, chrF, ROUGE."""
+    from charrnn import decode, metrics, runs  # torch: only once a command runs
+    from charrnn.cli.cmd_decode import load_model
+
     if hyp is not None:
         if checkpoint is not None or src is not None:
             raise UsageError(
@@ -108,7 +109,7 @@ def evaluate(
             f"{source} is a run directory (it holds checkpoints), not text",
             "the model to score comes first: charrnn eval RUN TEXT",
         )
-    trained = runs.load_trained(checkpoint, devices.prepare(device, threads))
+    trained = load_model(checkpoint, device, threads)
     ratio = length_ratio(trained.kind, max_len_ratio)
     if trained.kind == "seq2seq":
         if source is not None and source != "-" and not Path(source).exists():

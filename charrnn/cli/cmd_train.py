@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from charrnn import models, runs
+from charrnn import models
 from charrnn.cli._app import (
     STARTED,
     Json,
@@ -39,9 +39,7 @@ from charrnn.config import (
     parse_duration,
 )
 from charrnn.data import is_dataset
-from charrnn.distributed import Ranks
 from charrnn.errors import UsageError
-from charrnn.train import Hooks
 
 M, T = ModelConfig, TrainConfig  # defaults live in the dataclasses; shown in --help
 S2S_M, S2S_T = KIND_DEFAULTS["seq2seq"]["model"], KIND_DEFAULTS["seq2seq"]["train"]
@@ -56,8 +54,10 @@ def cache_dir() -> Path:
     return Path(base) / "charrnn" / "data"
 
 
-def torchrun_ranks() -> Ranks:
+def torchrun_ranks():
     """This process's place when launched by torchrun (RANK, WORLD_SIZE, LOCAL_RANK)."""
+    from charrnn.distributed import Ranks
+
     env = os.environ
     return Ranks(
         rank=int(env.get("RANK", 0)),
@@ -243,7 +243,8 @@ def train(
         str | None,
         typer.Argument(
             metavar="INPUT",
-            help="A text file, directory, .gz, - (stdin), builtin:python, or a data "
+            help="A text file, directory, .gz, - (stdin), a built-in corpus (builtin:shakespeare, "
+            "builtin:names, builtin:python, builtin:dates), or a data "
             "directory from charrnn tokenize. Raw text is tokenized once and cached.",
             show_default=False,
         ),
@@ -537,6 +538,9 @@ def train(
         )
     quiet = quiet or ranks.rank != 0  # under torchrun, rank 0 speaks for all
     started: list[bool] = []
+    from charrnn import runs  # torch: only once a command runs
+    from charrnn.train import Hooks
+
     with stop_signals(started) as should_stop, TrainDisplay(quiet, started) as display:
         hooks = Hooks(on_event=display.event, on_step=display.step, should_stop=should_stop)
         summary = runs.start_training(

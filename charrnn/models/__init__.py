@@ -4,13 +4,13 @@ the tests walk every entry end to end, so a new entry is tested automatically.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from charrnn.config import ModelConfig
 from charrnn.errors import UsageError
-from charrnn.models.rnn import RNNLanguageModel
-from charrnn.models.seq2seq import Seq2SeqModel
+
+if TYPE_CHECKING:  # the networks import torch: only when a model is built
+    from torch import nn
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -92,7 +92,11 @@ def build(
                 "encoder splits it between two directions",
                 "use an even size",
             )
+        from charrnn.models.seq2seq import Seq2SeqModel
+
         return Seq2SeqModel(source_vocab_size or vocab_size, vocab_size, config)
+    from charrnn.models.rnn import RNNLanguageModel
+
     return RNNLanguageModel(vocab_size, config)
 
 
