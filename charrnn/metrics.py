@@ -171,16 +171,22 @@ def read_lines(path: str) -> list[str]:
         return list(_lines(sources, "utf-8", "strict", None, None))
 
 
-def read_references(paths: list[str], count: int | None = None) -> list[list[str]]:
-    """Reference lines from one or more aligned files: refs[i] holds every reference of line i."""
+def read_references(
+    paths: list[str], count: int | None = None, counted: str | None = None
+) -> list[list[str]]:
+    """Reference lines from one or more aligned files: refs[i] holds every reference of line i.
+    `count` lines are needed in each (by default the first file's), as many as `counted` (the
+    hypotheses or sources, named in the error) has."""
     files = [read_lines(p) for p in paths]
+    expected = count if count is not None else len(files[0])
     for path, lines in zip(paths, files, strict=True):
-        expected = count if count is not None else len(files[0])
         if len(lines) != expected:
+            where = f"{counted}, {path}" if counted else path
+            has = f"{counted} has {expected}" if counted else f"{paths[0]} has {expected}"
             raise CharrnnError(
-                path,
-                f"{len(lines)} lines, but {expected} are needed",
-                "pass line-aligned files (one reference per hypothesis)",
+                where,
+                f"not line-aligned: {path} has {len(lines)} lines, {has}",
+                "pass files with one reference line per line, in the same order",
             )
     return [list(group) for group in zip(*files, strict=True)]
 
@@ -237,7 +243,7 @@ def score_seq2seq(
             if not refs:
                 raise UsageError("--ref", "--src needs references", "pass --ref FILE")
             texts = read_lines(src)
-            references = read_references(refs, len(texts))
+            references = read_references(refs, len(texts), src)
             sources, missing = generate.encode_inputs(trained, texts, unknown)
             (scratch / "src.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
             (scratch / "ref.txt").write_text(

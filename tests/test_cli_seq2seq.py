@@ -285,6 +285,12 @@ def test_bad_parallel_input(run, tmp_path, dates):
         (["tokenize", "--pairs", tmp_path / "missing.tsv", *out], 1, "no such file"),
         (["tokenize", "--pairs", dates / "train.tsv", "--glob", "*.md", *out], 2, "--glob: picks"),
         (["eval", "--hyp", dates / "ref.txt", "--ref", tmp_path / "short.txt"], 1, "1 lines"),
+        # fewer hypotheses than references: the hypotheses are named, not only the references
+        (
+            ["eval", "--hyp", tmp_path / "short.txt", "--ref", dates / "ref.txt"],
+            1,
+            f"{tmp_path / 'short.txt'}, {dates / 'ref.txt'}: not line-aligned",
+        ),
         (["eval", "--hyp", dates / "ref.txt"], 2, "--ref"),
         (["eval", "--hyp", dates, "--ref", dates / "ref.txt"], 1, "is a directory"),
         (["eval", "--hyp", dates / "ref.txt", "--ref", dates], 1, "is a directory"),

@@ -96,7 +96,10 @@ def evaluate(
         if not ref:
             raise UsageError("--ref", "--hyp needs references", "pass --ref FILE")
         hyps = metrics.read_lines(hyp)
-        result = {"hyp": hyp, **metrics.text_scores(hyps, metrics.read_references(ref, len(hyps)))}
+        result = {
+            "hyp": hyp,
+            **metrics.text_scores(hyps, metrics.read_references(ref, len(hyps), hyp)),
+        }
         _report_text(result, as_json)
         return
     if checkpoint is None:
