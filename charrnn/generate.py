@@ -3,6 +3,7 @@ assemble the output text (streaming, stop strings). Used by `charrnn sample` and
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from charrnn import decode, lm, seq2seq
+from charrnn import device as devices
 from charrnn.config import MAX_LEN_RATIO
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.runs import Trained
@@ -103,6 +105,17 @@ def _plan(trained: Trained, inputs: Sequence[list[int]], cap: int, ratio: float)
     return [cap] * len(inputs), list(inputs), LM_BANNED
 
 
+def _in_precision(fn):
+    """Run `fn(trained, ...)` in the trained model's precision (bf16 autocast, or fp32)."""
+
+    @functools.wraps(fn)
+    def wrapper(trained: Trained, *args, **kwargs):
+        with devices.autocast(trained.device, trained.precision):
+            return fn(trained, *args, **kwargs)
+
+    return wrapper
+
+
 def _row_generator(seed: int, position: int, k: int, device: torch.device) -> torch.Generator:
     """The random stream of sample k of the input at `position`."""
     state = np.random.SeedSequence([seed, position, k]).generate_state(2, np.uint32)
@@ -112,6 +125,7 @@ def _row_generator(seed: int, position: int, k: int, device: torch.device) -> to
 
 
 @torch.inference_mode()
+@_in_precision
 def sample(
     trained: Trained,
     inputs: Sequence[list[int]],
@@ -231,6 +245,7 @@ def sample(
 
 
 @torch.inference_mode()
+@_in_precision
 def beam(
     trained: Trained,
     inputs: Sequence[list[int]],

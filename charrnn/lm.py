@@ -425,8 +425,9 @@ class Stepper:
             logits_parts.append(logits)
             state_parts.append(state)
             order += rows
-        logits = torch.cat(logits_parts)
-        state = tuple(torch.cat(parts, dim=1) for parts in zip(*state_parts, strict=True))
+        # under bf16 autocast the fused kernel answers in bf16: decoding carries fp32
+        logits = torch.cat(logits_parts).float()
+        state = tuple(torch.cat(parts, dim=1).float() for parts in zip(*state_parts, strict=True))
         back = torch.empty(len(order), dtype=torch.long, device=self.device)
         back[torch.tensor(order, device=self.device)] = torch.arange(len(order), device=self.device)
         return logits.index_select(0, back), select_state(state, back)

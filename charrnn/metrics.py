@@ -12,6 +12,7 @@ import numpy as np
 
 from charrnn import corpus, decode, lm
 from charrnn import data as datamod
+from charrnn import device as devices
 from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.runs import Trained, saved_data_path
@@ -99,7 +100,9 @@ def score_lm(
             raise CharrnnError(name, f"the {split} split is empty", "pass some text")
         stats = dataset.stats(split)
         seq_len = trained.checkpoint.get("train", {}).get("config", {}).get("seq_len", 256)
-        nll, tokens = lm.evaluate(trained.model, ids, seq_len=seq_len, device=trained.device)
+        nll, tokens = lm.evaluate(
+            trained.model, ids, seq_len=seq_len, device=trained.device, precision=trained.precision
+        )
         result = lm.EvalResult(nll, tokens, stats["chars"], stats["bytes"]).as_dict()
         unknown = dict(dataset.meta.get("unknown_chars", [])) if split != "train" or source else {}
     finally:
@@ -272,7 +275,8 @@ def score_seq2seq(
             hyps += [r[0]["text"] if r else "" for r in results]
             if progress is not None:
                 progress("decoding", start + len(results), len(sources))
-        loss = seq2seq.score_pairs(trained.model, split, stats, trained.device).as_dict()
+        with devices.autocast(trained.device, trained.precision):
+            loss = seq2seq.score_pairs(trained.model, split, stats, trained.device).as_dict()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {

@@ -565,10 +565,14 @@ class Trained:
     checkpoint: dict
     device: torch.device
     source_tokenizer: Tokenizer | None = None  # seq2seq: the input side
+    precision: str = "fp32"  # decoding and scoring arithmetic (see charrnn.device)
 
 
-def load_trained(path: str | Path, device: torch.device | str = "cpu") -> Trained:
-    """Load a checkpoint (a .pt file, or a run directory: best.pt, else last.pt)."""
+def load_trained(
+    path: str | Path, device: torch.device | str = "cpu", precision: str = "fp32"
+) -> Trained:
+    """Load a checkpoint (a .pt file, or a run directory: best.pt, else last.pt), to decode
+    and score in `precision` (auto, fp32, bf16; see charrnn.device)."""
     path = Path(path)
     if path.is_dir():
         path = next((path / n for n in ("best.pt", "last.pt") if (path / n).is_file()), path)
@@ -594,7 +598,17 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu") -> Traine
     device = torch.device(device) if isinstance(device, str) else device
     model.to(device).eval()
     output = tokenizers.get("text") or tokenizers["target"]
-    return Trained(path, data["kind"], name, model, output, data, device, tokenizers.get("source"))
+    return Trained(
+        path,
+        data["kind"],
+        name,
+        model,
+        output,
+        data,
+        device,
+        tokenizers.get("source"),
+        devices.resolve_precision(precision, device),
+    )
 
 
 def describe_checkpoint(path: str | Path) -> dict:

@@ -257,6 +257,15 @@ class Stepper:
         lengths = torch.tensor([len(s) for s in sources])
         src = _pad([np.asarray(s, dtype=np.int64) for s in sources], PAD_ID).to(self.device)
         state = self.model.encode(src, lengths)
+        # under bf16 autocast the encoder answers in bf16: the decoder carries fp32
+        state = state._replace(
+            rnn=tuple(t.float() for t in state.rnn),
+            **{
+                name: getattr(state, name).float()
+                for name in ("feed", "memory", "keys")
+                if getattr(state, name) is not None
+            },
+        )
         bos = torch.full((len(sources),), BOS_ID, dtype=torch.long, device=self.device)
         return self.model.step(bos, state)
 

@@ -67,6 +67,13 @@ Threads = Annotated[
         show_default=False,
     ),
 ]
+Precision = Annotated[
+    str,
+    typer.Option(
+        help="auto, fp32 or bf16 (fp16 on CUDA): the arithmetic; auto is bf16 on a CPU with "
+        "AVX512-BF16 or AMX and on a GPU with bf16, else fp32."
+    ),
+]
 Prompt = Annotated[
     str | None,
     typer.Option(

@@ -24,6 +24,7 @@ from charrnn.cli._app import (
     Json,
     MaxLenRatio,
     PerLine,
+    Precision,
     Prompt,
     Quiet,
     Threads,
@@ -171,12 +172,13 @@ def _unread_stdin() -> bool:
     return False
 
 
-def load_model(checkpoint: Path, device: str, threads: int | None):
-    """A trained model on its device (torch is imported here, not before: --help is fast)."""
+def load_model(checkpoint: Path, device: str, threads: int | None, precision: str = "auto"):
+    """A trained model on its device, to decode or score in `precision` (torch is imported
+    here, not before: --help is fast)."""
     from charrnn import device as devices
     from charrnn import runs
 
-    return runs.load_trained(checkpoint, devices.prepare(device, threads))
+    return runs.load_trained(checkpoint, devices.prepare(device, threads), precision)
 
 
 def _utf8(flag: str, text: str) -> str:
@@ -247,6 +249,7 @@ def sample(
     max_len_ratio: MaxLenRatio = None,
     device: Device = "auto",
     threads: Threads = None,
+    precision: Precision = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -274,7 +277,7 @@ def sample(
     from charrnn import generate
 
     stops = _stops(stop)
-    trained = load_model(checkpoint, device, threads)
+    trained = load_model(checkpoint, device, threads, precision)
     ratio = length_ratio(trained.kind, max_len_ratio)
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     if per_line and num_samples > 1 and not as_json:
@@ -420,6 +423,7 @@ def beam(
     ] = False,
     device: Device = "auto",
     threads: Threads = None,
+    precision: Precision = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -439,7 +443,7 @@ def beam(
         raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
     from charrnn import generate
 
-    trained = load_model(checkpoint, device, threads)
+    trained = load_model(checkpoint, device, threads, precision)
     ratio = length_ratio(trained.kind, max_len_ratio)
     if end is not None and trained.kind == "seq2seq":
         raise UsageError(

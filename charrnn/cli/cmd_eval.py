@@ -11,6 +11,7 @@ from charrnn.cli._app import (
     Device,
     Json,
     MaxLenRatio,
+    Precision,
     Quiet,
     Threads,
     app,
@@ -79,6 +80,7 @@ def evaluate(
     max_len_ratio: MaxLenRatio = None,
     device: Device = "auto",
     threads: Threads = None,
+    precision: Precision = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -112,7 +114,7 @@ def evaluate(
             f"{source} is a run directory (it holds checkpoints), not text",
             "the model to score comes first: charrnn eval RUN TEXT",
         )
-    trained = load_model(checkpoint, device, threads)
+    trained = load_model(checkpoint, device, threads, precision)
     ratio = length_ratio(trained.kind, max_len_ratio)
     if trained.kind == "seq2seq":
         if source is not None and source != "-" and not Path(source).exists():

@@ -183,8 +183,9 @@ class RNNStack(nn.Module):
         lstm = self.cell == "lstm"
         weights = self.layer_weights()
         use_packed = packed.usable(x) and packed.worth_it(self.rnn_kind, x.shape[0], weights)
+        dtype = packed.product_dtype()
         fast = (
-            packed.cached(self, weights, lambda: packed.pack(self.rnn_kind, weights))
+            packed.cached(self, weights, lambda: packed.pack(self.rnn_kind, weights, dtype), dtype)
             if use_packed
             else None
         )
