@@ -351,7 +351,9 @@ class LMTask:
             keep = (~reset).to(inputs.device, torch.float32)[None, :, None]  # (1, B, 1)
             state = tuple(s * keep for s in state)
         logits, state = model(inputs, state)  # (B, T, V)
-        self.state = detach_state(state)
+        # carried in fp32 whatever the precision: under bf16 autocast the fused kernel
+        # answers in bf16, and a run may resume in another precision
+        self.state = tuple(s.float() for s in detach_state(state))
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
     def reset(self) -> None:
@@ -397,7 +399,9 @@ class LMTask:
         hidden = data.get("hidden")
         if hidden is not None and hidden[0].shape[1] != self.batches.batch_size:
             hidden = None  # another --batch-size on resume cuts the stream into other rows
-        self.state = tuple(s.to(self.device) for s in hidden) if hidden is not None else None
+        self.state = (
+            tuple(s.to(self.device).float() for s in hidden) if hidden is not None else None
+        )
 
 
 class Stepper:
