@@ -295,7 +295,15 @@ class _Loop:
         )
         if signalled:
             return f"interrupted ({signal_name or 'stopped with another rank'})"
-        return limit_reached(self.cfg, state, self.task.steps_per_epoch, ahead)[1]
+        flag, reason = limit_reached(self.cfg, state, self.task.steps_per_epoch, ahead)
+        if flag == "--time-budget" and not self.session_steps:
+            self.log.warn_once(
+                "budget-gone",
+                state.step,
+                f"--time-budget {self.cfg.time_budget:g}s ran out before the first step (set-up "
+                f"took {state.elapsed - self.start[0]:.1f}s); give a longer --time-budget",
+            )
+        return reason
 
     def reserve(self) -> float:
         """Seconds the run needs after its last step (time budgets only): the final
@@ -315,6 +323,20 @@ class _Loop:
         not afford it (see FINAL_SHARE)."""
         budget = self.cfg.time_budget
         return not budget or self._final_eval_seconds(True) <= FINAL_SHARE * budget
+
+    def _check_budget(self) -> None:
+        """Warn (once) when the final evaluation would take most of a time budget."""
+        budget = self.cfg.time_budget
+        final = self._final_eval_seconds(full=True)
+        if budget and final > budget / 2:
+            tokens = self.task.eval_cost(full=True)
+            self.log.warn_once(
+                "budget-eval",
+                self.state.step,
+                f"evaluating the whole validation split ({tokens:,} tokens) takes about "
+                f"{final:.0f}s, more than half of --time-budget {budget:g}s; give a longer "
+                "--time-budget, or tokenize with a smaller --val-frac",
+            )
 
     def _progress(self) -> float:
         return progress_fraction(self.cfg, self.state, self.task.steps_per_epoch, self.reserve())
@@ -440,6 +462,7 @@ class _Loop:
         seconds = time.monotonic() - began
         if self.task.eval_cost(full):
             self.eval_rate = seconds / self.task.eval_cost(full)
+            self._check_budget()
         state.last_eval_step = state.step
         if result is None:
             return None

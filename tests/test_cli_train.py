@@ -467,3 +467,30 @@ def test_every_training_flag_reaches_the_run(env, data, run):
         key = flag[2:].replace("-", "_")
         assert (model | config)[key] == value, flag
     assert model["residual"] and saved["model"]["name"] == "gru"
+
+
+def test_progress_without_a_terminal_is_a_labelled_line_every_30_seconds(capsys, monkeypatch):
+    from charrnn.cli import cmd_train
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(cmd_train.time, "monotonic", lambda: clock["now"])
+    display = cmd_train.TrainDisplay(quiet=False, started=[])
+    start = {"event": "start", "step": 0, "params": 1000, "config": {"clip_norm": 1.0}}
+    display.event({**start, "precision": "bf16", "threads": 2})
+
+    def train(step, seconds):
+        clock["now"] = 1000.0 + seconds
+        record = {"event": "train", "step": step, "loss": 2.0, "tokens_per_s": 9000.0}
+        record.update(grad_norm=0.5, clipped=0.1, elapsed=seconds, remaining=300.0 - seconds)
+        display.event({**record, "progress": seconds / 300})
+
+    for step, seconds in ((10, 4.0), (20, 9.0), (30, 11.0), (40, 25.0), (50, 41.5), (60, 70.0)):
+        train(step, seconds)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "training from step 0: 1,000 parameters, bf16, 2 thread(s)"
+    progress = lines[1:]
+    # the first line 10 s after the start, then every 30 s
+    assert [line.split(":")[0] for line in progress] == ["step 30 (4%)", "step 50 (14%)"]
+    assert "loss 2.000 | 9.0k tok/s | |g| 0.50 (10% clipped) | elapsed 0m11s, left 4m49s" in (
+        progress[0]
+    )

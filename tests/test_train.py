@@ -6,11 +6,12 @@ import json
 import math
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from charrnn import checkpoint, models, runs
+from charrnn import checkpoint, lm, models, runs
 from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig
 from charrnn.data import load_dataset, tokenize_corpus
 from charrnn.errors import CharrnnError
@@ -487,3 +488,85 @@ def test_schedule_warmup_and_cosine():
     timed = TrainConfig(time_budget=100.0, max_steps=1000)
     assert progress_fraction(timed, LoopState(step=10, elapsed=50.0), 10) == 0.5
     assert TrainConfig().limits().time_budget == 600.0
+
+
+def test_evaluations_score_a_fixed_sample_and_the_last_one_all_of_it(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(4, 30, size=60_000).astype(np.uint16)
+    val = ids[:50_000]
+    stats = {"tokens": len(val), "chars": 2 * len(val), "bytes": 3 * len(val)}
+    task = LMTask(
+        ids, val, stats, batch_size=4, seq_len=32, mode="stream", seed=0, device=torch.device("cpu")
+    )
+    task.sample_validation(16_384)
+    assert task.eval_rows.tolist() == [0, 3, 6, 9]  # 4 of 13 segments of 4,096, spread out
+    torch.manual_seed(0)
+    model = RNNLanguageModel(30, ModelConfig(embed_size=8, hidden_size=16, dropout=0.0))
+    sample, full = task.evaluate(model), task.evaluate(model, full=True)
+    assert not sample.full and sample.tokens == 4 * 4096 and full.tokens == len(val)
+    assert sample.chars == 2 * sample.tokens  # in proportion to the split's characters
+    assert full.sample_loss == pytest.approx(sample.nll / sample.tokens, rel=1e-9)
+    assert full.as_dict()["sample_loss"] == full.comparable_loss() != full.as_dict()["loss"]
+    nll, counts = lm.segment_losses(model, val, seq_len=32, device=torch.device("cpu"))
+    assert sample.nll == pytest.approx(nll[[0, 3, 6, 9]].sum(), rel=1e-9)
+    assert full.nll == pytest.approx(nll.sum(), rel=1e-9)
+
+
+def test_training_evaluates_the_sample_then_the_whole_split_at_the_end(
+    tmp_path, shakespeare_like, monkeypatch
+):
+    from charrnn import train
+
+    text = tmp_path / "long.txt"  # a validation split of three segments of 4,096
+    text.write_text(shakespeare_like.read_text() * 6)
+    tokenize_corpus([str(text)], tmp_path / "data", TokenizeConfig())
+    # a sample of one segment: every evaluation but the last is a sample
+    monkeypatch.setattr(train, "eval_sample_tokens", lambda cfg, tokens: 100)
+    summary = _train(tmp_path / "data", tmp_path / "run", max_steps=12, eval_every=5)
+    evals = _records(tmp_path / "run", "eval")
+    assert [e["step"] for e in evals] == [5, 10, 12]
+    assert all(e["val_sample"] for e in evals[:2]) and "val_sample" not in evals[-1]
+    assert "val_sample_loss" in evals[-1] and summary["last_eval"] == evals[-1]
+    # the best is chosen on the sample, which the last evaluation also reports
+    best = min(e.get("val_sample_loss", e["val_loss"]) for e in evals)
+    assert summary["best_val_loss"] == pytest.approx(best)
+
+
+def test_a_time_budget_counts_from_the_commands_start(tmp_path, data_dir):
+    import time
+
+    started = time.monotonic() - 30.0  # set-up (reading, tokenizing) took 30 s of it
+    summary = runs.start_training(
+        str(data_dir),
+        tmp_path / "run",
+        model_name="lstm",
+        model_options=dict(TINY_MODEL),
+        train_options={**TINY_TRAIN, "time_budget": 31.0},
+        started=started,
+    )
+    assert "time-budget" in summary["reason"] and summary["elapsed"] >= 30.0
+    assert summary["step"] < 1000  # a second of training, not 31
+    # and a budget already spent trains nothing, and says why
+    summary = runs.start_training(
+        str(data_dir),
+        tmp_path / "late",
+        model_name="lstm",
+        model_options=dict(TINY_MODEL),
+        train_options={**TINY_TRAIN, "time_budget": 5.0},
+        started=time.monotonic() - 30.0,
+    )
+    assert summary["step"] == 0 and (tmp_path / "late" / "last.pt").is_file()
+    warnings = [w["message"] for w in _records(tmp_path / "late", "warning")]
+    assert any("ran out before the first step" in w for w in warnings)
+
+
+def test_the_time_left_for_the_final_evaluation_ends_training_early():
+    from charrnn.optim import limit_reached
+
+    cfg = TrainConfig(time_budget=100.0)
+    state = LoopState(step=5, elapsed=90.0)
+    assert limit_reached(cfg, state, 10) == ("", "")
+    assert limit_reached(cfg, state, 10, ahead=90.0 + 12.0)[0] == "--time-budget"
+    # the schedule ends where training does: at the budget less what follows it
+    assert progress_fraction(cfg, state, 10, reserve=10.0) == pytest.approx(1.0)
+    assert progress_fraction(cfg, state, 10) == pytest.approx(0.9)
