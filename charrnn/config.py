@@ -128,6 +128,8 @@ class ModelConfig:
         )
 
 
+MAX_AUTO_DROPOUT = 0.3  # the most dropout charrnn.sizing picks for a language model
+
 OPTIMIZERS = ("adamw", "adam", "rmsprop", "sgd")
 SCHEDULES = ("cosine", "constant")
 BATCHING = ("stream", "random")

@@ -25,7 +25,7 @@ from charrnn.config import (
     model_fields,
 )
 from charrnn.cores import CoreWatch
-from charrnn.distributed import Ranks, device_for, rank0_first, start_processes
+from charrnn.distributed import Ranks, device_for, from_rank0, rank0_first, start_processes
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.lm import LMTask
 from charrnn.pairs import PAIR_BUILTINS, PairDataset, tokenize_pairs
@@ -476,6 +476,12 @@ def _train(
             "drop --nonlinearity, or use --model rnn (or seq2seq-rnn)",
         )
     tokenizers = _tokenizers(dataset)
+    if saved is None and kind == "lm" and _sized_by_us(model_options):
+        model_config, note = _auto_size(
+            model_name, model_config, model_options, tokenizers, dataset, train_config, device,
+            precision, ranks,
+        )  # fmt: skip
+        notes.append(note)
     model = _build(model_name, model_config, tokenizers)
     if saved is not None:
         model.load_state_dict(saved["weights"])
@@ -548,6 +554,50 @@ def _train(
         "data": str(dataset.path),
         "changes": changes,
     }
+
+
+def _sized_by_us(model_options: dict) -> bool:
+    """Whether the model's width is left to charrnn (no --hidden-size, and no --embed-size
+    that --tie-weights would bind it to)."""
+    tied = model_options.get("tie_weights") and model_options.get("embed_size") is not None
+    return model_options.get("hidden_size") is None and not tied
+
+
+def _auto_size(
+    name, config, options, tokenizers, dataset, train_config, device, precision, ranks
+) -> tuple[ModelConfig, str]:
+    """The default language model for this corpus and limit (see charrnn.sizing), measured
+    by rank 0 and shared with the others; and a note saying what was picked."""
+    from charrnn import sizing
+
+    vocab_size = tokenizers["text"].vocab_size
+    train_tokens = dataset.stats("train")["tokens"]
+    choice = None
+    if ranks.rank == 0:
+        choice = sizing.pick(
+            name=name,
+            config=config,
+            vocab_size=vocab_size,
+            train_tokens=train_tokens,
+            train=train_config,
+            device=device,
+            precision=precision,
+        )
+    choice = from_rank0(choice, ranks.world_size)
+    sized = {"hidden_size": choice.hidden_size}
+    if options.get("dropout") is None:
+        sized["dropout"] = choice.dropout
+    if options.get("tie_weights"):
+        sized["embed_size"] = choice.hidden_size
+    limits = train_config.limits()
+    budget = (
+        f"--time-budget {limits.time_budget:g}s"
+        if limits.time_budget
+        else f"--max-steps {limits.max_steps}"
+        if limits.max_steps
+        else f"--epochs {limits.epochs:g}"
+    )
+    return replace(config, **sized), choice.note(budget)
 
 
 # -- loading trained models ------------------------------------------------------------------------

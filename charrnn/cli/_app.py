@@ -61,8 +61,8 @@ Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 Threads = Annotated[
     int | None,
     typer.Option(
-        help="CPU threads (default: one per core; fewer is faster where other programs share "
-        "the cores).",
+        help="CPU threads (default: train uses the cores other programs leave free, looking "
+        "again every 10 s; the other commands one per core).",
         min=1,
         show_default=False,
     ),

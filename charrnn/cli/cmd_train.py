@@ -31,6 +31,7 @@ from charrnn.cli._app import (
 )
 from charrnn.config import (
     KIND_DEFAULTS,
+    MAX_AUTO_DROPOUT,
     ModelConfig,
     TokenizeConfig,
     TrainConfig,
@@ -265,8 +266,8 @@ def train(
     hidden_size: Annotated[
         int | None,
         typer.Option(
-            help=f"Hidden units per layer (default {M.hidden_size}; seq2seq "
-            f"{S2S_M['hidden_size']})."
+            help="Hidden units per layer (default: picked for the time budget and the "
+            f"corpus by measuring this machine's speed; seq2seq {S2S_M['hidden_size']})."
         ),
     ] = None,
     num_layers: Annotated[
@@ -275,8 +276,8 @@ def train(
     dropout: Annotated[
         float | None,
         typer.Option(
-            help=f"Dropout between layers and on the output (default {M.dropout}; "
-            f"seq2seq {S2S_M['dropout']})."
+            help="Dropout between layers and on the output (default: by how many times the "
+            f"budget reads the corpus, 0 to {MAX_AUTO_DROPOUT}; seq2seq {S2S_M['dropout']})."
         ),
     ] = None,
     embed_dropout: Annotated[
@@ -380,7 +381,8 @@ def train(
     time_budget: Annotated[
         str | None,
         typer.Option(
-            help="Stop after this long (90s, 10m, 1h30m), evaluate and save. Default 10m when "
+            help="Stop after this long (90s, 10m, 1h30m), counted from the command's start: "
+            "set-up, evaluations and the final evaluation and save fit inside. Default 10m when "
             "neither --max-steps nor --epochs is given."
         ),
     ] = None,
@@ -399,7 +401,8 @@ def train(
     eval_every: Annotated[
         int | None,
         typer.Option(
-            help=f"Evaluate on the whole validation split every N steps (default {T.eval_every})."
+            help="Evaluate on a fixed sample of the validation split every N steps (the last "
+            f"evaluation scores all of it) (default {T.eval_every})."
         ),
     ] = None,
     patience: Annotated[
