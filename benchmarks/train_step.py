@@ -1,13 +1,19 @@
-"""Training speed: charrnn's training loop against a bare PyTorch loop, same model, same steps.
+"""Training speed: charrnn's training loop against a bare PyTorch loop, and bf16 against fp32.
 
     .venv/bin/python benchmarks/train_step.py [--steps 40] [--repeat 3] [--device cpu]
 
-For each of LSTM and GRU at a small (hidden 256) and a medium (hidden 512, the default) size,
-trains with `charrnn.train.fit` (the loop `charrnn train` runs: data from a memory map,
-carried hidden state, LR schedule, gradient-norm watch, clipping, divergence guard, logging,
-and the final checkpoint) and with a bare loop (embedding, torch.nn LSTM/GRU, linear, AdamW,
-clip_grad_norm_, carried state, batches prepared in advance). The runs alternate and each
-figure is the best of `--repeat`. Prints tokens/s for both and the ratio (target >= 0.95).
+1. For each of LSTM and GRU at a small (hidden 256) and a medium (hidden 512) size, trains
+   with `charrnn.train.fit` (the loop `charrnn train` runs: data from a memory map, carried
+   hidden state, LR schedule, gradient-norm watch, clipping, divergence guard, logging, and
+   the final checkpoint) and with a bare loop (embedding, torch.nn LSTM/GRU, linear, AdamW,
+   clip_grad_norm_, carried state, batches prepared in advance), both in the precision
+   `auto` picks here. Prints tokens/s for both and the ratio (target >= 0.95).
+2. charrnn's loop in bf16 (autocast) against fp32 for LSTMs of 256 (small), 768 (what the
+   defaults pick for 10 minutes of tinyshakespeare) and 1024 (large) units. Prints tokens/s
+   for both and the ratio (target >= 1.5 for the default model; skipped where the CPU has no
+   fast bf16).
+
+The runs alternate and each figure is the best of `--repeat`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import torch.nn.functional as F
 from timing import sync
 from torch import nn
 
+from charrnn import device as devices
 from charrnn import models
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.lm import LMTask
@@ -45,7 +52,7 @@ class Bare(nn.Module):
         return self.head(out), state
 
 
-def bare_loop(cell, embed, hidden, batches, device) -> float:
+def bare_loop(cell, embed, hidden, batches, device, precision="fp32") -> float:
     """Seconds for steps 2..N of the bare loop (step 1 warms up)."""
     torch.manual_seed(0)
     model = Bare(cell, embed, hidden).to(device)
@@ -56,9 +63,10 @@ def bare_loop(cell, embed, hidden, batches, device) -> float:
         if i == 1:
             sync(device)
             start = time.perf_counter()
-        logits, state = model(x, state)
+        with devices.autocast(device, precision):
+            logits, state = model(x, state)
         state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -67,7 +75,9 @@ def bare_loop(cell, embed, hidden, batches, device) -> float:
     return time.perf_counter() - start
 
 
-def charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, tmp: Path, device) -> float:
+def charrnn_loop(
+    cell, embed, hidden, ids, steps, batch, seq, tmp: Path, device, precision="fp32"
+) -> float:
     """Seconds for steps 2..N of `charrnn.train.fit` (no validation split; the one-off
     set-up and the final checkpoint are outside the timed steps, as in the bare loop)."""
     config = ModelConfig(cell=cell, embed_size=embed, hidden_size=hidden, dropout=0.0)
@@ -99,7 +109,16 @@ def charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, tmp: Path, device)
             sync(device)
             marks[step] = time.perf_counter()
 
-    fit(tmp, model.to(device), task, cfg, info, device=device, hooks=Hooks(on_step=mark))
+    fit(
+        tmp,
+        model.to(device),
+        task,
+        cfg,
+        info,
+        device=device,
+        precision=precision,
+        hooks=Hooks(on_step=mark),
+    )
     return marks[steps] - marks[1]
 
 
@@ -122,26 +141,55 @@ def main() -> None:
         chunk = data[i * batch * seq : (i + 1) * batch * seq + 1]
         x, y = chunk[:-1].view(batch, seq), chunk[1:].view(batch, seq)
         batches.append((x.to(device), y.to(device)))
+    precision = devices.resolve_precision("auto", device)
     print(
         f"threads {torch.get_num_threads()}, batch {batch} x {seq} tokens, {steps} steps, "
-        f"best of {args.repeat}"
+        f"best of {args.repeat}, {precision}"
     )
     print(f"{'model':<18} {'bare tok/s':>11} {'charrnn tok/s':>14} {'ratio':>7}")
+    run = {"ids": ids, "steps": steps, "batch": batch, "seq": seq, "device": device}
     with tempfile.TemporaryDirectory() as tmp:
         for cell in ("lstm", "gru"):
             for label, embed, hidden in (("small", 64, 256), ("medium", 64, 512)):
                 bare, ours = [], []
                 for _ in range(args.repeat):
-                    bare.append(bare_loop(cell, embed, hidden, batches, device))
-                    ours.append(
-                        charrnn_loop(cell, embed, hidden, ids, steps, batch, seq, Path(tmp), device)
-                    )
+                    bare.append(bare_loop(cell, embed, hidden, batches, device, precision))
+                    ours.append(_ours(cell, embed, hidden, run, Path(tmp), precision))
                 b, o = tokens / min(bare), tokens / min(ours)
                 print(
                     f"{cell + ' ' + label + ' H' + str(hidden):<18} {b:>11,.0f} {o:>14,.0f} "
                     f"{o / b:>7.3f}",
                     flush=True,
                 )
+        if precision != "bf16":
+            print("bf16 against fp32: skipped (no fast bf16 on this device)")
+            return
+        print(f"{'charrnn, lstm':<18} {'fp32 tok/s':>11} {'bf16 tok/s':>14} {'ratio':>7}")
+        for label, hidden in (("small", 256), ("default", 768), ("large", 1024)):
+            times = {"fp32": [], "bf16": []}
+            for _ in range(args.repeat):
+                for name in times:
+                    times[name].append(_ours("lstm", 64, hidden, run, Path(tmp), name))
+            f32, b16 = tokens / min(times["fp32"]), tokens / min(times["bf16"])
+            print(
+                f"{label + ' H' + str(hidden):<18} {f32:>11,.0f} {b16:>14,.0f} {b16 / f32:>7.3f}",
+                flush=True,
+            )
+
+
+def _ours(cell, embed, hidden, run: dict, tmp: Path, precision: str) -> float:
+    return charrnn_loop(
+        cell,
+        embed,
+        hidden,
+        run["ids"],
+        run["steps"],
+        run["batch"],
+        run["seq"],
+        tmp,
+        run["device"],
+        precision,
+    )
 
 
 if __name__ == "__main__":

@@ -548,6 +548,7 @@ def _train(
         **summary,
         "run_dir": str(run_dir),
         "model": model_name,
+        "model_config": model_fields(asdict(model.config), kind),
         "params": models.count_parameters(model),
         "device": str(device),
         "precision": precision,
