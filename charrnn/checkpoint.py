@@ -26,6 +26,7 @@ import torch
 
 from charrnn import __version__
 from charrnn.errors import CharrnnError
+from charrnn.files import temp_sibling, write_failure
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 1
@@ -43,15 +44,17 @@ def save(path: str | Path, payload: dict) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **payload,
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_sibling(path, f"tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)  # the old file stays as it was
+        if isinstance(e, OSError | RuntimeError):
+            raise write_failure(path, e) from None
         raise
 
 
@@ -97,7 +100,13 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
             "pass a file written by charrnn train",
         )
     version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CharrnnError(
+            where,
+            f"damaged checkpoint (format version {version!r} is not a number)",
+            "pass a file written by charrnn train",
+        )
+    if version > VERSION:
         raise CharrnnError(
             where,
             f"written by a newer charrnn (checkpoint format {version}, "
@@ -185,3 +194,38 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def load_weights(model, weights: dict, where: str) -> None:
+    """Load a checkpoint's `weights` into `model`, or raise one line naming the first tensor
+    that does not fit (missing, unexpected, another shape) or is not finite."""
+    own = model.state_dict()
+    fix = "pass a file written by charrnn train"
+    for name, tensor in own.items():
+        if name not in weights:
+            raise CharrnnError(where, f"weights lack '{name}', which the model needs", fix)
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            raise CharrnnError(
+                where,
+                f"weight '{name}' is {_shape(weights[name])} in the file but "
+                f"{_shape(tensor)} for the model its configuration describes",
+                fix,
+            )
+    extra = next((name for name in weights if name not in own), None)
+    if extra is not None:
+        raise CharrnnError(where, f"weights hold '{extra}', which the model does not have", fix)
+    broken = next(
+        (n for n, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()),
+        None,
+    )
+    if broken is not None:
+        raise CharrnnError(
+            where,
+            f"weight '{broken}' holds NaN or infinite values (the run diverged)",
+            "use an earlier checkpoint (a run's best.pt), or train again with a lower --lr",
+        )
+    model.load_state_dict(weights)
+
+
+def _shape(tensor) -> str:
+    return "x".join(str(n) for n in tensor.shape) or "a scalar"

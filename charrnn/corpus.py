@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import stat
 import sys
 import sysconfig
 import zlib
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn.errors import CharrnnError, UsageError
+from charrnn.files import io_error
 
 CHUNK_BYTES = 1 << 19  # 512 KiB of raw bytes per read: buffers stay in cache
 SNIFF_BYTES = 8192  # a file whose first 8 KiB hold a NUL byte is binary
 BUILTIN_PREFIX = "builtin:"
+_SAVE_IT = "save it to a file first (e.g. zcat big.gz > big.txt)"
 ERROR_MODES = ("strict", "replace", "ignore")
 
 # Progress callback: (bytes done so far in this pass, total bytes or None).
@@ -158,13 +161,34 @@ def make_dir(path: Path) -> None:
 
 def spool_stdin(directory: Path, stream=None) -> Path:
     """Copy stdin to a file in `directory` so that it can be read several times."""
+    if stream is None and sys.stdin is None:
+        raise CharrnnError("-", "stdin is closed", "pipe the text in, or pass a file")
     stream = stream if stream is not None else sys.stdin.buffer
-    make_dir(directory)
-    path = directory / "stdin.txt"
-    if path.exists():
+    if (directory / "stdin.txt").exists():
         raise UsageError("-", "stdin given twice", "pass - once")
-    with open(path, "wb") as out:
-        shutil.copyfileobj(stream, out, CHUNK_BYTES)
+    return _spool(stream, directory, "stdin.txt", "-")
+
+
+def is_stream(item: str) -> bool:
+    """Whether an input names a pipe or a device (a FIFO, `<(zcat big.gz)`): text that can be
+    read once, as it comes, like stdin."""
+    try:
+        mode = os.stat(item).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def _spool(stream, directory: Path, name: str, where: str) -> Path:
+    """Copy a stream to `directory`/`name` (read once, kept to be read again)."""
+    make_dir(directory)
+    path = directory / name
+    try:
+        with open(path, "wb") as out:
+            shutil.copyfileobj(stream, out, CHUNK_BYTES)
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        raise io_error(path if e.filename else where, e) from None
     return path
 
 
@@ -203,10 +227,18 @@ def resolve(
                     item, "the built-in corpus is empty on this install", "pass a text file instead"
                 )
             sources += [_file_source(p, f"{item}/{p.name}") for p in files]
+        elif is_stream(item):  # a FIFO or <(process substitution): read once, like stdin
+            if spool_dir is None:
+                raise CharrnnError(item, "is a pipe, which can be read only once", _SAVE_IT)
+            with open(item, "rb") as stream:
+                path = _spool(stream, spool_dir, f"stream-{len(sources)}.txt", item)
+            sources.append(Source(name=item, path=path, size=path.stat().st_size))
         else:
             path = Path(item)
-            if not path.exists():
-                raise CharrnnError(item, "no such file or directory", "check the path")
+            try:
+                path.stat()
+            except OSError as e:
+                raise io_error(item, e) from None
             if path.is_dir():
                 found, skipped, ours = _walk(path, glob, encoding)
                 if not found:

@@ -25,6 +25,7 @@ import numpy as np
 from charrnn import __version__, corpus
 from charrnn.config import TokenizeConfig, to_dict
 from charrnn.errors import CharrnnError
+from charrnn.files import io_error, temp_sibling
 from charrnn.tokenizer import (
     DEFAULT_BPE_VOCAB,
     SPECIALS,
@@ -158,7 +159,7 @@ def _publish(tmp: Path, out_dir: Path, force: bool) -> None:
     """Move the finished temporary directory into place (replacing the old one with force)."""
     _check_out_dir(out_dir, force)
     if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        old = temp_sibling(out_dir, f"old-{os.getpid()}")
         os.replace(out_dir, old)
         os.replace(tmp, out_dir)
         shutil.rmtree(old, ignore_errors=True)
@@ -171,13 +172,11 @@ def temp_dir_for(out_dir: Path) -> Path:
     if out_dir.is_file():
         raise CharrnnError(str(out_dir), "is a file", "choose a new folder name")
     corpus.make_dir(out_dir.parent)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    tmp = temp_sibling(out_dir, f"tmp-{os.getpid()}-{time.monotonic_ns()}")
     try:
         tmp.mkdir()
     except OSError as e:
-        raise CharrnnError(
-            str(out_dir), f"cannot create it ({e.strerror})", "choose another path"
-        ) from None
+        raise io_error(out_dir, e) from None
     return tmp
 
 
@@ -212,8 +211,12 @@ def tokenize_corpus(
     tmp = temp_dir_for(out_dir)
     try:
         meta = _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, progress)
-        (tmp / "stdin.txt").unlink(missing_ok=True)
+        for spooled in [tmp / "stdin.txt", *tmp.glob("stream-*.txt")]:
+            spooled.unlink(missing_ok=True)  # text read once: the ids stay
         _publish(tmp, out_dir, force)
+    except OSError as e:  # writing the data: a full disk, say
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise io_error(out_dir, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -43,6 +43,7 @@ from charrnn.data import (
 )
 from charrnn.dates import write_dates
 from charrnn.errors import CharrnnError, UsageError
+from charrnn.files import io_error
 from charrnn.tokenizer import (
     DEFAULT_BPE_VOCAB,
     BPETokenizer,
@@ -226,9 +227,12 @@ def tokenize_pairs(
             vocabulary,
             progress,
         )
-        for spooled in [*tmp.glob("*.tsv"), tmp / "stdin.txt"]:
+        for spooled in [*tmp.glob("*.tsv"), tmp / "stdin.txt", *tmp.glob("stream-*.txt")]:
             spooled.unlink(missing_ok=True)
         _publish(tmp, out_dir, force)
+    except OSError as e:  # writing the data: a full disk, say
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise io_error(out_dir, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

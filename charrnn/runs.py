@@ -29,6 +29,7 @@ from charrnn.distributed import Ranks, device_for, from_rank0, rank0_first, star
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.lm import LMTask
 from charrnn.pairs import PAIR_BUILTINS, PairDataset, tokenize_pairs
+from charrnn.runlock import RunLock
 from charrnn.seq2seq import PairTask
 from charrnn.tokenizer import Tokenizer, from_json
 from charrnn.train import Hooks, RunInfo, fit
@@ -61,7 +62,7 @@ def prepare_data(
     pairs = pairs or source in PAIR_BUILTINS
     if source != "-" and datamod.is_dataset(source):
         return datamod.load_dataset(source)
-    if source == "-" or cache_dir is None:
+    if source == "-" or cache_dir is None or corpus.is_stream(source):  # nothing to key a cache
         if scratch is None:
             raise UsageError("INPUT", "stdin needs a place to keep its tokens", "pass a file")
         target = scratch
@@ -275,6 +276,7 @@ def start_training(
     distributed = ranks.world_size > 1
     created = not Path(run_dir).exists()
     saved = None  # last.pt, when it is read before training starts
+    lock = _lock(Path(run_dir), resume) if ranks.rank == 0 else None
     if distributed:
         if source == "-":
             raise UsageError(
@@ -308,12 +310,27 @@ def start_training(
     except BaseException:
         # a new run that failed before its first checkpoint leaves nothing behind (not even
         # the stdin text it kept); one with checkpoints keeps them
-        if created and not any((Path(run_dir) / n).exists() for n in ("last.pt", "best.pt")):
+        kept = any((Path(run_dir) / n).exists() for n in ("last.pt", "best.pt"))
+        if created and lock is not None and not kept:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
+        if lock is not None:
+            lock.release()
         if distributed:
             torch.distributed.destroy_process_group()
+
+
+def _lock(run_dir: Path, resume: bool) -> RunLock | None:
+    """Own the run directory (made for a new run) for this process's life; None where
+    training will refuse the directory anyway (no run to resume, a data directory)."""
+    if (resume and not run_dir.is_dir()) or datamod.is_dataset(run_dir):
+        return None
+    if not resume:
+        corpus.make_dir(run_dir)
+    lock = RunLock(run_dir)
+    lock.acquire()
+    return lock
 
 
 def _train(
@@ -484,7 +501,7 @@ def _train(
         notes.append(note)
     model = _build(model_name, model_config, tokenizers)
     if saved is not None:
-        model.load_state_dict(saved["weights"])
+        checkpoint.load_weights(model, saved["weights"], str(run_dir / "last.pt"))
     model.to(device)
     trained = model
     if ranks.world_size > 1:
@@ -638,14 +655,14 @@ def load_trained(
             for key, text in data["tokenizers"].items()
         }
         model = _build(name, config, tokenizers)
-        model.load_state_dict(data["weights"])
-    except (KeyError, TypeError, AttributeError, ValueError, RuntimeError, CharrnnError) as e:
-        detail = e.message() if isinstance(e, CharrnnError) else str(e)
+    except (KeyError, TypeError, AttributeError, ValueError, CharrnnError) as e:
+        detail = " ".join((e.message() if isinstance(e, CharrnnError) else str(e)).split())
         raise CharrnnError(
             where,
-            f"checkpoint does not fit its model ({detail[:100]})",
+            f"checkpoint does not describe a model charrnn can build ({detail[:100]})",
             "pass a file written by charrnn train",
         ) from None
+    checkpoint.load_weights(model, data["weights"], where)
     device = torch.device(device) if isinstance(device, str) else device
     model.to(device).eval()
     output = tokenizers.get("text") or tokenizers["target"]

@@ -94,6 +94,7 @@ class LoopState:
     last_eval_step: int = -1
     warmup_end: float = -1.0  # the run's progress when the warmup ended (-1: not yet)
     precision: str = "fp32"  # the arithmetic of the latest session (see charrnn.device)
+    finished: bool = False  # the final evaluation is done (a kill before it is undone)
     warned: list[str] = field(default_factory=list)
     window: dict = field(default_factory=dict)  # sums since the last train record
 
@@ -157,6 +158,7 @@ class _Loop:
         self.eval_rate = 0.0  # seconds per token an evaluation reads (measured)
         self.save_seconds = 0.0  # the latest checkpoint's writing time
         self.last_full = False  # whether the latest evaluation scored the whole split
+        self.finishing = False  # resumed only to make the final evaluation (see restore)
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -199,12 +201,15 @@ class _Loop:
         if state.precision != self.precision:  # allowed: the weights are fp32 either way
             self.changes["precision"] = [state.precision, self.precision]
         flag, reached = limit_reached(cfg, state, task.steps_per_epoch)
-        if reached:  # nothing to train: leave the run as it is
+        if reached and state.finished:  # nothing to train: leave the run as it is
             raise UsageError(
                 flag,
                 f"the run has already {reached} (step {state.step})",
                 f"resume with a larger {flag}",
             )
+        # stopped at its limit before its final evaluation (killed): the resume ends it
+        self.finishing = bool(reached)
+        state.finished = False
         self.state = state
 
     def run(self, started: float | None, watch: CoreWatch | None, notes: list[str]) -> dict:
@@ -296,7 +301,7 @@ class _Loop:
         if signalled:
             return f"interrupted ({signal_name or 'stopped with another rank'})"
         flag, reason = limit_reached(self.cfg, state, self.task.steps_per_epoch, ahead)
-        if flag == "--time-budget" and not self.session_steps:
+        if flag == "--time-budget" and not self.session_steps and not self.finishing:
             self.log.warn_once(
                 "budget-gone",
                 state.step,
@@ -520,6 +525,7 @@ class _Loop:
             full = self._final_is_full()
             if state.last_eval_step != state.step or (full and not self.last_full):
                 self.last_record = self._evaluate(full=full) or self.last_record
+            state.finished = True
         self._save("last.pt", self.last_record)
         summary = {
             "event": "end",

@@ -11,21 +11,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 from charrnn.config import TrainConfig
+from charrnn.files import io_error, temp_sibling
 
 
 class MetricsLog:
     """metrics.jsonl (rank 0 only), flushed as written; every record also goes to `on_event`."""
 
     def __init__(self, path: Path | None, on_event: Callable[[dict], None], warned: list[str]):
-        self.file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+        self.path = path
+        try:
+            self.file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+        except OSError as e:
+            raise io_error(path, e) from None
         self.on_event = on_event
         self.warned = warned  # keys of the warnings given (kept in the checkpoint)
 
     def write(self, record: dict) -> None:
         """Append a record and pass it on."""
         if self.file:
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
+            try:
+                self.file.write(json.dumps(record) + "\n")
+                self.file.flush()
+            except OSError as e:  # a resume drops a half-written line
+                raise io_error(self.path, e) from None
         self.on_event(record)
 
     def warn_once(self, key: str, step: int, message: str) -> None:
@@ -53,9 +61,13 @@ def trim_log(path: Path, step: int) -> None:
             continue
         if record.get("step", 0) <= step:
             kept.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    tmp.replace(path)
+    tmp = temp_sibling(path, "tmp")
+    try:
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise io_error(path, e) from None
 
 
 def train_record(step: int, epoch: int, window: dict, seconds: float, lr: float) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from rich.progress import (
 from charrnn import __version__
 from charrnn.config import MAX_LEN_RATIO
 from charrnn.errors import CharrnnError, UsageError
+from charrnn.files import io_error
 
 app = typer.Typer(
     name="charrnn",
@@ -123,14 +125,33 @@ class ReaderLeft(Exception):
     BrokenPipeError into exit status 1 before `main` could end quietly."""
 
 
+class StdoutFailed(CharrnnError):
+    """stdout cannot take the output: closed, or its disk is full."""
+
+
+class Interrupted(BaseException):
+    """A signal stopped the command (not an Exception: nothing may swallow it)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 def write(text: str, flush: bool = True) -> None:
     """The one way to stdout (data only)."""
+    if sys.stdout is None:
+        raise StdoutFailed(
+            "stdout", "is closed", "give the command somewhere to write (a file, a pipe)"
+        )
     try:
         sys.stdout.write(text)
         if flush:
             sys.stdout.flush()
     except BrokenPipeError:
         raise ReaderLeft from None
+    except OSError as e:
+        failure = io_error("stdout", e)
+        raise StdoutFailed(failure.where, failure.what, failure.fix) from None
 
 
 def out(text: str = "", end: str = "\n") -> None:
@@ -227,6 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     if not (sys.argv[1:] if argv is None else argv):  # no command: the overview, as --help
         app(args=["--help"], prog_name="charrnn", standalone_mode=False)
         sys.exit(2)
+    if sys.stderr is None:  # closed: errors have nowhere to go, but are still errors
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    previous = signal.signal(signal.SIGTERM, _on_signal)
     try:
         code = app(args=argv, prog_name="charrnn", standalone_mode=False)
     except CharrnnError as e:
@@ -234,15 +258,38 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err.print(f"Error: {e.message()}", markup=False)
         code = e.exit_code
+        if isinstance(e, StdoutFailed):
+            _stdout_to_null()  # the exit's own flush would fail again
     except _USAGE_ERROR as e:
         err.print(_usage_line(e), markup=False)
         code = 2
-    except typer.Abort:
-        code = 130
+    except (typer.Abort, KeyboardInterrupt, Interrupted) as e:
+        name = e.name if isinstance(e, Interrupted) else "SIGINT"
+        err.print(
+            f"Error: {name}: stopped before the end; nothing half-written was kept, run the "
+            "command again",
+            markup=False,
+        )
+        code = 143 if name == "SIGTERM" else 130
     except (ReaderLeft, BrokenPipeError):
         # `charrnn ... | head`: the reader left; end quietly, with success, as `yes | head`'s
         # pipeline does.
+        _stdout_to_null()
+        code = 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _on_signal(signum, frame) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _stdout_to_null() -> None:
+    if sys.stdout is None:
+        return
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        code = 0
-    sys.exit(code if isinstance(code, int) else 0)
+    except (OSError, ValueError):
+        pass

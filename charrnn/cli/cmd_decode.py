@@ -58,7 +58,7 @@ class Writer:
     into a pipe (so `| cat` sees text arrive without a system call per token)."""
 
     def __init__(self) -> None:
-        self.tty = sys.stdout.isatty()
+        self.tty = sys.stdout is not None and sys.stdout.isatty()
         self.last = 0.0
         self.line_open = True  # no newline ends the output yet (an empty one gets its line)
 
@@ -126,6 +126,8 @@ def _echo(trained, texts: list[str], per_line: bool, echo: bool | None):
 
 
 def _stdin() -> str:
+    if sys.stdin is None:
+        raise CharrnnError("stdin", "is closed", "pipe the text in, or give it with --prompt TEXT")
     try:
         # a byte order mark is not text (decoded first, so error offsets count its bytes)
         return sys.stdin.buffer.read().decode("utf-8").removeprefix("\ufeff")

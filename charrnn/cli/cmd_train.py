@@ -19,6 +19,7 @@ from rich.text import Text
 from charrnn import models
 from charrnn.cli._app import (
     STARTED,
+    Interrupted,
     Json,
     Quiet,
     Threads,
@@ -75,10 +76,11 @@ def stop_signals(started: list[bool]):
     received: list[str] = []
 
     def handler(signum, frame):
+        name = signal.Signals(signum).name
         if received or not started:
-            raise KeyboardInterrupt
-        received.append(signal.Signals(signum).name)
-        err.print(f"\n{received[0]}: saving a checkpoint and stopping (again to abort)")
+            raise Interrupted(name)
+        received.append(name)
+        err.print(f"\n{name}: saving a checkpoint and stopping (again to abort)")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -569,9 +571,9 @@ def train(
         out_json(summary)
     else:
         _print_summary(summary)
-    reason = summary["reason"]
-    if reason.startswith("interrupted"):
-        raise typer.Exit(143 if "SIGTERM" in reason else 130)
+    signalled = hooks.should_stop()  # also during the final evaluation, which was let end
+    if signalled or summary["reason"].startswith("interrupted"):
+        raise typer.Exit(143 if "SIGTERM" in (signalled or summary["reason"]) else 130)
 
 
 @app.command("models")
