@@ -154,7 +154,7 @@ def make_dir(path: Path) -> None:
     except OSError as e:
         raise CharrnnError(
             str(path),
-            f"cannot create this folder ({e.strerror})",
+            f"cannot create this folder ({io_error(path, e).what})",
             "choose another path (-o, or CHARRNN_CACHE_DIR for the cache)",
         ) from None
 

@@ -109,7 +109,7 @@ def refuse_data_dirs(inputs: Sequence[str]) -> None:
                 "is a data directory (tokenized already)",
                 f"train on it (charrnn train {item} -o RUN_DIR), or pass the text files",
             )
-        if item != "-" and any((Path(item) / n).is_file() for n in ("last.pt", "best.pt")):
+        if item != "-" and is_run_dir(item):
             raise CharrnnError(str(item), "is a run directory, not text", "pass the text files")
 
 
@@ -480,9 +480,21 @@ def check_size(file: Path, expected: int, fix: str) -> None:
         raise CharrnnError(str(file), f"{state} (truncated or replaced)", fix)
 
 
+def is_run_dir(path: str | Path) -> bool:
+    """Whether `path` is a run directory (it holds checkpoints)."""
+    p = Path(path)
+    try:
+        return p.is_dir() and any((p / name).is_file() for name in ("last.pt", "best.pt"))
+    except OSError:  # a name too long, say: reading it says what is wrong
+        return False
+
+
 def is_dataset(path: str | Path) -> bool:
     """True when `path` is a directory with a meta.json."""
-    return (Path(path) / "meta.json").is_file()
+    try:
+        return (Path(path) / "meta.json").is_file()
+    except OSError:  # a name too long, say: reading it says what is wrong
+        return False
 
 
 def load_dataset(path: str | Path) -> Dataset:

@@ -95,12 +95,6 @@ def _last_checkpoint(run_dir) -> dict | None:
         return None
 
 
-def is_run_dir(path: str | Path) -> bool:
-    """Whether `path` is a run directory (it holds checkpoints)."""
-    p = Path(path)
-    return p.is_dir() and any((p / name).is_file() for name in ("last.pt", "best.pt"))
-
-
 def saved_data_path(saved: dict, run_dir: Path) -> str | None:
     """Where a checkpoint's training data lies. Data kept inside the run (text from stdin)
     is stored relative to the run, so a run directory can be moved or copied whole."""
@@ -427,7 +421,7 @@ def _train(
                 "pass a text file, a data directory or a built-in corpus (builtin:shakespeare), "
                 "or --resume RUN_DIR",
             )
-        if source != "-" and is_run_dir(source):
+        if source != "-" and datamod.is_run_dir(source):
             raise UsageError(
                 "INPUT",
                 f"{source} is a run directory (it holds checkpoints), not training data",

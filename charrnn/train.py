@@ -491,7 +491,8 @@ class _Loop:
             **{f"val_{k}": v for k, v in scores.items()},
         }
         self.log.write(record)
-        if improved:
+        # a best.pt that went missing (a kill between checkpoints) is made anew
+        if improved or not (self.run_dir / "best.pt").exists():
             self._save("best.pt", record)
         return record
 

@@ -209,9 +209,9 @@ def _root(
 
 def looks_parallel(source: str | None) -> bool:
     """Whether a text file's first lines are nearly all `source<TAB>target` pairs."""
-    if source is None or not Path(source).is_file() or source.endswith(".gz"):
-        return False
     try:
+        if source is None or not Path(source).is_file() or source.endswith(".gz"):
+            return False
         with open(source, encoding="utf-8", errors="replace") as f:
             lines = [line for line in f.read(1 << 16).splitlines()[:200] if line.strip()]
     except OSError:
@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     if sys.stderr is None:  # closed: errors have nowhere to go, but are still errors
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115
-    previous = signal.signal(signal.SIGTERM, _on_signal)
+    # a signal becomes Interrupted (typer would turn Ctrl-C into a silent exit 130)
+    previous = {s: signal.signal(s, _on_signal) for s in _SIGNALS if _handled(s)}
     try:
         code = app(args=argv, prog_name="charrnn", standalone_mode=False)
     except CharrnnError as e:
@@ -277,8 +278,17 @@ def main(argv: list[str] | None = None) -> None:
         _stdout_to_null()
         code = 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _handled(signum: int) -> bool:
+    """Whether to take over a signal: not one the parent ignores (a background job's SIGINT)."""
+    return signal.getsignal(signum) is not signal.SIG_IGN
 
 
 def _on_signal(signum, frame) -> None:

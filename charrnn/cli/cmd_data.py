@@ -260,7 +260,7 @@ def info(
     if (  # data directories are folders; a run's folder holds its log from the start
         path.suffix == ".pt"
         or path.is_file()
-        or runs.is_run_dir(path)
+        or datamod.is_run_dir(path)
         or (path / "metrics.jsonl").is_file()
     ):
         summary = runs.describe_checkpoint(path)

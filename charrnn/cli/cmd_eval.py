@@ -20,7 +20,7 @@ from charrnn.cli._app import (
     out_json,
     progress_bar,
 )
-from charrnn.data import SPLITS, is_dataset
+from charrnn.data import SPLITS, is_dataset, is_run_dir
 from charrnn.errors import CharrnnError, UsageError
 
 
@@ -85,7 +85,7 @@ def evaluate(
     as_json: Json = False,
 ) -> None:
     """Score a model: loss, perplexity, bits per token/char/byte; seq2seq: BLEU, chrF, ROUGE."""
-    from charrnn import decode, metrics, runs  # torch: only once a command runs
+    from charrnn import decode, metrics  # torch: only once a command runs
     from charrnn.cli.cmd_decode import load_model
 
     if hyp is not None:
@@ -108,7 +108,7 @@ def evaluate(
         raise UsageError("CHECKPOINT", "nothing to score", "pass a checkpoint, or --hyp and --ref")
     if split is not None and split not in SPLITS:
         raise UsageError("--split", f"unknown split '{split}'", f"use one of: {', '.join(SPLITS)}")
-    if source is not None and source != "-" and runs.is_run_dir(source):
+    if source is not None and source != "-" and is_run_dir(source):
         raise UsageError(  # e.g. charrnn eval text.txt runs/a: the order swapped
             "TEXT",
             f"{source} is a run directory (it holds checkpoints), not text",
