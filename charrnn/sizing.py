@@ -139,9 +139,15 @@ def choose(
     ]
     width, params, tokens = fits[-1] if fits else rows[0]
     epochs = tokens / max(train_tokens, 1)
+    return Choice(width, dropout_for(epochs), int(tokens), epochs, speed[width], params)
+
+
+def dropout_for(epochs: float) -> float:
+    """Dropout for a run that reads its corpus `epochs` times: none for one pass, then
+    DROPOUT_PER_DOUBLING more each time the passes double, to MAX_AUTO_DROPOUT (in steps of
+    0.05)."""
     doublings = max(0.0, math.log2(max(epochs, 1.0)))
-    dropout = round(min(MAX_AUTO_DROPOUT, DROPOUT_PER_DOUBLING * doublings), 2)
-    return Choice(width, dropout, int(tokens), epochs, speed[width], params)
+    return round(min(MAX_AUTO_DROPOUT, DROPOUT_PER_DOUBLING * doublings) * 20) / 20
 
 
 def _run_tokens(train: TrainConfig, train_tokens: int, speed: float) -> float:
