@@ -77,7 +77,7 @@ def compare(trained: Trained, n: int, rounds: int) -> None:
     def bare(rows=1):
         state = None
         x = torch.full((rows,), BOS_ID, device=device)
-        with devices.autocast(device, trained.precision):
+        with generate.in_precision(trained):
             for _ in range(n):
                 _, state = model.step(x, state)
         sync(device)

@@ -15,6 +15,7 @@ from charrnn import decode, lm, seq2seq
 from charrnn import device as devices
 from charrnn.config import MAX_LEN_RATIO
 from charrnn.errors import CharrnnError, UsageError
+from charrnn.models import packed
 from charrnn.runs import Trained
 from charrnn.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
 
@@ -105,12 +106,20 @@ def _plan(trained: Trained, inputs: Sequence[list[int]], cap: int, ratio: float)
     return [cap] * len(inputs), list(inputs), LM_BANNED
 
 
+def in_precision(trained: Trained):
+    """The context that decodes in the trained model's precision: on the CPU the packed
+    decoding step's own dtype (see models/packed.py), elsewhere autocast."""
+    if trained.device.type == "cpu":
+        return packed.decoding(torch.bfloat16 if trained.precision == "bf16" else torch.float32)
+    return devices.autocast(trained.device, trained.precision)
+
+
 def _in_precision(fn):
-    """Run `fn(trained, ...)` in the trained model's precision (bf16 autocast, or fp32)."""
+    """Run `fn(trained, ...)` in the trained model's precision."""
 
     @functools.wraps(fn)
     def wrapper(trained: Trained, *args, **kwargs):
-        with devices.autocast(trained.device, trained.precision):
+        with in_precision(trained):
             return fn(trained, *args, **kwargs)
 
     return wrapper

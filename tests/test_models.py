@@ -206,8 +206,14 @@ def test_packed_path_is_chosen_where_it_pays():
     gru_mid = [[torch.zeros(1536, 64), torch.zeros(1536, 512)]]
     assert packed.worth_it("gru", 1, gru_big) and not packed.worth_it("gru", 1, gru_mid)
     assert packed.worth_it("gru", 2, gru_mid)
-    # an output layer over 69 characters (768 units): oneDNN pays for many rows, not a few
-    assert packed.pays(69 * 768, 32) and not packed.pays(69 * 768, 8)
+    # an output layer over 69 characters (768 units) is faster in torch's kernel at any
+    # batch; over 512 BPE tokens oneDNN pays from two rows, over 4,096 from one
+    assert not packed.pays(69 * 768, 32) and not packed.pays(69 * 768, 1)
+    assert packed.pays(512 * 768, 2) and not packed.pays(512 * 768, 1)
+    assert packed.pays(4096 * 768, 1)
+    # bf16 pays for large layers, or many rows
+    assert packed.bf16_pays(4096 * 768, 1) and packed.bf16_pays(3072 * 832, 1)
+    assert packed.bf16_pays(512 * 768, 32) and not packed.bf16_pays(512 * 768, 1)
 
 
 @pytest.mark.parametrize("size", [(3, 5), (40, 300)])

@@ -84,6 +84,7 @@ def test_bf16_training_step_agrees_with_fp32():
 @pytest.mark.parametrize("rows", [1, 32])
 def test_bf16_decoding_step_agrees_with_fp32_and_keeps_fp32_state(cell, rows, monkeypatch):
     monkeypatch.setattr(packed, "pays", lambda weights, rows: True)  # small layers too
+    monkeypatch.setattr(packed, "bf16_pays", lambda weights, rows: True)
     torch.manual_seed(3)
     stack = RNNStack(48, ModelConfig(cell=cell, hidden_size=96, num_layers=2)).eval()
     x = torch.randn(rows, 48)

@@ -20,13 +20,17 @@ arithmetic a fifth of a 32-row LSTM step. The factor 2 inside goes into the weig
 can (doubling a weight is exact): the LSTM's rows are packed as i, f, o, 2g, so that one
 sigmoid fused into the product covers all four gates, and the GRU's n rows are doubled.
 
-Under bf16 autocast (`--precision bf16`) the weights are packed in bfloat16 and each product
-multiplies bf16 inputs (a CPU with AVX512-BF16 or AMX does that two to three times faster);
-the product comes back in bf16 and everything after it runs in fp32: the bias, the gates'
-activations and the carried state (an LSTM's cell state is never rounded to bf16).
+Under bf16 autocast (`--precision bf16`) the recurrent weights are packed in bfloat16 and each
+product multiplies bf16 inputs (a CPU with AVX512-BF16 or AMX does that two to three times
+faster), its bias and activation fused; the gates are read into fp32 at once, and the cell's
+arithmetic and the carried state stay fp32 (an LSTM's cell state is never rounded to bf16). A
+small output layer (a character vocabulary) stays fp32, where it is faster.
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor, nn
@@ -44,26 +48,65 @@ def usable(x: Tensor) -> bool:
     )
 
 
+_DECODING: ContextVar[torch.dtype | None] = ContextVar("packed_dtype", default=None)
+
+
+@contextmanager
+def decoding(dtype: torch.dtype):
+    """Decode in `dtype` (fp32 or bf16) where it pays, without autocast: autocast's dispatch
+    would cost every small operation of the sampling loop a little."""
+    token = _DECODING.set(dtype)
+    try:
+        yield
+    finally:
+        _DECODING.reset(token)
+
+
 def product_dtype() -> torch.dtype:
-    """The dtype products are multiplied in: bf16 under bf16 autocast on the CPU, else fp32."""
+    """The dtype products are multiplied in: `decoding`'s, else bf16 under bf16 autocast on
+    the CPU, else fp32."""
+    chosen = _DECODING.get()
+    if chosen is not None:
+        return chosen
     bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     return torch.bfloat16 if bf16 else torch.float32
 
 
 def pays(weights: int, rows: int) -> bool:
     """Whether oneDNN beats torch's general kernels for one product of `weights` weights by
-    `rows` rows. Each product costs oneDNN about 10 microseconds more to set up and less per
-    multiply-add; measured on a 2-core CPU, it pays from 600,000 multiply-adds (an LSTM of 384
-    units over a 64-wide input, one row: 1.03x; 768 units: 1.5x; a 69 x 768 output layer, 32
-    rows: 1.6x) and from 150,000 weights for two rows or more."""
-    return weights * rows >= 600_000 or (rows > 1 and weights >= 150_000)
+    `rows` rows. Each product costs oneDNN about 15 microseconds more to set up and less per
+    multiply-add; measured on a 2-core CPU (benchmarks/decode.py's machine), it pays for
+    layers of 150,000 weights or more from 600,000 multiply-adds, or from two rows (an LSTM of
+    768 units, one row: 1.2x; a 512 x 768 output layer, five rows: 2.1x, one row: 1.0x), and
+    never for a character model's output layer (69 x 768: torch's kernel is 3.4x faster for
+    one row, 1.4x for 32)."""
+    return weights >= 150_000 and (weights * rows >= 600_000 or rows > 1)
+
+
+def bf16_pays(weights: int, rows: int) -> bool:
+    """Whether a product is faster in bf16 than in fp32 (on a CPU with AVX512-BF16): from a
+    million weights, or two million multiply-adds (a 4,096 x 768 output layer: 1.3x for one
+    row, 1.8x for 32; LSTM-768's recurrent weights: 1.3x for one row, 1.8x for 32; a 512 x 768
+    layer: 1.0x at five rows, 1.4x at 32)."""
+    return weights >= 1_000_000 or weights * rows >= 2_000_000
 
 
 def worth_it(cell: str, rows: int, weights: list[list[Tensor]]) -> bool:
     """Whether a recurrent step should go through oneDNN: a GRU makes two products a layer,
     an LSTM or RNN one."""
+    return pays(_product_size(cell, weights), rows)
+
+
+def step_dtype(cell: str, rows: int, weights: list[list[Tensor]]) -> torch.dtype:
+    """The dtype a recurrent step's products run in: bf16 under bf16 autocast where it pays."""
+    size = _product_size(cell, weights)
+    return product_dtype() if bf16_pays(size, rows) else torch.float32
+
+
+def _product_size(cell: str, weights: list[list[Tensor]]) -> int:
+    """Weights in one layer's product (a GRU makes two a layer, an LSTM or RNN one)."""
     size = sum(layer[0].numel() + layer[1].numel() for layer in weights)
-    return pays(size // len(weights) // (2 if cell == "gru" else 1), rows)
+    return size // len(weights) // (2 if cell == "gru" else 1)
 
 
 def cached(owner: object, weights: list[list[Tensor]], build, dtype=torch.float32):
@@ -80,17 +123,19 @@ def cached(owner: object, weights: list[list[Tensor]], build, dtype=torch.float3
 def linear(layer: nn.Linear, x: Tensor, act: str = "none") -> Tensor:
     """layer(x), or tanh(layer(x)) with act="tanh", for x (B, in), in fp32; through oneDNN where
     it is usable and pays (an output layer over a BPE vocabulary: 1.3x for one row, 3x for
-    five), in bf16 under bf16 autocast."""
+    five), in bf16 under bf16 autocast where that pays (see `bf16_pays`)."""
     weight, bias = layer.weight, layer.bias
     if usable(x) and pays(weight.numel(), x.shape[0]):
-        dtype = product_dtype()
+        bf16 = bf16_pays(weight.numel(), x.shape[0])
+        dtype = product_dtype() if bf16 else torch.float32
         parts = [[weight] if bias is None else [weight, bias]]
         try:
             packed_weight = cached(layer, parts, lambda: _reorder(weight, dtype), dtype)
             return _product(x, packed_weight, None if bias is None else bias.detach(), act)
         except (RuntimeError, AttributeError):  # a torch build without these oneDNN operators
             pass
-    out = layer(x).float()  # under autocast a linear layer answers in bf16
+    with torch.autocast(x.device.type, enabled=False):  # a small layer: fp32 is faster
+        out = layer(x.float())
     return tanh(out) if act == "tanh" else out
 
 
@@ -108,19 +153,14 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, act: str = "none") -
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, act, [], "")
 
 
-_ACTIVATIONS = {"none": None, "sigmoid": torch.sigmoid_, "tanh": torch.tanh_, "relu": torch.relu_}
-
-
 def _product(x: Tensor, weight: Tensor, bias: Tensor | None, act: str = "none") -> Tensor:
-    """`_linear` for a weight packed in fp32 or bf16 (x is fp32; so is the result): a bf16
-    product returns bf16, to which the fp32 bias and the activation are applied in fp32."""
+    """`_linear` in fp32 for x in fp32 and a weight packed in fp32 or bf16 (then the bias and
+    activation are fused into the bf16 product, and its result read into fp32 once: mixed
+    operands would make every later operation slower)."""
     if weight.dtype == torch.float32:
         return _linear(x, weight, bias, act)
-    out = _linear(x.to(weight.dtype), weight, None).float()
-    if bias is not None:
-        out += bias
-    fn = _ACTIVATIONS[act]
-    return out if fn is None else fn(out)
+    bias = None if bias is None else bias.to(weight.dtype)
+    return _linear(x.to(weight.dtype), weight, bias, act).float()
 
 
 def _reorder(weight: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -142,8 +182,8 @@ class PackedLayer:
         self.cell = cell
         if cell == "gru":  # the reset gate scales only the recurrent part of n
             (w_x, b_x), (w_h, b_h) = (_double_n(w, b) for w, b in ((w_ih, b_ih), (w_hh, b_hh)))
-            self.w_x, self.b_x = _reorder(w_x, dtype), b_x
-            self.w_h, self.b_h = _reorder(w_h, dtype), b_h
+            self.w_x, self.b_x = _reorder(w_x, dtype), b_x.to(dtype)
+            self.w_h, self.b_h = _reorder(w_h, dtype), b_h.to(dtype)
             return
         w, b = torch.cat([w_ih, w_hh], dim=1).detach(), (b_ih + b_hh).detach()
         if cell == "lstm":  # rows i, f, g, o -> i, f, o, 2g: one fused sigmoid covers all four
@@ -154,7 +194,7 @@ class PackedLayer:
             w, b = w[order], b[order]
             w[3 * h :] *= 2  # exact: tanh(g) = 2 s(2g) - 1
             b[3 * h :] *= 2
-        self.w, self.b = _reorder(w, dtype), b
+        self.w, self.b = _reorder(w, dtype), b.to(dtype)
 
     def step(self, x: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """x (B, I), h (B, H), c (B, H) for LSTM -> new h, new c (all fp32)."""

@@ -183,7 +183,7 @@ class RNNStack(nn.Module):
         lstm = self.cell == "lstm"
         weights = self.layer_weights()
         use_packed = packed.usable(x) and packed.worth_it(self.rnn_kind, x.shape[0], weights)
-        dtype = packed.product_dtype()
+        dtype = packed.step_dtype(self.rnn_kind, x.shape[0], weights)
         fast = (
             packed.cached(self, weights, lambda: packed.pack(self.rnn_kind, weights, dtype), dtype)
             if use_packed
