@@ -285,3 +285,22 @@ def _pack(x, lengths):
     return torch.nn.utils.rnn.pack_padded_sequence(
         x, lengths, batch_first=True, enforce_sorted=False
     )
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_dropout_drops_its_share_and_keeps_the_mean(p):
+    from charrnn.models.rnn import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(400, 1001, requires_grad=True)  # an odd size: the last word is cut
+    y = dropout(x, p, True)
+    dropped = float((y == 0).float().mean())
+    assert dropped == pytest.approx(p, abs=0.005)  # 400,400 draws: 5 sigma is about 0.004
+    assert float(y.mean()) == pytest.approx(1.0, abs=0.01)
+    kept = y[y != 0]
+    assert torch.allclose(kept, kept[0]) and float(kept[0]) == pytest.approx(1 / (1 - p), rel=1e-3)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient goes through the same mask
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, p, True), y)  # torch's generator: seeded, repeatable
+    assert dropout(x, p, False) is x and dropout(x, 0.0, True) is x

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from charrnn.config import ModelConfig
 from charrnn.models import packed
-from charrnn.models.rnn import RNNStack, State, select_state
+from charrnn.models.rnn import Dropout, RNNStack, State, select_state
 from charrnn.tokenizer import PAD_ID
 
 ATTENTIONS = ("dot", "general", "additive", "none")
@@ -101,7 +101,7 @@ class Seq2SeqModel(nn.Module):
         E, H = config.embed_size, config.hidden_size
         self.src_embed = nn.Embedding(source_vocab, E, padding_idx=PAD_ID)
         self.tgt_embed = nn.Embedding(target_vocab, E, padding_idx=PAD_ID)
-        self.embed_drop = nn.Dropout(config.embed_dropout)
+        self.embed_drop = Dropout(config.embed_dropout)
         encoder_hidden = H // 2 if config.bidirectional else H
         self.encoder = RNNStack(
             E, replace(config, hidden_size=encoder_hidden), bidirectional=config.bidirectional
@@ -112,7 +112,7 @@ class Seq2SeqModel(nn.Module):
         self.input_feeding = config.input_feeding and self.attention is not None
         self.decoder = RNNStack(E + (H if self.input_feeding else 0), config)
         self.combine = nn.Linear(2 * H, H, bias=False) if self.attention is not None else None
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.head = nn.Linear(H, target_vocab)
         for embed in (self.src_embed, self.tgt_embed):
             nn.init.uniform_(embed.weight, -0.1, 0.1)
