@@ -491,6 +491,7 @@ def test_progress_without_a_terminal_is_a_labelled_line_every_30_seconds(capsys,
     progress = lines[1:]
     # the first line 10 s after the start, then every 30 s
     assert [line.split(":")[0] for line in progress] == ["step 30 (4%)", "step 50 (14%)"]
-    assert "loss 2.000 | 9.0k tok/s | |g| 0.50 (10% clipped) | elapsed 0m11s, left 4m49s" in (
-        progress[0]
+    assert (
+        "loss 2.000 | 9.0k tok/s | |g| 0.50 (10% clipped) | elapsed 0m11s, left 4m49s"
+        in (progress[0])
     )
