@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -239,6 +239,7 @@ class EvalResult:
     bytes: int
     full: bool = True
     sample_loss: float | None = None
+    extra: dict = field(default_factory=dict)  # a model kind's own figures (attention health)
 
     def as_dict(self) -> dict:
         """loss (nats/token), perplexity, and bits per token, character and byte."""
@@ -258,7 +259,7 @@ class EvalResult:
             scores["sample"] = True
         if self.sample_loss is not None:
             scores["sample_loss"] = self.sample_loss
-        return scores
+        return {**scores, **self.extra}
 
     def comparable_loss(self) -> float:
         """The loss to compare evaluations by: on the training-time sample when there is one."""

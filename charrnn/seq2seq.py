@@ -170,10 +170,11 @@ class PairTask:
         if self.val is None:
             return None
         rows = None if full else self.eval_rows
-        nll, counts = pair_losses(model, self.val, self.device, rows=rows)
-        return scaled_result(
-            nll, counts, _with_ends(self.val_stats, len(self.val)), self.eval_rows, full
-        )
+        nll, counts, health = pair_losses(model, self.val, self.device, rows=rows)
+        stats = _with_ends(self.val_stats, len(self.val))
+        result = scaled_result(nll, counts, stats, self.eval_rows, full)
+        result.extra = _mean_health(health, None if full else self.eval_rows)
+        return result
 
     def eval_cost(self, full: bool) -> int:
         """Target tokens an evaluation reads: what its time grows with."""
@@ -210,26 +211,50 @@ def pair_losses(
     device: torch.device,
     batch_size: int = 64,
     rows: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Teacher-forced negative log-likelihood (nats) and target tokens of each pair of `split`
-    (of `rows` only, the rest left 0)."""
+    (of `rows` only, the rest left 0), and each pair's attention health (see
+    `attention_health`; empty for a model without attention)."""
     was_training = model.training
     model.eval()
     nll = np.zeros(len(split))
     counts = np.zeros(len(split), dtype=np.int64)
+    health: dict[str, np.ndarray] = {}
     chosen = np.arange(len(split)) if rows is None else np.asarray(rows)
     order = chosen[np.argsort(np.diff(split.source_offsets)[chosen], kind="stable")]
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         src, lengths, tgt_in, tgt_out = (t.to(device) for t in make_batch(split, batch))
-        logits, _ = model(src, lengths, tgt_in)
+        logits, weights = model(src, lengths, tgt_in)
         losses = F.cross_entropy(
             logits.float().transpose(1, 2), tgt_out, ignore_index=IGNORE, reduction="none"
         )  # (B, T)
         nll[batch] = losses.sum(1).double().cpu().numpy()
         counts[batch] = (tgt_out != IGNORE).sum(1).cpu().numpy()
+        if weights is not None:
+            for name, values in attention_health(weights, lengths, tgt_out != IGNORE).items():
+                health.setdefault(name, np.zeros(len(split)))[batch] = values
     model.train(was_training)
-    return nll, counts
+    return nll, counts, health
+
+
+def attention_health(weights: Tensor, lengths: Tensor, steps: Tensor) -> dict[str, np.ndarray]:
+    """Per pair, averaged over its target steps (`steps` (B, T) marks the real ones):
+    `attention_entropy`, the entropy of each step's attention over the source divided by its
+    largest possible value, log(source length): 0 when every step looks at one token, 1 when
+    it spreads evenly; and `attention_on_end`, the weight on the source's end token. An
+    attention that collapsed onto the end token reads 0 and 1."""
+    weights = weights.float()  # (B, T, S)
+    entropy = -(weights * weights.clamp_min(1e-12).log()).sum(-1)  # (B, T)
+    most = lengths.to(weights.device).float().log().clamp_min(1e-12)[:, None]  # (B, 1)
+    last = (lengths.to(weights.device) - 1)[:, None, None].expand(-1, weights.shape[1], 1)
+    on_end = weights.gather(2, last).squeeze(2)  # (B, T)
+    mask = steps.float()
+    per_pair = mask.sum(1).clamp_min(1)
+    return {
+        "attention_entropy": ((entropy / most) * mask).sum(1).div(per_pair).cpu().numpy(),
+        "attention_on_end": (on_end * mask).sum(1).div(per_pair).cpu().numpy(),
+    }
 
 
 def score_pairs(
@@ -240,8 +265,16 @@ def score_pairs(
     batch_size: int = 64,
 ) -> EvalResult:
     """Teacher-forced negative log-likelihood of every target in `split`."""
-    nll, counts = pair_losses(model, split, device, batch_size)
-    return scaled_result(nll, counts, _with_ends(stats, len(split)), None, True)
+    nll, counts, health = pair_losses(model, split, device, batch_size)
+    result = scaled_result(nll, counts, _with_ends(stats, len(split)), None, True)
+    result.extra = _mean_health(health, None)
+    return result
+
+
+def _mean_health(health: dict[str, np.ndarray], rows: np.ndarray | None) -> dict:
+    """The attention health of the pairs scored (`rows`, or all), as plain numbers."""
+    chosen = slice(None) if rows is None else rows
+    return {name: round(float(values[chosen].mean()), 4) for name, values in health.items()}
 
 
 class Stepper:

@@ -3,6 +3,8 @@ references."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -159,3 +161,37 @@ def test_stepper_batch_equals_one_by_one():
         torch.testing.assert_close(logits[i], one[0], rtol=1e-5, atol=1e-5)
         two, _ = stepper.step(tokens[i : i + 1], one_state)
         torch.testing.assert_close(logits2[i], two[0], rtol=1e-5, atol=1e-5)
+
+
+def test_attention_health_by_hand():
+    from charrnn.seq2seq import attention_health
+
+    # pair 0: source of 4 tokens, every step looks at its end token only (a collapse);
+    # pair 1: source of 2 tokens (2 padded), attention spread evenly; its 3rd step is padding
+    weights = torch.zeros(2, 3, 4)
+    weights[0, :, 3] = 1.0
+    weights[1, :, :2] = 0.5
+    lengths = torch.tensor([4, 2])
+    steps = torch.tensor([[True, True, True], [True, True, False]])
+    health = attention_health(weights, lengths, steps)
+    assert health["attention_entropy"].tolist() == pytest.approx([0.0, 1.0])
+    assert health["attention_on_end"].tolist() == pytest.approx([1.0, 0.5])
+    # one step on the first token and one spread over three of four: mean of (0, log 3 / log 4)
+    weights = torch.zeros(1, 2, 4)
+    weights[0, 0, 0] = 1.0
+    weights[0, 1, 1:] = 1 / 3
+    health = attention_health(weights, torch.tensor([4]), torch.tensor([[True, True]]))
+    assert health["attention_entropy"][0] == pytest.approx(0.5 * math.log(3) / math.log(4))
+    assert health["attention_on_end"][0] == pytest.approx(0.5 / 3)
+
+
+def test_evaluations_report_attention_health(pairs):
+    torch.manual_seed(0)
+    sizes = (pairs.target_tokenizer.vocab_size, pairs.source_tokenizer.vocab_size)
+    model = models.build("seq2seq-gru", ModelConfig(embed_size=8, hidden_size=16), *sizes)
+    split = pairs.split("val")
+    result = score_pairs(model, split, pairs.stats("val"), torch.device("cpu")).as_dict()
+    assert 0 < result["attention_entropy"] <= 1 and 0 < result["attention_on_end"] < 1
+    config = ModelConfig(embed_size=8, hidden_size=16, attention="none")
+    plain = models.build("seq2seq-gru", config, *sizes)
+    assert "attention_entropy" not in score_pairs(plain, split, None, torch.device("cpu")).as_dict()

@@ -220,3 +220,8 @@ def _report_text(result: dict, as_json: bool) -> None:
     if "loss" in result:
         out("  on the references (teacher forced):")
         _report_loss(result)
+    if "attention_entropy" in result:
+        out(
+            f"  attention   entropy {result['attention_entropy']:.3f} of the most possible, "
+            f"{result['attention_on_end']:.3f} of the weight on the source's end token"
+        )

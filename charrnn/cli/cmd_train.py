@@ -164,6 +164,11 @@ class TrainDisplay:
             mark = " *" if record["best"] else ""
             sample = " (sample)" if record.get("val_sample") else ""
             self.info["val"] = f"val bpc {record['val_bpc']:.3f}{mark}{sample}"
+            if "val_attention_entropy" in record:  # seq2seq: is the attention looking?
+                self.info["val"] += (
+                    f", attention entropy {record['val_attention_entropy']:.2f} "
+                    f"(on end {record['val_attention_on_end']:.2f})"
+                )
             self._line(record["step"], None)
         self._refresh()
 
