@@ -183,6 +183,7 @@ class TrainConfig:
     threads: int | None = None
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; see charrnn.device)
     scheduled_sampling: float = 0.0  # seq2seq: feed own predictions, ramping up to this rate
+    label_smoothing: float = 0.0  # seq2seq: this much of each target's probability spread out
 
     def limits(self) -> TrainConfig:
         """This config with the default time budget applied when no limit was given."""
@@ -269,6 +270,12 @@ class TrainConfig:
             "threads",
             "must be at least 1",
             "use 1 or more",
+        )
+        _require(
+            0 <= self.label_smoothing < 1,
+            "label_smoothing",
+            f"{self.label_smoothing} is out of range",
+            "use a fraction in [0, 1), e.g. 0.1",
         )
         _require(
             0 <= self.scheduled_sampling <= 1,

@@ -465,7 +465,7 @@ def _train(
     kind = _check_kind(model_name, dataset)
     if kind == "lm":
         given = [k for k in SEQ2SEQ_FIELDS if model_options.get(k) is not None]
-        given += ["scheduled_sampling"] if train_options.get("scheduled_sampling") else []
+        given += [k for k in ("scheduled_sampling", "label_smoothing") if train_options.get(k)]
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise UsageError(
@@ -526,6 +526,7 @@ def _train(
             seed=train_config.seed,
             device=device,
             scheduled_sampling=train_config.scheduled_sampling,
+            label_smoothing=train_config.label_smoothing,
             **where,
         )
     info = RunInfo(

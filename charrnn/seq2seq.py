@@ -116,6 +116,7 @@ class PairTask:
         seed: int,
         device: torch.device,
         scheduled_sampling: float = 0.0,
+        label_smoothing: float = 0.0,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
@@ -133,6 +134,7 @@ class PairTask:
         self.val_lengths = np.diff(self.val.target_offsets) + 1 if self.val else np.zeros(0)
         self.device = device
         self.scheduled_sampling = scheduled_sampling
+        self.label_smoothing = label_smoothing
         self.progress = 0.0  # set by the training loop: scheduled sampling ramps with it
 
     def batch(self, epoch: int, index: int):
@@ -145,7 +147,12 @@ class PairTask:
         src, lengths, tgt_in, tgt_out = batch
         logits, _ = model(src, lengths, tgt_in, sample_prob=self.scheduled_sampling * self.progress)
         self.last_tokens = int((tgt_out != IGNORE).sum()) * self.batches.world_size
-        return F.cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=IGNORE)
+        return F.cross_entropy(
+            logits.flatten(0, 1).float(),
+            tgt_out.flatten(),
+            ignore_index=IGNORE,
+            label_smoothing=self.label_smoothing,  # evaluations score the plain loss
+        )
 
     def reset(self) -> None:
         """Nothing is carried between batches."""

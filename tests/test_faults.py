@@ -136,6 +136,8 @@ def _input_cases(env: Path) -> list[tuple[list, int, str]]:
         (["train", data, *out, "--model", "transformer"], 2, "unknown model"),
         (["train", data, *out, "--device", "tpu"], 2, "unknown device"),
         (["train", data, *out, "--hidden-size", "100000"], 2, "--hidden-size"),
+        (["train", data, *out, "--label-smoothing", "1.5"], 2, "--label-smoothing"),
+        (["train", data, *out, "--label-smoothing", "0.1"], 2, "is for seq2seq models"),
         (["sample", run_dir, "--top-p", "1.5"], 2, "--top-p"),
         (["sample", run_dir, "--temperature", "-1"], 2, "--temperature"),
         (["sample", run_dir, "--temperature", "1e99"], 2, "too large"),

@@ -195,3 +195,27 @@ def test_evaluations_report_attention_health(pairs):
     config = ModelConfig(embed_size=8, hidden_size=16, attention="none")
     plain = models.build("seq2seq-gru", config, *sizes)
     assert "attention_entropy" not in score_pairs(plain, split, None, torch.device("cpu")).as_dict()
+
+
+def test_label_smoothing_by_hand(pairs):
+    from charrnn.seq2seq import PairTask
+
+    torch.manual_seed(0)
+    sizes = (pairs.target_tokenizer.vocab_size, pairs.source_tokenizer.vocab_size)
+    model = models.build("seq2seq-gru", ModelConfig(embed_size=8, hidden_size=16), *sizes)
+    model.eval()  # no dropout: the two losses see the same logits
+    split = pairs.split("train")
+    cpu = torch.device("cpu")
+    plain = PairTask(split, None, None, batch_size=8, seed=0, device=cpu)
+    smooth = PairTask(split, None, None, batch_size=8, seed=0, device=cpu, label_smoothing=0.2)
+    batch = plain.batch(0, 0)
+    src, lengths, tgt_in, tgt_out = batch
+    logits, _ = model(src, lengths, tgt_in)
+    logp = torch.log_softmax(logits.float(), -1)
+    real = tgt_out != -100
+    nll = -logp.gather(2, tgt_out.clamp_min(0)[..., None]).squeeze(2)[real].mean()
+    uniform = -logp.mean(-1)[real].mean()  # the cross-entropy against a uniform target
+    with torch.no_grad():
+        assert float(plain.loss(model, batch)) == pytest.approx(float(nll), rel=1e-5)
+        want = 0.8 * nll + 0.2 * uniform
+        assert float(smooth.loss(model, batch)) == pytest.approx(float(want), rel=1e-5)

@@ -339,6 +339,14 @@ def train(
             "linearly to this over the run (default 0: always teacher forcing)."
         ),
     ] = None,
+    label_smoothing: Annotated[
+        float | None,
+        typer.Option(
+            help="seq2seq: spread this much of each target token's probability over the "
+            "vocabulary in the training loss (evaluations score the plain loss) (default "
+            f"{S2S_T.get('label_smoothing', 0)})."
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -521,6 +529,7 @@ def train(
         "threads": threads,
         "precision": precision,
         "scheduled_sampling": scheduled_sampling,
+        "label_smoothing": label_smoothing,
     }
     if force and resume is not None:
         raise UsageError("--force", "starts a run over; --resume continues one", "drop one of them")
