@@ -409,9 +409,16 @@ class BeamConfig:
     length_penalty: str = "none"  # none | avg | gnmt
     alpha: float = 0.6  # gnmt: score / ((5 + len) / 6) ** alpha
     no_repeat_ngram: int = 0
+    coverage_penalty: float = 0.0  # seq2seq: GNMT's beta; 0: off
 
     def check(self) -> None:
         """Raise `UsageError` for values out of range."""
+        _require_at(
+            math.isfinite(self.coverage_penalty) and self.coverage_penalty >= 0,
+            "--coverage-penalty",
+            f"{self.coverage_penalty} is not a number from 0 up",
+            "use 0 (off) or e.g. 0.2",
+        )
         _require_at(
             math.isfinite(self.alpha),
             "--alpha",

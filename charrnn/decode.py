@@ -22,6 +22,7 @@ finds the text.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor
 
 from charrnn.config import BeamConfig, SampleConfig
+from charrnn.errors import UsageError
 from charrnn.filters import (
     NgramBan,
     min_p_filter,
@@ -292,13 +294,29 @@ class Hypothesis:
     finished: str  # "eos" or "length"
 
 
-def length_score(logprob: float, length: int, cfg: BeamConfig) -> float:
-    """The ranking score of a hypothesis of `length` tokens."""
+def length_score(logprob: float, length: int, cfg: BeamConfig, coverage: float = 0.0) -> float:
+    """The ranking score of a finished hypothesis of `length` tokens; `coverage` is the
+    coverage term of its attention (GNMT: beta x sum over source tokens of log(min(attention
+    received, 1))), added as it is."""
     if cfg.length_penalty == "avg":
-        return logprob / max(length, 1)
+        return logprob / max(length, 1) + coverage
     if cfg.length_penalty == "gnmt":
-        return logprob / (((5 + length) / 6) ** cfg.alpha)
-    return logprob
+        return logprob / (((5 + length) / 6) ** cfg.alpha) + coverage
+    return logprob + coverage
+
+
+def coverage_terms(stepper: Stepper, state: Any, cfg: BeamConfig) -> list[float] | None:
+    """beta x each row's coverage term, or None with --coverage-penalty 0."""
+    if not cfg.coverage_penalty:
+        return None
+    scores = getattr(stepper, "coverage_scores", lambda _: None)(state)
+    if scores is None:
+        raise UsageError(
+            "--coverage-penalty",
+            "needs a seq2seq model with attention",
+            "drop --coverage-penalty",
+        )
+    return (cfg.coverage_penalty * scores).tolist()
 
 
 def beam_search(
@@ -345,6 +363,8 @@ def beam_search(
     ban[list(banned)] = -math.inf
     length = 0
     while alive:
+        covered = coverage_terms(stepper, state, cfg)
+        cover = functools.partial(_term, covered)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # (A*K, V)
         logprobs = logprobs + ban
         if length < cfg.min_len and len(ends):
@@ -364,9 +384,8 @@ def beam_search(
                     break
                 if token in ends_set:
                     seq = seqs[b * K + beam].tolist() + ([] if token == EOS_ID else [token])
-                    finished[inp].append(
-                        Hypothesis(seq, score, length_score(score, length, cfg), "eos")
-                    )
+                    final = length_score(score, length, cfg, cover(b * K + beam))
+                    finished[inp].append(Hypothesis(seq, score, final, "eos"))
                 elif len(new_beams) < K:
                     new_beams.append((beam, token, score))
                 if len(new_beams) == K:  # an <eos> ranked below the K-th live beam is ignored
@@ -376,9 +395,8 @@ def beam_search(
                     score = float(scores[b, beam])
                     if score > -math.inf:
                         tokens = seqs[b * K + beam].tolist()
-                        hyp = Hypothesis(
-                            tokens, score, length_score(score, length - 1, cfg), "banned"
-                        )
+                        final = length_score(score, length - 1, cfg, cover(b * K + beam))
+                        hyp = Hypothesis(tokens, score, final, "banned")
                         finished[inp].append(hyp)
             at_limit = length >= max_lens[inp]
             if at_limit:
@@ -387,7 +405,7 @@ def beam_search(
                         Hypothesis(
                             seqs[b * K + beam].tolist() + [token],
                             score,
-                            length_score(score, length, cfg),
+                            length_score(score, length, cfg, cover(b * K + beam)),
                             "length",
                         )
                     )
@@ -421,6 +439,10 @@ def beam_search(
         hyps.sort(key=lambda h: h.score, reverse=True)
         out.append(hyps[: cfg.n_best])
     return out
+
+
+def _term(terms: list[float] | None, row: int) -> float:
+    return terms[row] if terms else 0.0
 
 
 def _best(total: Tensor, raw: Tensor, n: int) -> list[list[tuple[float, int]]]:

@@ -21,6 +21,7 @@ from charrnn.pairs import PairSplit
 from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 POOL = 50  # batches sorted by length together before their order is shuffled
+COVERAGE_FLOOR = 1e-6  # a source token never attended to costs log(1e-6) = -13.8 x beta
 
 
 def _pad(rows: list[np.ndarray], fill: int) -> Tensor:
@@ -307,13 +308,28 @@ class Stepper:
             },
         )
         bos = torch.full((len(sources),), BOS_ID, dtype=torch.long, device=self.device)
-        return self.model.step(bos, state)
+        return self.step(bos, state)
 
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
-        return self.model.step(tokens, state)
+        logits, new = self.model.step(tokens, state)
+        if new.weights is None:
+            return logits, new
+        weights = new.weights.float()
+        coverage = weights if state.coverage is None else state.coverage + weights
+        return logits, new._replace(coverage=coverage)
 
     def select(self, state: DecoderState, index: Tensor) -> DecoderState:
         return select_decoder_state(state, index)
+
+    def coverage_scores(self, state: DecoderState) -> Tensor | None:
+        """GNMT's coverage term of each row (without its beta): the sum over the real source
+        tokens of log(min(attention received so far, 1)); 0 when every source token got at
+        least a whole step's attention, very negative when some were never looked at. None
+        for a model without attention."""
+        if state.coverage is None:
+            return None
+        covered = state.coverage.clamp(min=COVERAGE_FLOOR, max=1.0).log()
+        return covered.masked_fill(~state.mask, 0.0).sum(-1)
 
 
 @torch.no_grad()

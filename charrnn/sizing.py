@@ -17,9 +17,9 @@ wins):
 4. Dropout follows how many times the budget reads the corpus (epochs): none for one pass,
    rising with log2(epochs) to MAX_AUTO_DROPOUT.
 
-The constants come from measurements on a 2-core CPU (benchmarks/defaults.py and README.md,
-"What you get"): tinyshakespeare (1 M training characters) and 3 MB of Python source, 2, 5
-and 10 minutes.
+The constants come from measurements on a 2-core CPU with bf16 (docs/numbers.md, "The
+default model"; benchmarks/defaults.py checks them): tinyshakespeare (1 M training
+characters) and 3 MB of Python source, at 10-minute step counts.
 """
 
 from __future__ import annotations

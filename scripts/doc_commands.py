@@ -8,7 +8,9 @@ beside it, no data/ or runs/ of yours), its environment is made with `make .venv
 docs/*.md runs there with bash, in order, with .venv/bin first on PATH (as after
 `. .venv/bin/activate`). A line ending in `# fails` must fail (an example of an error
 message); any other line must succeed. `make demo` and `make test` themselves are run as
-well. Prints each command with its exit status and time, and exits 1 if any went wrong.
+well; a command already run (a second `make test`) and this script itself are skipped.
+Prints each command with its exit status and time (each one's output is kept in the
+clone's `../logs/` with `--keep`), and exits 1 if any went wrong.
 """
 
 from __future__ import annotations
@@ -66,15 +68,24 @@ def main() -> int:
     env["CHARRNN_CACHE_DIR"] = str(base / "cache")
     env.pop("VIRTUAL_ENV", None)
     failed = 0
-    print(f"clone: {clone}", flush=True)
+    print(f"clone: {clone}; outputs in {base / 'logs'}", flush=True)
     subprocess.run(["make", "-s", ".venv/.installed"], cwd=clone, env=env, check=True)
-    for doc, line in todo:
+    logs = base / "logs"  # each command's output, kept with --keep
+    logs.mkdir()
+    ran = set()
+    for number, (doc, line) in enumerate(todo, 1):
+        command = line.split("  #")[0].strip()
+        if "scripts/doc_commands.py" in command or command in ran:
+            print(f"skip          {doc.name}: {line} (this script, or run above)", flush=True)
+            continue
+        ran.add(command)
         expect_failure = line.endswith("# fails")
         began = time.monotonic()
         done = subprocess.run(
             ["bash", "-c", line], cwd=clone, env=env, capture_output=True, text=True
         )
         seconds = time.monotonic() - began
+        (logs / f"{number:03d}.out").write_text(f"$ {line}\n{done.stdout}\n{done.stderr}")
         # a pipeline's status is its last command's (zcat | head stops zcat early, as meant)
         ok = (done.returncode != 0) == expect_failure
         failed += not ok

@@ -125,6 +125,53 @@ def test_beam_eos_min_len_and_length_penalty():
         assert hyps[0][0].tokens == best
 
 
+class CoveringStepper(TableStepper):
+    """A TableStepper whose tokens attend to a two-token source: A looks at the first source
+    token, B at the second, <eos> at neither. Its state is (last token, attention received by
+    source token 1, by source token 2)."""
+
+    LOOKS = {A: (1.0, 0.0), B: (0.0, 1.0)}
+
+    def start(self, last_tokens):
+        state = torch.tensor([[t, 0.0, 0.0] for t in last_tokens])
+        return self.table[state[:, 0].long()], state
+
+    def step(self, tokens, state):
+        looks = torch.tensor([self.LOOKS.get(int(t), (0.0, 0.0)) for t in tokens])
+        return self.table[tokens], torch.cat([tokens[:, None].float(), state[:, 1:] + looks], 1)
+
+    def coverage_scores(self, state):
+        return state[:, 1:].clamp(1e-6, 1.0).log().sum(-1)
+
+
+def test_coverage_penalty_favours_outputs_that_cover_the_source():
+    # "A" <eos>: 0.6 x 0.9 = 0.54, but source token 2 never attended to (log 1e-6 = -13.8);
+    # "A B" <eos>: 0.6 x 0.1 x 1.0 = 0.06, every source token covered (coverage term 0)
+    table = {1: {A: 0.6, B: 0.4}, A: {EOS_ID: 0.9, B: 0.1}, B: {EOS_ID: 1.0}}
+    stepper = CoveringStepper(table, 7)
+
+    def best(beta):
+        cfg = BeamConfig(beam_size=3, max_len=4, n_best=2, coverage_penalty=beta)
+        return decode.beam_search(stepper, *stepper.start([1]), cfg, histories=[[1]])[0]
+
+    plain = best(0.0)
+    assert plain[0].tokens == [A] and plain[0].score == pytest.approx(math.log(0.54))
+    covered = best(0.2)
+    assert covered[0].tokens == [A, B]
+    assert covered[0].score == pytest.approx(math.log(0.06))  # + 0.2 x 0
+    assert covered[1].tokens == [A]
+    assert covered[1].score == pytest.approx(math.log(0.54) + 0.2 * math.log(1e-6))
+    assert covered[1].logprob == pytest.approx(math.log(0.54))  # the model's own
+
+
+def test_coverage_penalty_needs_attention():
+    stepper = TableStepper(TABLE, 7)
+    with pytest.raises(UsageError, match="attention"):
+        decode.beam_search(
+            stepper, *stepper.start([1]), BeamConfig(coverage_penalty=0.2), histories=[[1]]
+        )
+
+
 def test_beam_batch_equals_one_by_one():
     stepper = TableStepper(TABLE, 7)
     starts = [1, A, B, C]
@@ -367,6 +414,8 @@ def test_sample_config_ranges(bad):
         dict(max_len=0),
         dict(min_len=500),
         dict(length_penalty="log"),
+        dict(coverage_penalty=-0.1),
+        dict(coverage_penalty=math.nan),
     ],
 )
 def test_beam_config_ranges(bad):

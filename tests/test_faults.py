@@ -145,6 +145,8 @@ def _input_cases(env: Path) -> list[tuple[list, int, str]]:
         (["sample", run_dir, "--prompt", "\u00e9\u00e9"], 1, "not in the model's vocabulary"),
         (["sample", run_dir, "--precision", "fp16"], 2, "fp16 runs on CUDA only"),
         (["beam", run_dir, "--beam-size", "0"], 2, "--beam-size"),
+        (["beam", run_dir, "--coverage-penalty", "0.2"], 2, "needs a seq2seq model with attention"),
+        (["beam", run_dir, "--coverage-penalty", "-1"], 2, "--coverage-penalty"),
         (["beam", run_dir, "--end", "\u00e9"], 2, "no token of the model's vocabulary"),
         (["eval", run_dir, env / "missing.txt"], 1, "no such file"),
         (["eval", "--hyp", left, "--ref", right], 1, "not line-aligned"),

@@ -219,3 +219,22 @@ def test_label_smoothing_by_hand(pairs):
         assert float(plain.loss(model, batch)) == pytest.approx(float(nll), rel=1e-5)
         want = 0.8 * nll + 0.2 * uniform
         assert float(smooth.loss(model, batch)) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_decoding_sums_the_attention_for_the_coverage_penalty():
+    torch.manual_seed(0)
+    config = ModelConfig(embed_size=8, hidden_size=16, dropout=0.0)
+    model = models.build("seq2seq-lstm", config, 12, 12).eval()
+    stepper = Stepper(model, torch.device("cpu"))
+    with torch.no_grad():
+        _, state = stepper.start([[5, 6, EOS_ID], [7, EOS_ID]])  # the second one is padded
+        first = state.weights.clone()
+        _, state = stepper.step(torch.tensor([4, 4]), state)
+    torch.testing.assert_close(state.coverage, first + state.weights)
+    assert float(state.coverage[1, 2]) == 0.0  # padding is never attended to
+    # GNMT's term by hand: sum over the real source tokens of log(min(coverage, 1))
+    by_hand = [
+        sum(math.log(min(float(state.coverage[row, i]), 1.0)) for i in range(length))
+        for row, length in enumerate((3, 2))
+    ]
+    torch.testing.assert_close(stepper.coverage_scores(state), torch.tensor(by_hand))

@@ -560,6 +560,24 @@ def test_a_time_budget_counts_from_the_commands_start(tmp_path, data_dir):
     assert any("ran out before the first step" in w for w in warnings)
 
 
+def test_a_final_evaluation_longer_than_half_the_budget_is_warned(tmp_path, data_dir, monkeypatch):
+    from charrnn import train
+
+    # as if the whole validation split took 40 s to score (the sample 0.1 s)
+    monkeypatch.setattr(
+        train._Loop, "_final_eval_seconds", lambda self, full: 40.0 if full else 0.1
+    )
+    runs.start_training(
+        str(data_dir),
+        tmp_path / "run",
+        model_name="lstm",
+        model_options=dict(TINY_MODEL),
+        train_options={**TINY_TRAIN, "time_budget": 60.0, "max_steps": 3},
+    )
+    warnings = [w["message"] for w in _records(tmp_path / "run", "warning")]
+    assert any("more than half of --time-budget 60s" in w for w in warnings), warnings
+
+
 def test_the_time_left_for_the_final_evaluation_ends_training_early():
     from charrnn.optim import limit_reached
 

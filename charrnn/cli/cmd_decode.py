@@ -398,6 +398,13 @@ def beam(
     no_repeat_ngram: Annotated[
         int, typer.Option(help="Never repeat an n-gram of this size; 0 = off.")
     ] = B.no_repeat_ngram,
+    coverage_penalty: Annotated[
+        float,
+        typer.Option(
+            help="seq2seq: GNMT's coverage penalty beta (0 = off): favours outputs whose "
+            "attention covered every source token."
+        ),
+    ] = B.coverage_penalty,
     end: Annotated[
         str | None,
         typer.Option(
@@ -438,6 +445,7 @@ def beam(
         length_penalty=length_penalty,
         alpha=alpha,
         no_repeat_ngram=no_repeat_ngram,
+        coverage_penalty=coverage_penalty,
     )
     cfg.check()
     end_text = unescape(_utf8("--end", end)) if end is not None else None

@@ -77,6 +77,14 @@ def evaluate(
         str | None,
         typer.Option(help="seq2seq: none, avg or gnmt (default none).", show_default=False),
     ] = None,
+    coverage_penalty: Annotated[
+        float | None,
+        typer.Option(
+            help="seq2seq: GNMT's coverage penalty beta, against outputs that leave parts of "
+            "the source untranslated (default 0: off).",
+            show_default=False,
+        ),
+    ] = None,
     max_len_ratio: MaxLenRatio = None,
     device: Device = "auto",
     threads: Threads = None,
@@ -143,6 +151,7 @@ def evaluate(
         beam = decode.BeamConfig(
             beam_size=decode.BeamConfig.beam_size if beam_size is None else beam_size,
             length_penalty=length_penalty or decode.BeamConfig.length_penalty,
+            coverage_penalty=coverage_penalty or 0.0,
             max_len=1000,
         )
         beam.check()
@@ -165,6 +174,7 @@ def evaluate(
         "--ref": ref,
         "--beam-size": beam_size,
         "--length-penalty": length_penalty,
+        "--coverage-penalty": coverage_penalty,
     }
     for flag, value in given.items():
         if value is not None:

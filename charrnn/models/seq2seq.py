@@ -74,6 +74,7 @@ class DecoderState(NamedTuple):
     keys: Tensor | None  # (B, S, H): attention keys of the memory
     mask: Tensor  # (B, S): True at real source tokens
     weights: Tensor | None  # (B, S): the last step's attention
+    coverage: Tensor | None = None  # (B, S): decoding only, the attention summed over steps
 
 
 def select_decoder_state(state: DecoderState, index: Tensor) -> DecoderState:
@@ -86,6 +87,7 @@ def select_decoder_state(state: DecoderState, index: Tensor) -> DecoderState:
         pick(state.keys),
         pick(state.mask),
         pick(state.weights),
+        pick(state.coverage),
     )
 
 
