@@ -399,11 +399,18 @@ def test_fifos_and_process_substitution_are_streams(env, run, tmp_path):
 # -- signals, phase by phase ------------------------------------------------------------------
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _signalled(args, sig, *, when, stdin=None) -> subprocess.CompletedProcess:
-    """Run charrnn, send `sig` once `when()` holds, and wait for it to end."""
+    """Run charrnn, send `sig` once `when()` holds, and wait for it to end. The child gets
+    the default SIGINT disposition, as a command typed at a terminal has: a suite started in
+    the background (`make test &`) would otherwise pass on an ignored SIGINT, which charrnn
+    rightly leaves ignored."""
     proc = subprocess.Popen(
         [*CLI, *map(str, args)], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=True, preexec_fn=_default_sigint,
     )  # fmt: skip
     for _ in range(600):
         if when() or proc.poll() is not None:
