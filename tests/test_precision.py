@@ -184,3 +184,22 @@ def test_core_watch_subtracts_this_process(monkeypatch):
     watch = cores.CoreWatch()
     assert watch.others() == pytest.approx(1.0)  # 1.5 cores busy, 0.5 of them ours
     assert watch.busy == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_seq2seq_scores_under_bf16_autocast(cell):
+    # evaluation runs teacher forcing without gradients under autocast: the encoder's bridge
+    # hands the decoder a bf16 state, and the decoder's packed step (a model large enough
+    # for it: 256 units) must take it
+    torch.manual_seed(0)
+    config = ModelConfig(cell=cell, embed_size=64, hidden_size=256, dropout=0.0)
+    model = models.build(f"seq2seq-{cell}", config, 30, 30).eval()
+    src = torch.randint(4, 30, (4, 9))
+    tgt = torch.randint(4, 30, (4, 7))
+    lengths = torch.tensor([9, 8, 5, 3])
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        with torch.no_grad(), devices.autocast(CPU, precision):
+            logits, _ = model(src, lengths, tgt)
+        scores[precision] = F.log_softmax(logits.float(), -1)
+    torch.testing.assert_close(scores["bf16"], scores["fp32"], rtol=5e-2, atol=5e-2)

@@ -197,7 +197,10 @@ class PackedLayer:
         self.w, self.b = _reorder(w, dtype), b.to(dtype)
 
     def step(self, x: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """x (B, I), h (B, H), c (B, H) for LSTM -> new h, new c (all fp32)."""
+        """x (B, I), h (B, H), c (B, H) for LSTM -> new h, new c (all fp32; a state that
+        comes in bf16, from an encoder under autocast, is read as fp32)."""
+        h = h.float()
+        c = None if c is None else c.float()
         if self.cell == "gru":
             gx, gh = _product(x, self.w_x, self.b_x), _product(h, self.w_h, self.b_h)
             size = h.shape[1]
