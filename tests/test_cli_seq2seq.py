@@ -172,6 +172,13 @@ def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
     (tmp_path / "blank.txt").write_text("\n\n")
     blank = run("eval", trained, "--src", tmp_path / "blank.txt", "--ref", tmp_path / "blank.txt")
     assert_error(blank, 1, f"--src {tmp_path / 'blank.txt'} and --ref")  # not a scratch path
+    # sources in another script: scored (as <unk>), and the report says how many
+    (tmp_path / "cyrillic.txt").write_text("\u041f\u0440\u0438\u0432\u0435\u0442\n")
+    (tmp_path / "ref.txt").write_text("2021-03-05\n")
+    foreign = ok(
+        run("eval", trained, "--src", tmp_path / "cyrillic.txt", "--ref", tmp_path / "ref.txt")
+    )
+    assert "unknown     6 source character(s) outside the model's vocabulary" in foreign.stdout
     scored = ok(run("eval", trained, "--split", "train", "--beam-size", "1", "--json", "-q"))
     assert scored.json()["data"].endswith("(train)")
     # a data directory of parallel text, named: here the run's own, so the same scores

@@ -227,6 +227,11 @@ def _report_text(result: dict, as_json: bool) -> None:
         "   (rouge-score F1, mean over sentences)"
     )
     out(f"  exact match {result['exact_match']:.2f}%")
+    if result.get("unknown"):  # sources in another script than the vocabulary, say
+        out(
+            f"  unknown     {result['unknown']:,} source character(s) outside the model's "
+            "vocabulary, read as <unk>"
+        )
     if "loss" in result:
         out("  on the references (teacher forced):")
         _report_loss(result)
