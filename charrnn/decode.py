@@ -22,7 +22,6 @@ finds the text.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -305,18 +304,22 @@ def length_score(logprob: float, length: int, cfg: BeamConfig, coverage: float =
     return logprob + coverage
 
 
-def coverage_terms(stepper: Stepper, state: Any, cfg: BeamConfig) -> list[float] | None:
-    """beta x each row's coverage term, or None with --coverage-penalty 0."""
-    if not cfg.coverage_penalty:
-        return None
-    scores = getattr(stepper, "coverage_scores", lambda _: None)(state)
-    if scores is None:
+def track_coverage(stepper: Stepper, state: Any) -> Any:
+    """The state, now summing each row's attention (for --coverage-penalty): only a stepper
+    with attention can."""
+    state = getattr(stepper, "track_coverage", lambda _: None)(state)
+    if state is None:
         raise UsageError(
-            "--coverage-penalty",
-            "needs a seq2seq model with attention",
-            "drop --coverage-penalty",
+            "--coverage-penalty", "needs a seq2seq model with attention", "drop --coverage-penalty"
         )
-    return (cfg.coverage_penalty * scores).tolist()
+    return state
+
+
+def coverage_terms(stepper: Stepper, state: Any, cfg: BeamConfig, rows: int) -> list[float]:
+    """beta x each row's coverage term (zeros with --coverage-penalty 0)."""
+    if not cfg.coverage_penalty:
+        return [0.0] * rows
+    return (cfg.coverage_penalty * stepper.coverage_scores(state)).tolist()
 
 
 def beam_search(
@@ -362,9 +365,10 @@ def beam_search(
     ban = torch.zeros(vocab, device=device)
     ban[list(banned)] = -math.inf
     length = 0
+    if cfg.coverage_penalty:
+        state = track_coverage(stepper, state)
     while alive:
-        covered = coverage_terms(stepper, state, cfg)
-        cover = functools.partial(_term, covered)
+        cover = coverage_terms(stepper, state, cfg, len(alive) * K)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # (A*K, V)
         logprobs = logprobs + ban
         if length < cfg.min_len and len(ends):
@@ -384,7 +388,7 @@ def beam_search(
                     break
                 if token in ends_set:
                     seq = seqs[b * K + beam].tolist() + ([] if token == EOS_ID else [token])
-                    final = length_score(score, length, cfg, cover(b * K + beam))
+                    final = length_score(score, length, cfg, cover[b * K + beam])
                     finished[inp].append(Hypothesis(seq, score, final, "eos"))
                 elif len(new_beams) < K:
                     new_beams.append((beam, token, score))
@@ -395,7 +399,7 @@ def beam_search(
                     score = float(scores[b, beam])
                     if score > -math.inf:
                         tokens = seqs[b * K + beam].tolist()
-                        final = length_score(score, length - 1, cfg, cover(b * K + beam))
+                        final = length_score(score, length - 1, cfg, cover[b * K + beam])
                         hyp = Hypothesis(tokens, score, final, "banned")
                         finished[inp].append(hyp)
             at_limit = length >= max_lens[inp]
@@ -405,7 +409,7 @@ def beam_search(
                         Hypothesis(
                             seqs[b * K + beam].tolist() + [token],
                             score,
-                            length_score(score, length, cfg, cover(b * K + beam)),
+                            length_score(score, length, cfg, cover[b * K + beam]),
                             "length",
                         )
                     )
@@ -439,10 +443,6 @@ def beam_search(
         hyps.sort(key=lambda h: h.score, reverse=True)
         out.append(hyps[: cfg.n_best])
     return out
-
-
-def _term(terms: list[float] | None, row: int) -> float:
-    return terms[row] if terms else 0.0
 
 
 def _best(total: Tensor, raw: Tensor, n: int) -> list[list[tuple[float, int]]]:

@@ -312,11 +312,16 @@ class Stepper:
 
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         logits, new = self.model.step(tokens, state)
-        if new.weights is None:
+        if state.coverage is None:  # summed only when asked for (track_coverage)
             return logits, new
-        weights = new.weights.float()
-        coverage = weights if state.coverage is None else state.coverage + weights
-        return logits, new._replace(coverage=coverage)
+        return logits, new._replace(coverage=state.coverage + new.weights.float())
+
+    def track_coverage(self, state: DecoderState) -> DecoderState | None:
+        """The state (after the first step) set to sum its attention from here on; None for
+        a model without attention."""
+        if state.weights is None:
+            return None
+        return state._replace(coverage=state.weights.float())
 
     def select(self, state: DecoderState, index: Tensor) -> DecoderState:
         return select_decoder_state(state, index)

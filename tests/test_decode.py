@@ -140,6 +140,9 @@ class CoveringStepper(TableStepper):
         looks = torch.tensor([self.LOOKS.get(int(t), (0.0, 0.0)) for t in tokens])
         return self.table[tokens], torch.cat([tokens[:, None].float(), state[:, 1:] + looks], 1)
 
+    def track_coverage(self, state):
+        return state  # its state always carries the attention received
+
     def coverage_scores(self, state):
         return state[:, 1:].clamp(1e-6, 1.0).log().sum(-1)
 

@@ -228,6 +228,7 @@ def test_decoding_sums_the_attention_for_the_coverage_penalty():
     stepper = Stepper(model, torch.device("cpu"))
     with torch.no_grad():
         _, state = stepper.start([[5, 6, EOS_ID], [7, EOS_ID]])  # the second one is padded
+        state = stepper.track_coverage(state)
         first = state.weights.clone()
         _, state = stepper.step(torch.tensor([4, 4]), state)
     torch.testing.assert_close(state.coverage, first + state.weights)
