@@ -34,8 +34,8 @@ from charrnn import decode, generate, models
 from charrnn import device as devices
 from charrnn.cli.cmd_decode import Writer
 from charrnn.config import ModelConfig
-from charrnn.runs import Trained
 from charrnn.tokenizer import BOS_ID, CharTokenizer
+from charrnn.trained import Trained
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from charrnn import decode, generate, models
 from charrnn.config import configs_for
 from charrnn.data import load_dataset
 from charrnn.pairs import tokenize_pairs
-from charrnn.runs import Trained
+from charrnn.trained import Trained
 
 
 def main() -> None:

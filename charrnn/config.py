@@ -34,7 +34,10 @@ def from_dict(cls, data: dict):
 class TokenizeConfig:
     """How `charrnn tokenize` turns text into ids."""
 
-    vocab: str = "char"  # char | bpe
+    # auto | char | bpe. auto: char for a language model's text; for parallel text, one BPE
+    # vocabulary shared by both sides when they are words of a real language (see
+    # charrnn.pairs.pick_vocabulary), else char
+    vocab: str = "auto"
     vocab_size: int | None = None  # bpe: default 4096; char: optional upper bound
     lowercase: bool = False
     normalize: str = "none"  # none | nfc | nfd | nfkc | nfkd
@@ -47,10 +50,10 @@ class TokenizeConfig:
     def check(self) -> None:
         """Raise `UsageError` for values out of range."""
         _require(
-            self.vocab in tokenizer.KINDS,
+            self.vocab in (*tokenizer.KINDS, "auto"),
             "vocab",
             f"unknown vocabulary '{self.vocab}'",
-            "use char or bpe",
+            "use auto, char or bpe",
         )
         tokenizer.check_normalize(self.normalize)
         corpus.check_encoding(self.encoding, self.errors)
@@ -68,8 +71,8 @@ class TokenizeConfig:
             f"val + test fractions ({self.val_frac + self.test_frac:g}) leave no training text",
             "keep their sum below 1",
         )
-        if self.vocab_size is not None:
-            tokenizer.check_vocab_size(self.vocab, self.vocab_size)
+        if self.vocab_size is not None:  # auto picks bpe only where no size is given
+            tokenizer.check_vocab_size(self.vocab.replace("auto", "char"), self.vocab_size)
 
 
 CELLS = ("rnn", "gru", "lstm")
@@ -93,6 +96,9 @@ class ModelConfig:
     attention: str = "general"  # dot | general | additive | none
     bidirectional: bool = True  # encoder
     input_feeding: bool = True  # feed the previous attentional vector to the decoder
+    # dot/general scores divided by sqrt(hidden); off here so that checkpoints saved before
+    # it existed load unchanged, on for new seq2seq runs (KIND_DEFAULTS)
+    scaled_attention: bool = False
 
     def check(self) -> None:
         """Raise `UsageError` for values out of range or combinations that cannot work."""
@@ -195,6 +201,10 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise `UsageError` for values out of range."""
+        self._check_batches_and_optimizer()
+        self._check_limits_and_records()
+
+    def _check_batches_and_optimizer(self) -> None:
         for name, top in (("batch_size", 1 << 16), ("seq_len", 1 << 20)):
             value = getattr(self, name)
             _require(
@@ -235,6 +245,8 @@ class TrainConfig:
             "use stream or random",
         )
         _require(self.weight_decay >= 0, "weight_decay", "must not be negative", "use 0 or more")
+
+    def _check_limits_and_records(self) -> None:
         _require(
             self.max_steps is None or self.max_steps >= 1,
             "max_steps",
@@ -293,7 +305,8 @@ class TrainConfig:
 KIND_DEFAULTS: dict[str, dict[str, dict]] = {
     "lm": {"model": {}, "train": {}},
     "seq2seq": {
-        "model": {"hidden_size": 256, "dropout": 0.1},
+        "model": {"hidden_size": 256, "dropout": 0.1, "scaled_attention": True},
+        # over word pieces, label smoothing too (charrnn.sizing.seq2seq_label_smoothing)
         "train": {"lr": 3e-3, "batch_size": 64},
     },
 }
@@ -308,7 +321,10 @@ def configs_for(kind: str, model_given: dict, train_given: dict) -> tuple[ModelC
     return ModelConfig(**model), TrainConfig(**train)
 
 
-SEQ2SEQ_FIELDS = ("attention", "bidirectional", "input_feeding")
+WORD_PIECES = 1000  # a vocabulary this large holds word pieces (BPE), not characters
+WORD_PIECE_SMOOTHING = 0.3  # label smoothing of a seq2seq model over them (see sizing)
+
+SEQ2SEQ_FIELDS = ("attention", "bidirectional", "input_feeding", "scaled_attention")
 
 
 def model_fields(config: dict, kind: str) -> dict:
@@ -456,3 +472,55 @@ class BeamConfig:
             f"{self.no_repeat_ngram} is negative",
             "use 0 (off) or e.g. 3",
         )
+
+
+# -- looking inside models -------------------------------------------------------------------
+
+SHOWN_K = (0, 1, 2, 5, 10, 20, 50, 100, 199)  # gradient flow's table columns (below --length)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """How gradient flow is measured (charrnn.inspect.gradflow)."""
+
+    windows: int = 8  # windows of text, averaged over
+    length: int = 200  # tokens in a window: k runs over 0..length-1
+    jacobian_points: int = 256  # steps (of all windows) whose Jacobian norms are averaged
+    iterations: int = 100  # Lanczos steps at most, for each Jacobian's norm
+    tolerance: float = 1e-7  # ... fewer once every estimate moves less than this (relative)
+    seed: int = TrainConfig.seed  # a fresh model's weights; the Lanczos start vectors
+
+    def check(self) -> None:
+        """Raise `UsageError` for values that cannot work."""
+        if self.windows < 1:
+            raise UsageError("--windows", f"{self.windows} is below 1", "use e.g. 8")
+        if self.length < 2:
+            raise UsageError("--length", f"{self.length} is below 2", "use e.g. 200")
+
+
+GATE_MOSTLY = 0.5  # inspect gates counts units saturated on one side more than this share of steps
+GATE_RARELY = 0.1  # ... and units saturated (either side) less than this share of steps
+
+
+@dataclass(frozen=True)
+class GatesConfig:
+    """How gate saturation is measured (charrnn.inspect.gates)."""
+
+    length: int = 20_000  # tokens read at most, from the start of the text
+    streams: int = 16  # contiguous pieces of them read side by side, each from a zero state
+    left: float = 0.1  # a gate below this is left-saturated (Karpathy, Johnson, Fei-Fei 2015)
+    right: float = 0.9  # ... above this, right-saturated
+    seed: int = TrainConfig.seed  # a fresh model's weights
+
+    def check(self) -> None:
+        """Raise `UsageError` for values that cannot work."""
+        if self.length < 1:
+            raise UsageError("--length", f"{self.length} is below 1", "use e.g. 20000")
+        if self.streams < 1:
+            raise UsageError("--streams", f"{self.streams} is below 1", "use e.g. 16")
+        if not 0 < self.left < self.right < 1:
+            raise UsageError(
+                "GatesConfig",
+                f"thresholds left={self.left}, right={self.right} are not 0 < left < right < 1",
+                "use e.g. 0.1 and 0.9",
+            )

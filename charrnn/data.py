@@ -8,10 +8,7 @@ to a temporary directory that is renamed into place only when everything succeed
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
 import shutil
 import time
 from collections import Counter
@@ -24,8 +21,23 @@ import numpy as np
 
 from charrnn import __version__, corpus
 from charrnn.config import TokenizeConfig, to_dict
+from charrnn.datadir import (
+    CACHE_CHARS,
+    DATA_FORMAT,
+    DATA_VERSION,
+    SPLITS,
+    Histogram,
+    check_out_dir,
+    check_size,
+    describe_sources,
+    publish,
+    read_meta,
+    refuse_data_dirs,
+    temp_dir_for,
+)
 from charrnn.errors import CharrnnError
-from charrnn.files import io_error, temp_sibling
+from charrnn.files import io_error
+from charrnn.pairs import load_pair_dataset
 from charrnn.tokenizer import (
     DEFAULT_BPE_VOCAB,
     SPECIALS,
@@ -39,11 +51,7 @@ from charrnn.tokenizer import (
     split_for_encoding,
 )
 
-DATA_FORMAT = "charrnn-data"
-DATA_VERSION = 1
-SPLITS = ("train", "val", "test")
 MAX_CARRY = 1 << 26  # cut a line with no safe boundary after 64 M characters
-CACHE_CHARS = 1 << 25  # corpora up to 32 M characters are read once and replayed from memory
 
 # Progress callback: (stage, done, total or None).
 Progress = Callable[[str, int, int | None], None]
@@ -100,86 +108,6 @@ class _Plan:
     bounds: dict[str, dict[str, int]]  # stream name -> split name -> characters
 
 
-def refuse_data_dirs(inputs: Sequence[str]) -> None:
-    """Raise if an input is a data or run directory: its files are charrnn's, not text."""
-    for item in inputs:
-        if item != "-" and is_dataset(item):
-            raise CharrnnError(
-                str(item),
-                "is a data directory (tokenized already)",
-                f"train on it (charrnn train {item} -o RUN_DIR), or pass the text files",
-            )
-        if item != "-" and is_run_dir(item):
-            raise CharrnnError(str(item), "is a run directory, not text", "pass the text files")
-
-
-# what a data directory holds: --force replaces a directory with nothing else in it
-_DATA_FILE = re.compile(
-    r"(meta\.json|(source\.|target\.)?tokenizer\.json|(train|val|test)(\.(source|target))?\.(bin|idx))"
-)
-
-
-def _check_force(out_dir: Path, inputs: Sequence[str]) -> None:
-    """Raise unless `out_dir` may be replaced: a data directory holding only its own files,
-    and no input."""
-    others = sorted(p.name for p in out_dir.iterdir() if not _DATA_FILE.fullmatch(p.name))
-    if others:
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        raise CharrnnError(
-            str(out_dir),
-            f"holds other files besides its data ({shown}), so --force will not replace it",
-            "move them out, or choose another -o",
-        )
-    inside = [i for i in inputs if i != "-" and Path(i).resolve().is_relative_to(out_dir.resolve())]
-    if inside:
-        raise CharrnnError(
-            inside[0], f"lies inside -o {out_dir}, which --force would replace", "choose another -o"
-        )
-
-
-def _check_out_dir(out_dir: Path, force: bool, inputs: Sequence[str] = ()) -> None:
-    if out_dir.exists() and not force:
-        raise CharrnnError(
-            str(out_dir), "already exists", "pass --force to replace it, or choose another -o"
-        )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CharrnnError(str(out_dir), "exists and is not a directory", "choose another -o")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_dataset(out_dir):
-        # --force replaces a data directory, never a folder of other files (an input, say)
-        raise CharrnnError(
-            str(out_dir),
-            "exists and is not a charrnn data directory, so --force will not replace it",
-            "choose another -o",
-        )
-    if out_dir.is_dir():
-        _check_force(out_dir, inputs)
-
-
-def _publish(tmp: Path, out_dir: Path, force: bool) -> None:
-    """Move the finished temporary directory into place (replacing the old one with force)."""
-    _check_out_dir(out_dir, force)
-    if out_dir.exists():
-        old = temp_sibling(out_dir, f"old-{os.getpid()}")
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
-
-
-def temp_dir_for(out_dir: Path) -> Path:
-    """A fresh hidden directory beside `out_dir` (same file system, so rename is atomic)."""
-    if out_dir.is_file():
-        raise CharrnnError(str(out_dir), "is a file", "choose a new folder name")
-    corpus.make_dir(out_dir.parent)
-    tmp = temp_sibling(out_dir, f"tmp-{os.getpid()}-{time.monotonic_ns()}")
-    try:
-        tmp.mkdir()
-    except OSError as e:
-        raise io_error(out_dir, e) from None
-    return tmp
-
-
 def tokenize_corpus(
     inputs: Sequence[str],
     out_dir: str | Path,
@@ -197,6 +125,8 @@ def tokenize_corpus(
     instead of a new vocabulary built from the training split.
     """
     refuse_data_dirs([*inputs, *val_inputs, *test_inputs])
+    if config.vocab == "auto":  # a language model's text: characters, charrnn's default
+        config = replace(config, vocab="char")
     if vocabulary is not None:
         config = replace(
             config,
@@ -207,13 +137,13 @@ def tokenize_corpus(
         )
     config.check()
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
+    check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
     tmp = temp_dir_for(out_dir)
     try:
         meta = _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, progress)
         for spooled in [tmp / "stdin.txt", *tmp.glob("stream-*.txt")]:
             spooled.unlink(missing_ok=True)  # text read once: the ids stay
-        _publish(tmp, out_dir, force)
+        publish(tmp, out_dir, force)
     except OSError as e:  # writing the data: a full disk, say
         shutil.rmtree(tmp, ignore_errors=True)
         raise io_error(out_dir, e) from None
@@ -221,37 +151,6 @@ def tokenize_corpus(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
-
-
-class _Histogram:
-    """Character counts, in an array that grows to the largest code point seen."""
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(256, dtype=np.int64)
-
-    def add(self, text: str, sign: int = 1) -> None:
-        """Count (or with sign=-1, uncount) the characters of `text`."""
-        if text.isascii():
-            points = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-        else:
-            points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        step = 1 << 16  # slices: bincount's index conversion buffer stays in cache
-        for i in range(0, len(points), step):
-            hist = np.bincount(points[i : i + step])
-            if len(hist) > len(self.counts):
-                self.counts = np.concatenate(
-                    [self.counts, np.zeros(len(hist) - len(self.counts), np.int64)]
-                )
-            self.counts[: len(hist)] += sign * hist
-
-    def alphabet(self) -> list[str]:
-        """The characters seen, by code point."""
-        return [chr(c) for c in np.flatnonzero(self.counts)]
-
-    def top(self, k: int = 10) -> list[list]:
-        """The `k` most frequent characters with their counts."""
-        order = np.argsort(-self.counts, kind="stable")[:k]
-        return [[chr(int(c)), int(self.counts[c])] for c in order if self.counts[c]]
 
 
 class _Stream:
@@ -310,7 +209,7 @@ def _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, pro
     # Pass 1: validate, hash, and count the characters of the main stream.
     hashes: dict[str, str] = {}
     counts: dict[str, int] = {}
-    train_hist = _Histogram()
+    train_hist = Histogram()
     for name, stream in streams.items():
         counts[name] = 0
         for piece in stream.pieces("checking", hashes):
@@ -330,8 +229,40 @@ def _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, pro
                 train_hist.add(piece, sign=-1)
 
     # Pass 2: the vocabulary, from the training split only (unless one was given).
-    tok = vocabulary
-    if tok is None and config.vocab == "bpe":
+    tok = (
+        vocabulary if vocabulary is not None else _build_vocabulary(split_text, train_hist, config)
+    )
+    # Pass 3: encode every split to its own flat binary file.
+    names = [name for name in SPLITS if any(b.get(name) for b in plan.bounds.values())]
+    stats, unknown_chars = _encode_splits(tmp, split_text, tok, names)
+    tok.save(tmp / "tokenizer.json")
+    meta = {
+        "format": DATA_FORMAT,
+        "version": DATA_VERSION,
+        "kind": "lm",
+        "charrnn_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "vocab": tok.describe(),
+        "dtype": tok.dtype.name,
+        "splits": stats,
+        "split_method": "files" if len(streams) > 1 else "tail",
+        "vocabulary_from": "given" if vocabulary is not None else "train split",
+        "options": to_dict(config),
+        "top_chars": train_hist.top(10),
+        "train_chars_counted": int(train_hist.counts.sum()),
+        "unknown_chars": [[c, n] for c, n in unknown_chars.most_common(20)],
+        "sources": describe_sources(sources, hashes),
+    }
+    (tmp / "meta.json").write_text(
+        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return meta
+
+
+def _build_vocabulary(split_text, train_hist: Histogram, config: TokenizeConfig) -> Tokenizer:
+    """A BPE vocabulary trained on the training split, or the characters it holds."""
+    kw = {"lowercase": config.lowercase, "normalize": config.normalize}
+    if config.vocab == "bpe":
         vocab_size = config.vocab_size or DEFAULT_BPE_VOCAB
         check_vocab_size("bpe", vocab_size)
         train = (
@@ -340,19 +271,18 @@ def _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, pro
             if split == "train"
             for p in split_for_encoding(text)
         )
-        tok = BPETokenizer.train(
-            train, vocab_size=vocab_size, lowercase=config.lowercase, normalize=config.normalize
-        )
-    elif tok is None:
-        alphabet = train_hist.alphabet()
-        check_vocab_size("char", config.vocab_size, len(alphabet))
-        tok = CharTokenizer.build(alphabet, lowercase=config.lowercase, normalize=config.normalize)
+        return BPETokenizer.train(train, vocab_size=vocab_size, **kw)
+    alphabet = train_hist.alphabet()
+    check_vocab_size("char", config.vocab_size, len(alphabet))
+    return CharTokenizer.build(alphabet, **kw)
 
-    # Pass 3: encode every split to its own flat binary file.
+
+def _encode_splits(tmp: Path, split_text, tok: Tokenizer, names: list[str]):
+    """Encode each split to its flat binary file; its statistics (tokens, characters, bytes,
+    unknown tokens) and the characters outside the vocabulary."""
     stats = {
         name: {"file": f"{name}.bin", "tokens": 0, "chars": 0, "bytes": 0, "unknown": 0}
-        for name in SPLITS
-        if any(b.get(name) for b in plan.bounds.values())
+        for name in names
     }
     unknown_chars: Counter[str] = Counter()
     with ExitStack() as stack:
@@ -370,29 +300,7 @@ def _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, pro
             if unk:
                 s["unknown"] += unk
                 unknown_chars.update(tok.unknown_chars(piece, ids))
-
-    tok.save(tmp / "tokenizer.json")
-    meta = {
-        "format": DATA_FORMAT,
-        "version": DATA_VERSION,
-        "kind": "lm",
-        "charrnn_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "vocab": tok.describe(),
-        "dtype": tok.dtype.name,
-        "splits": stats,
-        "split_method": "files" if len(streams) > 1 else "tail",
-        "vocabulary_from": "given" if vocabulary is not None else "train split",
-        "options": to_dict(config),
-        "top_chars": train_hist.top(10),
-        "train_chars_counted": int(train_hist.counts.sum()),
-        "unknown_chars": [[c, n] for c, n in unknown_chars.most_common(20)],
-        "sources": _describe_sources(sources, hashes),
-    }
-    (tmp / "meta.json").write_text(
-        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    return meta
+    return stats, unknown_chars
 
 
 def _plan(streams: dict, counts: dict[str, int], config: TokenizeConfig) -> _Plan:
@@ -417,23 +325,6 @@ def _plan(streams: dict, counts: dict[str, int], config: TokenizeConfig) -> _Pla
             "pass more text, lower --val-frac/--test-frac, or give --val FILE",
         )
     return _Plan(streams, {"main": {"train": n_train, "val": n_val, "test": n_test}})
-
-
-def _describe_sources(streams: dict, hashes: dict[str, str], limit: int = 1000) -> dict:
-    rows = [
-        {
-            "split": "train" if name == "main" else name,
-            # a file name that is not UTF-8 (its bytes kept as surrogates) is shown with
-            # U+FFFD where it cannot be decoded: meta.json is UTF-8
-            "name": s.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-            "bytes": s.size,
-            "sha256": hashes.get(s.name, ""),
-        }
-        for name, sources in streams.items()
-        for s in sources
-    ]
-    combined = hashlib.sha256("".join(r["sha256"] for r in rows).encode()).hexdigest()
-    return {"count": len(rows), "sha256": combined, "files": rows[:limit]}
 
 
 # -- reading a data directory ------------------------------------------------------------------
@@ -472,64 +363,12 @@ class Dataset:
         return self.meta["splits"][split]
 
 
-def check_size(file: Path, expected: int, fix: str) -> None:
-    """A data file must exist with exactly the size its meta data promises."""
-    found = file.stat().st_size if file.is_file() else None
-    if found != expected:
-        state = "is missing" if found is None else f"has {found} bytes, expected {expected}"
-        raise CharrnnError(str(file), f"{state} (truncated or replaced)", fix)
-
-
-def is_run_dir(path: str | Path) -> bool:
-    """Whether `path` is a run directory (it holds checkpoints)."""
-    p = Path(path)
-    try:
-        return p.is_dir() and any((p / name).is_file() for name in ("last.pt", "best.pt"))
-    except OSError:  # a name too long, say: reading it says what is wrong
-        return False
-
-
-def is_dataset(path: str | Path) -> bool:
-    """True when `path` is a directory with a meta.json."""
-    try:
-        return (Path(path) / "meta.json").is_file()
-    except OSError:  # a name too long, say: reading it says what is wrong
-        return False
-
-
 def load_dataset(path: str | Path) -> Dataset:
     """Open a data directory, checking its format, version and file sizes."""
     path = Path(path)
     where = str(path)
-    if not path.exists():
-        raise CharrnnError(where, "no such directory", "check the path")
-    meta_path = path / "meta.json"
-    if not meta_path.is_file():
-        raise CharrnnError(
-            where, "not a charrnn data directory (no meta.json)", "create one with charrnn tokenize"
-        )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CharrnnError(
-            str(meta_path), f"corrupt meta data ({e})", "re-run charrnn tokenize"
-        ) from None
-    if not isinstance(meta, dict) or meta.get("format") != DATA_FORMAT:
-        raise CharrnnError(
-            str(meta_path),
-            "not a charrnn data directory (wrong format name)",
-            "create one with charrnn tokenize",
-        )
-    if not isinstance(meta.get("version"), int) or meta["version"] > DATA_VERSION:
-        raise CharrnnError(
-            where,
-            f"written by a newer charrnn (format version {meta.get('version')}, "
-            f"this one reads {DATA_VERSION})",
-            "upgrade charrnn",
-        )
+    meta = read_meta(path)
     if meta.get("kind", "lm") == "pairs":
-        from charrnn.pairs import load_pair_dataset  # pairs builds on this module
-
         return load_pair_dataset(path, meta)
     tok = load(path / "tokenizer.json")
     itemsize = np.dtype(meta["dtype"]).itemsize

@@ -121,20 +121,9 @@ def sample(
     per_row = None if shared else list(generator)  # one a row, following `alive`
     samples = [Sample() for _ in range(rows)]
     limits = list(max_lens) if max_lens is not None else [cfg.length] * rows
-    block = min(block_steps(rows, vocab), max(limits))  # no noise for steps never taken
-    if per_row is not None and rows * row_block_steps(vocab) * vocab <= ROW_BLOCKS_VALUES:
-        # each row draws its noise in blocks of one size whatever else is decoded with it:
-        # a GPU's random numbers depend on how many are drawn at once (a CPU's do not)
-        block = row_block_steps(vocab)
+    block = _block(rows, vocab, limits, per_row is not None)
     alive = list(range(rows))  # batch position -> row
-    seen = None
-    if cfg.repetition_penalty != 1.0:
-        seen = torch.zeros(rows, vocab, dtype=torch.bool, device=device)
-        for row, history in enumerate(histories):
-            seen[row, list(history)] = True
-    ngram = NgramBan(cfg.no_repeat_ngram, histories) if cfg.no_repeat_ngram else None
-    ban = torch.zeros(vocab, device=device)
-    ban[list(banned)] = -math.inf  # added to the logits: banned tokens never win
+    seen, ngram, ban = _filters(cfg, histories, banned, vocab, device)
     filtered = cfg.top_k > 0 or cfg.top_p < 1.0 or cfg.min_p > 0.0
     eos_banned = EOS_ID in banned
     # Without per-token work (streaming, stop strings, repetition filters) a step only needs
@@ -142,37 +131,7 @@ def sample(
     per_token = should_end is not None or seen is not None or ngram is not None
     noise: Tensor | None = None
     steps: tuple[Tensor, ...] = ()  # noise's rows, one per step of the block
-    # (raw logits, tokens) of the steps since the batch last changed; settle() turns them into
-    # the rows' tokens and log-probabilities
-    history: list[tuple[Tensor, Tensor]] = []
-
-    due = time.monotonic() + BLOCK_SECONDS  # when streaming, settle by then at the latest
-
-    def settle() -> None:
-        nonlocal due
-        if not history:
-            return
-        raw = torch.stack([lg for lg, _ in history]).float()  # (S, R, V)
-        picked = torch.stack([tk for _, tk in history])  # (S, R)
-        logp = torch.log_softmax(raw, -1).gather(-1, picked[..., None]).squeeze(-1)
-        logp = logp.masked_fill(picked == PAD_ID, 0.0)  # no token: every one was banned
-        blocks = []
-        for row, total, drawn in zip(alive, logp.sum(0).tolist(), picked.T.tolist(), strict=True):
-            sample_ = samples[row]
-            sample_.logprob += total
-            # <eos> ends a row (its log-probability counts); <pad> marks a row that had no token
-            drawn = drawn[:-1] if drawn[-1] in (EOS_ID, PAD_ID) else drawn
-            sample_.tokens += drawn
-            blocks.append(drawn)
-        history.clear()
-        if on_block is not None:
-            on_block(list(alive), blocks)
-            due = time.monotonic() + BLOCK_SECONDS
-
-    def block_done() -> bool:
-        """A block of steps waits to be settled, or streamed text has waited long enough."""
-        return len(history) >= block or (on_block is not None and time.monotonic() >= due)
-
+    pending = _Pending(samples, block, on_block)
     nearest_limit = min(limits)
     for t in range(max(limits)):
         scores = logits if logits.dtype == torch.float32 else logits.float()
@@ -184,11 +143,7 @@ def sample(
             tokens = (scores + ban).argmax(dim=-1)
         else:
             if t % block == 0 or noise is None:
-                if per_row is None:
-                    noise = _gumbel((block, len(alive), vocab), generator, device)
-                else:  # a row's draws come from its own stream, one block after another
-                    parts = [_gumbel((block, vocab), g, device) for g in per_row]
-                    noise = torch.stack(parts, dim=1)
+                noise = _noise(block, len(alive), vocab, generator, per_row, device)
                 if not filtered:  # argmax(l/T + g) = argmax(l + T g): fold T and the ban in
                     noise = noise * cfg.temperature + ban
                 steps = noise.unbind(0)  # one view per step, made once (not a select a step)
@@ -199,14 +154,14 @@ def sample(
         if ngram is not None:  # the bans may leave a row nothing: it ends without a token
             dead = torch.isneginf((scores + ban).amax(-1))
             tokens = tokens.masked_fill(dead, PAD_ID)
-        history.append((logits, tokens))
+        pending.steps.append((logits, tokens))
         if (
             not per_token
             and t + 1 < nearest_limit
             and (eos_banned or not bool((tokens == EOS_ID).any()))
         ):
-            if block_done():
-                settle()
+            if pending.full():
+                pending.settle(alive)
             logits, state = stepper.step(tokens, state)
             continue
         token_list = tokens.tolist()
@@ -214,46 +169,124 @@ def sample(
             seen[torch.arange(len(alive), device=device), tokens] = True
         if ngram is not None:
             ngram.push(token_list)
-        keep = []
-        for i, token in enumerate(token_list):
-            row = alive[i]
-            if token == EOS_ID:
-                samples[row].finished = "eos"
-                continue
-            if token == PAD_ID:
-                samples[row].finished = "banned"
-                continue
-            if should_end is not None and should_end(row, token):
-                samples[row].finished = "stop"
-            elif t + 1 >= limits[row]:  # every live row has drawn t + 1 tokens
-                samples[row].finished = "length"
-            else:
-                keep.append(i)
+        keep = _still_running(token_list, alive, samples, limits, t, should_end)
         if len(keep) < len(alive):
-            settle()
+            pending.settle(alive)
             if not keep:
                 return samples
             index = torch.tensor(keep, device=device)
-            state = stepper.select(state, index)
-            tokens = tokens[index]
-            if per_row is not None:
-                per_row = [per_row[i] for i in keep]
+            state, tokens = stepper.select(state, index), tokens[index]
             alive = [alive[i] for i in keep]
             nearest_limit = min(limits[row] for row in alive)
-            if noise is not None:
-                noise = noise[:, index]
-                steps = noise.unbind(0)
-            if seen is not None:
-                seen = seen[index]
-            if ngram is not None:
-                ngram.select(keep)
-        elif block_done():
-            settle()
+            per_row, noise, seen = _keep_rows(keep, index, per_row, noise, seen, ngram)
+            steps = steps if noise is None else noise.unbind(0)
+        elif pending.full():
+            pending.settle(alive)
         logits, state = stepper.step(tokens, state)
-    settle()
+    pending.settle(alive)
     for row in alive:
         samples[row].finished = samples[row].finished or "length"
     return samples
+
+
+def _block(rows: int, vocab: int, limits: list[int], own_generators: bool) -> int:
+    """Steps whose noise is drawn at once (no noise for steps never taken)."""
+    if own_generators and rows * row_block_steps(vocab) * vocab <= ROW_BLOCKS_VALUES:
+        # each row draws its noise in blocks of one size whatever else is decoded with it:
+        # a GPU's random numbers depend on how many are drawn at once (a CPU's do not)
+        return row_block_steps(vocab)
+    return min(block_steps(rows, vocab), max(limits))
+
+
+def _filters(cfg: SampleConfig, histories, banned: Sequence[int], vocab: int, device):
+    """What the repetition filters track (the tokens each row has seen, its n-grams) and
+    the logits' ban: -inf at banned tokens, 0 elsewhere."""
+    seen = None
+    if cfg.repetition_penalty != 1.0:
+        seen = torch.zeros(len(histories), vocab, dtype=torch.bool, device=device)
+        for row, history in enumerate(histories):
+            seen[row, list(history)] = True
+    ngram = NgramBan(cfg.no_repeat_ngram, histories) if cfg.no_repeat_ngram else None
+    ban = torch.zeros(vocab, device=device)
+    ban[list(banned)] = -math.inf  # added to the logits: banned tokens never win
+    return seen, ngram, ban
+
+
+def _keep_rows(keep: list[int], index: Tensor, per_row, noise, seen, ngram):
+    """The per-row generators, noise and filter state of the batch positions `keep`."""
+    if ngram is not None:
+        ngram.select(keep)
+    return (
+        None if per_row is None else [per_row[i] for i in keep],
+        None if noise is None else noise[:, index],
+        None if seen is None else seen[index],
+    )
+
+
+def _noise(block: int, rows: int, vocab: int, generator, per_row, device) -> Tensor:
+    """Gumbel noise for a block of steps (block, rows, vocab): from one generator, or row by
+    row from each row's own, one block after another."""
+    if per_row is None:
+        return _gumbel((block, rows, vocab), generator, device)
+    return torch.stack([_gumbel((block, vocab), g, device) for g in per_row], dim=1)
+
+
+def _still_running(
+    token_list: list[int], alive: list[int], samples: list[Sample], limits, t: int, should_end
+) -> list[int]:
+    """The batch positions whose rows go on after step `t`; the others are marked finished:
+    "eos", "banned" (no token was left to draw), "stop" (`should_end`) or "length"."""
+    keep = []
+    for i, token in enumerate(token_list):
+        row = alive[i]
+        if token == EOS_ID:
+            samples[row].finished = "eos"
+        elif token == PAD_ID:
+            samples[row].finished = "banned"
+        elif should_end is not None and should_end(row, token):
+            samples[row].finished = "stop"
+        elif t + 1 >= limits[row]:  # every live row has drawn t + 1 tokens
+            samples[row].finished = "length"
+        else:
+            keep.append(i)
+    return keep
+
+
+class _Pending:
+    """The (raw logits, tokens) of the steps since the batch last changed, turned into the
+    rows' tokens and log-probabilities a block at a time (`settle`), and handed to
+    `on_block` when streaming."""
+
+    def __init__(self, samples: list[Sample], block: int, on_block) -> None:
+        self.samples, self.block, self.on_block = samples, block, on_block
+        self.steps: list[tuple[Tensor, Tensor]] = []
+        self.due = time.monotonic() + BLOCK_SECONDS  # when streaming, settle by then
+
+    def full(self) -> bool:
+        """A block of steps waits to be settled, or streamed text has waited long enough."""
+        return len(self.steps) >= self.block or (
+            self.on_block is not None and time.monotonic() >= self.due
+        )
+
+    def settle(self, alive: list[int]) -> None:
+        if not self.steps:
+            return
+        raw = torch.stack([lg for lg, _ in self.steps]).float()  # (S, R, V)
+        picked = torch.stack([tk for _, tk in self.steps])  # (S, R)
+        logp = torch.log_softmax(raw, -1).gather(-1, picked[..., None]).squeeze(-1)
+        logp = logp.masked_fill(picked == PAD_ID, 0.0)  # no token: every one was banned
+        blocks = []
+        for row, total, drawn in zip(alive, logp.sum(0).tolist(), picked.T.tolist(), strict=True):
+            sample_ = self.samples[row]
+            sample_.logprob += total
+            # <eos> ends a row (its log-probability counts); <pad> marks a row that had no token
+            drawn = drawn[:-1] if drawn[-1] in (EOS_ID, PAD_ID) else drawn
+            sample_.tokens += drawn
+            blocks.append(drawn)
+        self.steps.clear()
+        if self.on_block is not None:
+            self.on_block(list(alive), blocks)
+            self.due = time.monotonic() + BLOCK_SECONDS
 
 
 def block_steps(rows: int, vocab: int) -> int:
@@ -379,48 +412,17 @@ def beam_search(
         raw = logits.float().view(len(alive), -1)
         candidates = _best(total, raw, 2 * K)  # 2K: room for finished ones
         length += 1
-        next_tokens, next_scores, keep_blocks = [], [], []
+        keep_blocks = []
         for b, inp in enumerate(alive):
-            new_beams: list[tuple[int, int, float]] = []
-            for score, flat in candidates[b]:
-                beam, token = divmod(flat, vocab)
-                if score == -math.inf:
-                    break
-                if token in ends_set:
-                    seq = seqs[b * K + beam].tolist() + ([] if token == EOS_ID else [token])
-                    final = length_score(score, length, cfg, cover[b * K + beam])
-                    finished[inp].append(Hypothesis(seq, score, final, "eos"))
-                elif len(new_beams) < K:
-                    new_beams.append((beam, token, score))
-                if len(new_beams) == K:  # an <eos> ranked below the K-th live beam is ignored
-                    break
-            if not new_beams and not finished[inp]:  # every continuation is banned
-                for beam in range(K):
-                    score = float(scores[b, beam])
-                    if score > -math.inf:
-                        tokens = seqs[b * K + beam].tolist()
-                        final = length_score(score, length - 1, cfg, cover[b * K + beam])
-                        hyp = Hypothesis(tokens, score, final, "banned")
-                        finished[inp].append(hyp)
-            at_limit = length >= max_lens[inp]
-            if at_limit:
-                for beam, token, score in new_beams:
-                    finished[inp].append(
-                        Hypothesis(
-                            seqs[b * K + beam].tolist() + [token],
-                            score,
-                            length_score(score, length, cfg, cover[b * K + beam]),
-                            "length",
-                        )
-                    )
-            if at_limit or not new_beams or _search_over(finished[inp], new_beams, length, cfg):
-                continue
-            while len(new_beams) < K:  # pad with dead beams
-                new_beams.append((new_beams[0][0], new_beams[0][1], -math.inf))
-            keep_blocks.append((b, inp, new_beams))
+            beams = _next_beams(
+                candidates[b], scores[b], seqs[b * K : (b + 1) * K], cover[b * K : (b + 1) * K],
+                vocab, length, max_lens[inp], ends_set, cfg, finished[inp],
+            )  # fmt: skip
+            if beams is not None:
+                keep_blocks.append((b, inp, beams))
         if not keep_blocks:
             break
-        new_alive, rows = [], []
+        new_alive, rows, next_tokens, next_scores = [], [], [], []
         for b, inp, new_beams in keep_blocks:
             for beam, token, score in new_beams:
                 rows.append(b * K + beam)
@@ -443,6 +445,47 @@ def beam_search(
         hyps.sort(key=lambda h: h.score, reverse=True)
         out.append(hyps[: cfg.n_best])
     return out
+
+
+def _next_beams(
+    candidates, scores: Tensor, seqs: Tensor, cover, vocab: int, length: int, max_len: int,
+    ends_set: set[int], cfg: BeamConfig, done: list[Hypothesis],
+) -> list[tuple[int, int, float]] | None:  # fmt: skip
+    """One input's step of beam search: from its best candidates (score, beam * vocab +
+    token), the hypotheses that end go to `done`, and the K best that go on are returned as
+    (beam, token, score), padded with dead beams; None when its search is over. `scores`,
+    `seqs` and `cover` are its K beams' rows."""
+    K = cfg.beam_size
+    new_beams: list[tuple[int, int, float]] = []
+    for score, flat in candidates:
+        beam, token = divmod(flat, vocab)
+        if score == -math.inf:
+            break
+        if token in ends_set:
+            seq = seqs[beam].tolist() + ([] if token == EOS_ID else [token])
+            done.append(
+                Hypothesis(seq, score, length_score(score, length, cfg, cover[beam]), "eos")
+            )
+        elif len(new_beams) < K:
+            new_beams.append((beam, token, score))
+        if len(new_beams) == K:  # an <eos> ranked below the K-th live beam is ignored
+            break
+    if not new_beams and not done:  # every continuation is banned
+        for beam in range(K):
+            score = float(scores[beam])
+            if score > -math.inf:
+                final = length_score(score, length - 1, cfg, cover[beam])
+                done.append(Hypothesis(seqs[beam].tolist(), score, final, "banned"))
+    at_limit = length >= max_len
+    if at_limit:
+        for beam, token, score in new_beams:
+            final = length_score(score, length, cfg, cover[beam])
+            done.append(Hypothesis(seqs[beam].tolist() + [token], score, final, "length"))
+    if at_limit or not new_beams or _search_over(done, new_beams, length, cfg):
+        return None
+    while len(new_beams) < K:  # pad with dead beams
+        new_beams.append((new_beams[0][0], new_beams[0][1], -math.inf))
+    return new_beams
 
 
 def _best(total: Tensor, raw: Tensor, n: int) -> list[list[tuple[float, int]]]:

@@ -13,11 +13,11 @@ import torch
 
 from charrnn import decode, lm, seq2seq
 from charrnn import device as devices
-from charrnn.config import MAX_LEN_RATIO
+from charrnn.config import MAX_LEN_RATIO, WORD_PIECES
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.models import packed
-from charrnn.runs import Trained
 from charrnn.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
+from charrnn.trained import Trained
 
 UNKNOWN_MODES = ("error", "skip", "unk")
 # A language model is trained on a stream without ends: it never produces <eos>.
@@ -68,6 +68,17 @@ def stepper_for(trained: Trained):
     if trained.kind == "seq2seq":
         return seq2seq.Stepper(trained.model, trained.device)
     return lm.Stepper(trained.model, trained.device)
+
+
+SEQ2SEQ_NO_REPEAT = 3  # see no_repeat_default
+
+
+def no_repeat_default(trained: Trained) -> int:
+    """--no-repeat-ngram when not given: 3 for a seq2seq model whose outputs are word pieces
+    (Multi30k fr-en, BPE 8,000: greedy BLEU 13.5 -> 14.6, beam 5 15.5 -> 16.2, outputs no
+    longer loop), off for characters (a date repeats its digits) and language models."""
+    pieces = trained.kind == "seq2seq" and trained.tokenizer.vocab_size >= WORD_PIECES
+    return SEQ2SEQ_NO_REPEAT if pieces else 0
 
 
 def encode_inputs(
@@ -160,33 +171,9 @@ def sample(
         seed = secrets.randbits(63)  # not torch.seed(): that reseeds torch's own generator
     keep = _to_decode(trained, inputs)
     if len(keep) < len(inputs):
-        n = num_samples
-        found = {}
-        if keep:
-            stream = (
-                None
-                if on_text is None
-                else lambda row, text: on_text(keep[row // n] * n + row % n, text)
-            )
-            for r in sample(
-                trained,
-                [inputs[i] for i in keep],
-                cfg,
-                num_samples=n,
-                stops=stops,
-                max_chars=max_chars,
-                seed=seed,
-                positions=[positions[i] for i in keep],
-                max_len_ratio=max_len_ratio,
-                on_text=stream,
-            ):
-                r.prompt_index = keep[r.prompt_index]
-                found[r.prompt_index, r.sample_index] = r
-        return [
-            found.get((i, k)) or Generated(i, k, "", 0, 0.0, "empty")
-            for i in range(len(inputs))
-            for k in range(n)
-        ]
+        options = {"num_samples": num_samples, "stops": stops, "max_chars": max_chars}
+        options |= {"seed": seed, "max_len_ratio": max_len_ratio}
+        return _sample_some(trained, inputs, keep, cfg, positions, on_text, options)
     stepper = stepper_for(trained)
     generators = (  # greedy decoding draws nothing
         [
@@ -251,6 +238,29 @@ def sample(
             )
         )
     return results
+
+
+def _sample_some(trained, inputs, keep: list[int], cfg, positions, on_text, options: dict):
+    """`sample` of the inputs `keep` only; the others (empty seq2seq sources) get empty
+    outputs, finished "empty"."""
+    n = options["num_samples"]
+    found = {}
+    if keep:
+        stream = (
+            None
+            if on_text is None
+            else lambda row, text: on_text(keep[row // n] * n + row % n, text)
+        )
+        chosen = [inputs[i] for i in keep]
+        where = [positions[i] for i in keep]
+        for r in sample(trained, chosen, cfg, positions=where, on_text=stream, **options):
+            r.prompt_index = keep[r.prompt_index]
+            found[r.prompt_index, r.sample_index] = r
+    return [
+        found.get((i, k)) or Generated(i, k, "", 0, 0.0, "empty")
+        for i in range(len(inputs))
+        for k in range(n)
+    ]
 
 
 @torch.inference_mode()

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn import corpus, decode, lm
+from charrnn import corpus, datadir, decode, lm
 from charrnn import data as datamod
 from charrnn import device as devices
 from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
-from charrnn.runs import Trained, saved_data_path
 from charrnn.tokenizer import EOS_ID, UNK_ID
+from charrnn.trained import Trained, saved_data_path
 
 
 class _Words:
@@ -35,14 +35,14 @@ def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
     with the checkpoint's vocabulary."""
     if source is None:
         path = saved_data_path(trained.checkpoint, trained.path.parent)
-        if not path or not datamod.is_dataset(path):
+        if not path or not datadir.is_dataset(path):
             raise CharrnnError(
                 str(trained.path),
                 f"the run's data directory ({path}) is gone",
                 "pass the text to score: charrnn eval CHECKPOINT TEXT",
             )
         return datamod.load_dataset(path), str(path)
-    if source != "-" and datamod.is_dataset(source):
+    if source != "-" and datadir.is_dataset(source):
         dataset = datamod.load_dataset(source)
         if dataset.meta.get("kind") == "pairs":
             raise CharrnnError(
@@ -94,7 +94,7 @@ def score_lm(
     try:
         dataset, name = _dataset_for(trained, source, scratch, progress)
         if split is None:
-            split = "val" if source is None or datamod.is_dataset(source) else "train"
+            split = "val" if source is None or datadir.is_dataset(source) else "train"
         ids = dataset.ids(split)
         if len(ids) == 0:
             raise CharrnnError(name, f"the {split} split is empty", "pass some text")
@@ -110,7 +110,7 @@ def score_lm(
     return {
         "checkpoint": str(trained.path),
         "data": name,
-        "split": split if source is None or datamod.is_dataset(source or "") else None,
+        "split": split if source is None or datadir.is_dataset(source or "") else None,
         **result,
         "unknown": stats["unknown"],
         "unknown_chars": unknown,
@@ -225,7 +225,7 @@ def score_seq2seq(
     try:
         if src is None:
             path = data or saved_data_path(trained.checkpoint, trained.path.parent)
-            if not path or not datamod.is_dataset(path):
+            if not path or not datadir.is_dataset(path):
                 raise CharrnnError(
                     str(data or trained.path),
                     f"the run's data directory ({path}) is gone"

@@ -6,15 +6,36 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from charrnn.config import TrainConfig
 
-if TYPE_CHECKING:
-    from charrnn.train import LoopState
+
+@dataclass
+class LoopState:
+    """Where training stands; all of it goes into the checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    index: int = 0  # batch index within the epoch
+    epoch_steps: int = 0  # batches in an epoch (another --batch-size or --seq-len changes it)
+    elapsed: float = 0.0  # seconds of the run so far (set-up included), across resumes
+    tokens: int = 0
+    best_val_loss: float = math.inf  # on the evaluation sample (see EvalResult)
+    bad_evals: int = 0
+    lr_scale: float = 1.0  # lowered by the divergence guard
+    skipped_steps: int = 0
+    rollbacks: int = 0
+    bad_in_row: int = 0  # consecutive non-finite steps
+    last_eval_step: int = -1
+    warmup_end: float = -1.0  # the run's progress when the warmup ended (-1: not yet)
+    precision: str = "fp32"  # the arithmetic of the latest session (see charrnn.device)
+    finished: bool = False  # the final evaluation is done (a kill before it is undone)
+    warned: list[str] = field(default_factory=list)
+    window: dict = field(default_factory=dict)  # sums since the last train record
 
 
 def progress_fraction(

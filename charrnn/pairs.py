@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import time
 from collections import Counter
@@ -29,15 +30,16 @@ import numpy as np
 
 from charrnn import __version__, corpus
 from charrnn.config import TokenizeConfig, to_dict
-from charrnn.data import (
+from charrnn.datadir import (
+    CACHE_CHARS,
     DATA_FORMAT,
     DATA_VERSION,
     SPLITS,
-    _check_out_dir,
-    _describe_sources,
-    _Histogram,
-    _publish,
+    Histogram,
+    check_out_dir,
     check_size,
+    describe_sources,
+    publish,
     refuse_data_dirs,
     temp_dir_for,
 )
@@ -138,8 +140,7 @@ class _PairStream:
 
 
 def _remember(cache, pair, size):
-    from charrnn.data import CACHE_CHARS
-
+    """Keep `pair` in the replay cache while the text stays under CACHE_CHARS."""
     if cache is None:
         return size, None
     size += len(pair[0]) + len(pair[1])
@@ -212,7 +213,7 @@ def tokenize_pairs(
     if max_chars < 1:
         raise UsageError("--max-chars", f"{max_chars} must be at least 1", "use e.g. 1000")
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
+    check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
     tmp = temp_dir_for(out_dir)
     try:
         meta = _tokenize_pairs(
@@ -229,7 +230,7 @@ def tokenize_pairs(
         )
         for spooled in [*tmp.glob("*.tsv"), tmp / "stdin.txt", *tmp.glob("stream-*.txt")]:
             spooled.unlink(missing_ok=True)
-        _publish(tmp, out_dir, force)
+        publish(tmp, out_dir, force)
     except OSError as e:  # writing the data: a full disk, say
         shutil.rmtree(tmp, ignore_errors=True)
         raise io_error(out_dir, e) from None
@@ -256,9 +257,72 @@ def _tokenize_pairs(
         if items:
             streams[name] = _PairStream(_resolve_pairs(items, tmp, config.glob), config, progress)
     hashes: dict[str, str] = {}
+    kept, filtered = _count_pairs(streams, max_chars, hashes)  # pass 1: check and count
+    split_pairs = _splitter(streams, kept, config, shuffle_seed, max_chars)
+    # Pass 2: vocabularies from the training pairs only.
+    hists = {side: Histogram() for side in SIDES}
+    picked = None
+    if vocabulary is not None:
+        toks = dict(zip(SIDES, vocabulary, strict=True))
+    else:
+        if config.vocab == "auto":
+            config, shared, picked = pick_vocabulary(split_pairs, config, shared)
+        toks = _build_vocabularies(split_pairs, hists, config, shared)
+    # Pass 3: encode (a reused vocabulary's character counts are taken here).
+    writer = _PairWriter(tmp, toks)
+    with writer:
+        for split, source, target in split_pairs("encoding"):
+            writer.add(split, source, target)
+            if vocabulary is not None and split == "train":
+                hists["source"].add(source)
+                hists["target"].add(target)
+    toks["source"].save(tmp / "source.tokenizer.json")
+    toks["target"].save(tmp / "target.tokenizer.json")
+    sources = {
+        "main" if i == 0 else name: [s for group in stream.inputs for s in group]
+        for i, (name, stream) in enumerate(streams.items())
+    }
+    explicit = len(streams) > 1
+    meta = {
+        "format": DATA_FORMAT,
+        "version": DATA_VERSION,
+        "kind": "pairs",
+        "charrnn_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "vocab": {
+            "source": toks["source"].describe(),
+            "target": toks["target"].describe(),
+            # a reused vocabulary is shared when both sides are the one tokenizer
+            "shared": shared or (toks["source"].to_json() == toks["target"].to_json()),
+            **({"picked": picked} if picked else {}),
+        },
+        "dtype": {side: toks[side].dtype.name for side in SIDES},
+        "splits": {name: writer.stats[name] for name in SPLITS if name in writer.stats},
+        "split_method": "files" if explicit else ("hash" if shuffle_seed is not None else "tail"),
+        "filtered": {**filtered, "max_chars": max_chars},
+        "options": to_dict(config),
+        "top_chars": {side: hists[side].top(10) for side in SIDES},
+        "unknown_chars": {
+            side: [[c, n] for c, n in v.most_common(20)] for side, v in writer.unknown_chars.items()
+        },
+        "sources": describe_sources(sources, hashes),
+    }
+    (tmp / "meta.json").write_text(
+        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return meta
+
+
+def _usable(source: str, target: str, max_chars: int) -> bool:
+    """A pair with text on both sides, neither longer than `max_chars`."""
+    return bool(source.strip() and target.strip()) and max(len(source), len(target)) <= max_chars
+
+
+def _count_pairs(streams: dict, max_chars: int, hashes: dict) -> tuple[dict, dict]:
+    """Read every pair once: the pairs kept per stream, and those filtered out (empty or too
+    long); a stream with none to keep is an error. Fills `hashes` with the files' hashes."""
     filtered = {"empty": 0, "too_long": 0}
     kept = {}
-    # Pass 1: check everything and count the pairs that are kept.
     for name, stream in streams.items():
         kept[name] = 0
         for _, source, target in stream.pairs("checking", hashes):
@@ -274,28 +338,13 @@ def _tokenize_pairs(
                 "no usable pairs (all empty or too long)",
                 "pass source<TAB>target lines with text on both sides",
             )
+    return kept, filtered
+
+
+def _splitter(streams: dict, kept: dict, config: TokenizeConfig, shuffle_seed, max_chars: int):
+    """`split_pairs(stage)`: the kept pairs with their split, read again at each stage: the
+    main stream's by the tail (or hash, with --shuffle) unless --val/--test files give them."""
     explicit = len(streams) > 1
-
-    def split_pairs(stage: str) -> Iterator[tuple[str, str, str]]:
-        for name, stream in streams.items():
-            index = 0
-            for _, source, target in stream.pairs(stage):
-                if (
-                    not source.strip()
-                    or not target.strip()
-                    or len(source) > max_chars
-                    or len(target) > max_chars
-                ):
-                    continue
-                if name != "main":
-                    split = name
-                elif explicit:
-                    split = "train"
-                else:
-                    split = _split_of(index, config, shuffle_seed, kept["main"])
-                index += 1
-                yield split, source, target
-
     if not explicit and shuffle_seed is None:
         n = kept["main"]
         if (config.val_frac and round(n * config.val_frac) == 0) or (
@@ -306,103 +355,123 @@ def _tokenize_pairs(
                 f"too few pairs to split ({n})",
                 "pass more pairs, lower --val-frac/--test-frac, or give --val FILE",
             )
-    # Pass 2: vocabularies from the training pairs only.
-    hists = {side: _Histogram() for side in SIDES}
-    if vocabulary is not None:
-        toks = dict(zip(SIDES, vocabulary, strict=True))
-    else:
-        toks = _build_vocabularies(split_pairs, hists, config, shared)
-    # Pass 3: encode.
-    stats = {}
-    unknown_chars: dict[str, Counter[str]] = {side: Counter() for side in SIDES}
-    with ExitStack() as stack:
-        files: dict = {}
-        block: dict[str, list] = {}
 
-        def flush(split: str) -> None:
-            pairs = block.pop(split, [])
-            if not pairs:
-                return
-            for side_index, side in enumerate(SIDES):
-                texts = [p[side_index] for p in pairs]
-                ids, lengths = _encode_many(toks[side], texts)
-                s = stats[split][side]
-                ids.tofile(files[split, side, "bin"])
-                offsets = s["tokens"] + np.concatenate([[0], np.cumsum(lengths)])[1:]
-                offsets.astype(np.uint64).tofile(files[split, side, "idx"])
-                s["tokens"] += int(lengths.sum())
-                s["chars"] += sum(len(t) for t in texts)
-                s["bytes"] += sum(len(t.encode("utf-8")) for t in texts)
-                unk = toks[side].unknown_count(ids)
-                if unk:
-                    s["unknown"] += unk
-                    unknown_chars[side].update(toks[side].unknown_chars("".join(texts), ids))
+    def split_pairs(stage: str) -> Iterator[tuple[str, str, str]]:
+        for name, stream in streams.items():
+            index = 0
+            for _, source, target in stream.pairs(stage):
+                if not _usable(source, target, max_chars):
+                    continue
+                if name != "main":
+                    split = name
+                elif explicit:
+                    split = "train"
+                else:
+                    split = _split_of(index, config, shuffle_seed, kept["main"])
+                index += 1
+                yield split, source, target
 
-        for split, source, target in split_pairs("encoding"):
-            if split not in stats:
-                stats[split] = {
-                    "pairs": 0,
-                    **{
-                        side: {
-                            "file": f"{split}.{side}.bin",
-                            "index": f"{split}.{side}.idx",
-                            "tokens": 0,
-                            "chars": 0,
-                            "bytes": 0,
-                            "unknown": 0,
-                        }
-                        for side in SIDES
-                    },
-                }
-                for side in SIDES:
-                    for ext in ("bin", "idx"):
-                        f = stack.enter_context(open(tmp / f"{split}.{side}.{ext}", "wb"))
-                        files[split, side, ext] = f
-                        if ext == "idx":
-                            np.zeros(1, dtype=np.uint64).tofile(f)
-            stats[split]["pairs"] += 1
-            if vocabulary is not None and split == "train":
-                hists["source"].add(source)
-                hists["target"].add(target)
-            block.setdefault(split, []).append((source, target))
-            if len(block[split]) >= ENCODE_BLOCK:
-                flush(split)
-        for split in list(block):
-            flush(split)
-    toks["source"].save(tmp / "source.tokenizer.json")
-    toks["target"].save(tmp / "target.tokenizer.json")
-    ordered = {name: stats[name] for name in SPLITS if name in stats}
-    sources = {
-        "main" if i == 0 else name: [s for group in stream.inputs for s in group]
-        for i, (name, stream) in enumerate(streams.items())
-    }
-    meta = {
-        "format": DATA_FORMAT,
-        "version": DATA_VERSION,
-        "kind": "pairs",
-        "charrnn_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "vocab": {
-            "source": toks["source"].describe(),
-            "target": toks["target"].describe(),
-            # a reused vocabulary is shared when both sides are the one tokenizer
-            "shared": shared or (toks["source"].to_json() == toks["target"].to_json()),
-        },
-        "dtype": {side: toks[side].dtype.name for side in SIDES},
-        "splits": ordered,
-        "split_method": "files" if explicit else ("hash" if shuffle_seed is not None else "tail"),
-        "filtered": {**filtered, "max_chars": max_chars},
-        "options": to_dict(config),
-        "top_chars": {side: hists[side].top(10) for side in SIDES},
-        "unknown_chars": {
-            side: [[c, n] for c, n in v.most_common(20)] for side, v in unknown_chars.items()
-        },
-        "sources": _describe_sources(sources, hashes),
-    }
-    (tmp / "meta.json").write_text(
-        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    return meta
+    return split_pairs
+
+
+class _PairWriter:
+    """Encodes pairs in blocks into each split's source and target files (ids, and token
+    offsets per pair), counting tokens, characters, bytes and unknown characters."""
+
+    def __init__(self, tmp: Path, toks: dict[str, Tokenizer]) -> None:
+        self.tmp, self.toks = tmp, toks
+        self.stats: dict[str, dict] = {}
+        self.unknown_chars: dict[str, Counter[str]] = {side: Counter() for side in SIDES}
+        self.files: dict = {}
+        self.block: dict[str, list] = {}
+        self.stack = ExitStack()
+
+    def __enter__(self) -> _PairWriter:
+        self.stack.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                for split in list(self.block):
+                    self.flush(split)
+        finally:
+            self.stack.__exit__(*exc)
+
+    def add(self, split: str, source: str, target: str) -> None:
+        if split not in self.stats:
+            self._open(split)
+        self.stats[split]["pairs"] += 1
+        self.block.setdefault(split, []).append((source, target))
+        if len(self.block[split]) >= ENCODE_BLOCK:
+            self.flush(split)
+
+    def _open(self, split: str) -> None:
+        sides = {
+            side: {
+                "file": f"{split}.{side}.bin",
+                "index": f"{split}.{side}.idx",
+                "tokens": 0,
+                "chars": 0,
+                "bytes": 0,
+                "unknown": 0,
+            }
+            for side in SIDES
+        }
+        self.stats[split] = {"pairs": 0, **sides}
+        for side in SIDES:
+            for ext in ("bin", "idx"):
+                f = self.stack.enter_context(open(self.tmp / f"{split}.{side}.{ext}", "wb"))  # noqa: SIM115 (closed by self.stack)
+                self.files[split, side, ext] = f
+                if ext == "idx":
+                    np.zeros(1, dtype=np.uint64).tofile(f)
+
+    def flush(self, split: str) -> None:
+        pairs = self.block.pop(split, [])
+        if not pairs:
+            return
+        for side_index, side in enumerate(SIDES):
+            texts = [p[side_index] for p in pairs]
+            tok = self.toks[side]
+            ids, lengths = _encode_many(tok, texts)
+            s = self.stats[split][side]
+            ids.tofile(self.files[split, side, "bin"])
+            offsets = s["tokens"] + np.concatenate([[0], np.cumsum(lengths)])[1:]
+            offsets.astype(np.uint64).tofile(self.files[split, side, "idx"])
+            s["tokens"] += int(lengths.sum())
+            s["chars"] += sum(len(t) for t in texts)
+            s["bytes"] += sum(len(t.encode("utf-8")) for t in texts)
+            unk = tok.unknown_count(ids)
+            if unk:
+                s["unknown"] += unk
+                self.unknown_chars[side].update(tok.unknown_chars("".join(texts), ids))
+
+
+LETTERS = re.compile(r"[^\W\d_]+")  # a run of letters: a word, without digits or marks
+WORDS_FOR_BPE = 1000  # distinct alphabetic words from which parallel text is real language
+WORDS_PER_PIECE = 2.5  # auto's BPE vocabulary: this many distinct words per word piece
+AUTO_BPE_RANGE = (1000, 8000)
+
+
+def pick_vocabulary(split_pairs, config: TokenizeConfig, shared: bool):
+    """`--vocab auto` for parallel text: sentences of a real language (at least WORDS_FOR_BPE
+    distinct alphabetic words in the training pairs) get one BPE vocabulary for both sides,
+    of a size growing with the words (AUTO_BPE_RANGE: 8,000 for Multi30k's 20,000 words),
+    unless --vocab-size gives it; anything else (dates, codes, spelling tasks) characters.
+    Measured on Multi30k fr-en (docs/numbers.md): BPE 8,000 shared is what made the
+    10-minute model translate. Returns the config, whether shared, and a line saying why."""
+    words: set[str] = set()
+    for split, source, target in split_pairs("vocabulary"):
+        if split == "train":
+            words.update(LETTERS.findall(source + " " + target))
+    if len(words) < WORDS_FOR_BPE:
+        why = f"char: {len(words):,} distinct words (bpe from {WORDS_FOR_BPE:,})"
+        return replace(config, vocab="char"), shared, why
+    low, high = AUTO_BPE_RANGE
+    size = config.vocab_size or int(min(high, max(low, round(len(words) / WORDS_PER_PIECE, -3))))
+    check_vocab_size("bpe", size)
+    why = f"bpe {size:,} shared: {len(words):,} distinct words (--vocab char or bpe decides)"
+    return replace(config, vocab="bpe", vocab_size=size), True, why
 
 
 def _build_vocabularies(split_pairs, hists, config: TokenizeConfig, shared: bool) -> dict:

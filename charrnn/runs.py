@@ -1,18 +1,17 @@
-"""Runs: set up a new or resumed training run from command-line inputs, and load trained
-models back from checkpoints for decoding and evaluation."""
+"""Runs: set up a new or resumed training run from command-line inputs (loading trained
+models back is `charrnn.trained`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from charrnn import checkpoint, corpus, models
+from charrnn import checkpoint, corpus, datadir, models
 from charrnn import data as datamod
 from charrnn import device as devices
 from charrnn.config import (
@@ -33,6 +32,7 @@ from charrnn.runlock import RunLock
 from charrnn.seq2seq import PairTask
 from charrnn.tokenizer import Tokenizer, from_json
 from charrnn.train import Hooks, RunInfo, fit
+from charrnn.trained import build_model, saved_data_path
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
@@ -60,18 +60,18 @@ def prepare_data(
     `vocabulary` (a tokenizer, or a pair of them for parallel text) the text is encoded
     with it instead of a new one."""
     pairs = pairs or source in PAIR_BUILTINS
-    if source != "-" and datamod.is_dataset(source):
+    if source != "-" and datadir.is_dataset(source):
         return datamod.load_dataset(source)
     if source == "-" or cache_dir is None or corpus.is_stream(source):  # nothing to key a cache
         if scratch is None:
             raise UsageError("INPUT", "stdin needs a place to keep its tokens", "pass a file")
         target = scratch
-        if datamod.is_dataset(target):
+        if datadir.is_dataset(target):
             shutil.rmtree(target)
     else:
         key = _cache_key(source, vocab, pairs, vocabulary)
         target = Path(cache_dir) / key
-        if datamod.is_dataset(target):
+        if datadir.is_dataset(target):
             return datamod.load_dataset(target)
     try:
         if pairs:
@@ -81,7 +81,7 @@ def prepare_data(
                 [source], target, vocab, vocabulary=vocabulary, progress=progress
             )
     except CharrnnError:
-        if datamod.is_dataset(target):  # another process tokenized it at the same time
+        if datadir.is_dataset(target):  # another process tokenized it at the same time
             return datamod.load_dataset(target)
         raise
     return datamod.load_dataset(target)
@@ -95,15 +95,6 @@ def _last_checkpoint(run_dir) -> dict | None:
         return None
 
 
-def saved_data_path(saved: dict, run_dir: Path) -> str | None:
-    """Where a checkpoint's training data lies. Data kept inside the run (text from stdin)
-    is stored relative to the run, so a run directory can be moved or copied whole."""
-    path = (saved.get("data") or {}).get("path")
-    if path and not Path(path).is_absolute():
-        return str(run_dir / path)
-    return path
-
-
 def _stored_path(data: Path, run_dir: Path) -> str:
     """The data path a checkpoint keeps: relative when the data lies inside the run."""
     data, run_dir = data.resolve(), run_dir.resolve()
@@ -115,7 +106,7 @@ def _same_data(source: str, data_path: str, cache_dir, vocab: TokenizeConfig, pa
     text whose cached tokenization it is."""
     if source == "-":
         return False
-    if datamod.is_dataset(source):
+    if datadir.is_dataset(source):
         return Path(source).resolve() == Path(data_path).resolve()
     if cache_dir is None:
         return False
@@ -170,14 +161,6 @@ def _tokenizers(dataset) -> dict[str, Tokenizer]:
     return {"text": dataset.tokenizer}
 
 
-def _build(name: str, config: ModelConfig, tokenizers: dict[str, Tokenizer]) -> nn.Module:
-    if "text" in tokenizers:
-        return models.build(name, config, tokenizers["text"].vocab_size)
-    return models.build(
-        name, config, tokenizers["target"].vocab_size, tokenizers["source"].vocab_size
-    )
-
-
 def _check_kind(model_name: str, dataset) -> str:
     """The run's kind; a language model on parallel text (or the reverse) is a usage error."""
     kind = "seq2seq" if isinstance(dataset, PairDataset) else "lm"
@@ -197,7 +180,7 @@ def _check_kind(model_name: str, dataset) -> str:
 
 
 def _check_run_dir(run_dir: Path, force: bool) -> None:
-    if datamod.is_dataset(run_dir):
+    if datadir.is_dataset(run_dir):
         raise UsageError("-o", f"{run_dir} is a data directory", "give the run a folder of its own")
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not force:
@@ -217,6 +200,23 @@ def _check_run_dir(run_dir: Path, force: bool) -> None:
 
 
 REGULARISERS = ("dropout", "embed_dropout")  # model settings a resumed run may change
+
+
+def _check_early(model_name, pairs: bool, model_options: dict, train_options: dict) -> None:
+    """Bad flag values fail before any tokenizing: checked against the defaults of the kind
+    the run will be, or, while that is unknown (a data directory decides), of either kind."""
+    if model_name is not None or pairs:
+        kinds = [models.spec(model_name).kind if model_name else "seq2seq"]
+    else:
+        kinds = ["lm", "seq2seq"]
+    for i, kind in enumerate(kinds):
+        try:
+            for config in configs_for(kind, model_options, train_options):
+                config.check()
+            return
+        except UsageError:
+            if i == len(kinds) - 1:
+                raise
 
 
 def _merge_model(saved: dict, given: dict) -> tuple[ModelConfig, dict]:
@@ -318,7 +318,7 @@ def start_training(
 def _lock(run_dir: Path, resume: bool) -> RunLock | None:
     """Own the run directory (made for a new run) for this process's life; None where
     training will refuse the directory anyway (no run to resume, a data directory)."""
-    if (resume and not run_dir.is_dir()) or datamod.is_dataset(run_dir):
+    if (resume and not run_dir.is_dir()) or datadir.is_dataset(run_dir):
         return None
     if not resume:
         corpus.make_dir(run_dir)
@@ -347,91 +347,15 @@ def _train(
     started,
 ) -> dict:
     run_dir = Path(run_dir)
-    hooks = hooks or Hooks()
     if resume:
-        if run_dir.is_file():
-            raise UsageError(
-                "--resume", f"{run_dir} is a file", f"pass the run directory: {run_dir.parent}"
-            )
-        if not run_dir.is_dir():
-            raise CharrnnError(str(run_dir), "no such run directory", "check the path")
-        if not (run_dir / "last.pt").is_file():
-            raise CharrnnError(
-                str(run_dir),
-                "has no checkpoint to resume (no last.pt)",
-                f"start it over with charrnn train INPUT -o {run_dir}"
-                + (" --force" if any((run_dir / n).exists() for n in RUN_FILES) else ""),
-            )
-        saved = saved or checkpoint.load(run_dir / "last.pt")
-        if model_name is not None and model_name != saved["model"]["name"]:
-            raise UsageError(
-                "--model",
-                f"cannot change the model on resume (the run is {saved['model']['name']})",
-                "drop --model, or start a new run",
-            )
-        model_name = saved["model"]["name"]
-        model_config, model_changes = _merge_model(saved["model"]["config"], model_options)
-        old = from_dict(TrainConfig, saved["train"]["config"])
-        given = {k: v for k, v in train_options.items() if v is not None}
-        train_config = TrainConfig(**{**asdict(old), **given})
-        changes = {k: [getattr(old, k), v] for k, v in given.items() if getattr(old, k) != v}
-        changes.update(model_changes)
-        data_path = saved_data_path(saved, run_dir)
-        data_there = bool(data_path) and datamod.is_dataset(data_path)
+        saved = saved or _checkpoint_to_resume(run_dir)
+        model_name, model_config, train_config, changes = _resumed_configs(
+            saved, model_name, model_options, train_options
+        )
         pairs = pairs or saved.get("kind") == "seq2seq"  # the run knows its kind
-        if source is None or (
-            data_there and _same_data(source, data_path, cache_dir, vocab, pairs)
-        ):
-            if not data_there:
-                raise CharrnnError(
-                    str(run_dir),
-                    f"the run's data directory {data_path} is gone",
-                    "resume with the text it was trained on (charrnn train INPUT --resume "
-                    "RUN_DIR tokenizes it again), or with its data directory where it lies now",
-                )
-            dataset = datamod.load_dataset(data_path)
-            _check_same_data(dataset, saved, data_path)  # not tokenized again in place
-        elif data_there or source == "-":
-            raise UsageError(
-                "INPUT",
-                f"the run was trained on {data_path}, not on {source}",
-                "resume without INPUT (a run keeps its data), or start a new run",
-            )
-        else:
-            # the run's data is gone (moved, or a cache cleared or on another machine): INPUT
-            # stands in for it if it holds the same data, moved or tokenized again
-            if datamod.is_dataset(source):
-                dataset = datamod.load_dataset(source)
-            else:  # encoded with the run's own vocabulary, so only the split can differ
-                own = {name: from_json(text) for name, text in saved["tokenizers"].items()}
-                dataset = prepare_data(
-                    source,
-                    cache_dir=cache_dir,
-                    vocab=vocab,
-                    pairs=pairs,
-                    vocabulary=own["text"] if "text" in own else (own["source"], own["target"]),
-                    progress=progress,
-                )
-            _check_same_data(dataset, saved, source)
+        dataset = _resumed_data(saved, run_dir, source, cache_dir, vocab, pairs, progress)
     else:
-        if source is None:
-            raise UsageError(
-                "INPUT",
-                "no training data given",
-                "pass a text file, a data directory or a built-in corpus (builtin:shakespeare), "
-                "or --resume RUN_DIR",
-            )
-        if source != "-" and datamod.is_run_dir(source):
-            raise UsageError(
-                "INPUT",
-                f"{source} is a run directory (it holds checkpoints), not training data",
-                f"continue it with charrnn train --resume {source}, or pass a text file or a "
-                "data directory",
-            )
-        if model_name is not None:
-            models.spec(model_name)  # an unknown model fails before any tokenizing
-        for config in configs_for("lm", model_options, train_options):
-            config.check()  # bad flag values fail before any tokenizing
+        _check_new_run(source, model_name, pairs, model_options, train_options)
         changes = {}
 
         def prepare():
@@ -453,16 +377,185 @@ def _train(
     train_config.check()
     device = device_for(ranks, train_config.device)
     watch = CoreWatch() if train_config.threads is None and device.type == "cpu" else None
-    threads = devices.configure(device, train_config.threads, watch)
-    notes = []
-    if watch is not None and threads < min(watch.cores, devices.TORCH_THREADS):
-        notes.append(
-            f"using {threads} thread(s) of {watch.cores}: other programs keep "
-            f"{watch.busy:.1f} core(s) busy (--threads N decides)"
-        )
+    notes = _threads_notes(device, train_config, watch)
     precision = devices.resolve_precision(train_config.precision, device)
     checkpoint.seed_everything(train_config.seed)
     kind = _check_kind(model_name, dataset)
+    _check_flags_fit_kind(kind, model_name, model_options, train_options)
+    tokenizers = _tokenizers(dataset)
+    if saved is None:
+        picked = dataset.meta.get("vocab", {}).get("picked")  # by --vocab auto
+        notes += [f"vocabulary {picked}"] if picked else []
+        model_config, train_config = _defaults_for_data(
+            kind, model_name, model_config, model_options, tokenizers, dataset, train_config,
+            train_options, device, precision, ranks, notes,
+        )  # fmt: skip
+    model, trained = _model(model_name, model_config, tokenizers, saved, run_dir, device, ranks)
+    where = {"rank": ranks.rank, "world_size": ranks.world_size}
+    task = _task(kind, dataset, train_config, device, where)
+    info = RunInfo(
+        kind=kind,
+        model_name=model_name,
+        model_config=asdict(model.config),
+        tokenizers={name: tok.to_json() for name, tok in tokenizers.items()},
+        data={"path": _stored_path(dataset.path, run_dir), "val": task_val_stats(dataset)},
+        command=command,
+    )
+    if ranks.rank == 0:
+        for stale in run_dir.glob(".*.pt.tmp-*"):  # left by a process killed while saving
+            stale.unlink(missing_ok=True)
+    summary = fit(
+        run_dir,
+        trained,
+        task,
+        train_config,
+        info,
+        device=device,
+        precision=precision,
+        resume=saved,
+        hooks=hooks or Hooks(),
+        changes=changes,
+        started=started,
+        watch=watch,
+        notes=notes,
+        **where,
+    )
+    return {
+        **summary,
+        "run_dir": str(run_dir),
+        "model": model_name,
+        "model_config": model_fields(asdict(model.config), kind),
+        "params": models.count_parameters(model),
+        "device": str(device),
+        "precision": precision,
+        "data": str(dataset.path),
+        "changes": changes,
+    }
+
+
+def _model(name, config, tokenizers, saved, run_dir: Path, device, ranks: Ranks):
+    """The model on its device (with the resumed run's weights), and what trains it: the
+    model itself, or its DistributedDataParallel wrapper under torchrun."""
+    model = build_model(name, config, tokenizers)
+    if saved is not None:
+        checkpoint.load_weights(model, saved["weights"], str(run_dir / "last.pt"))
+    model.to(device)
+    if ranks.world_size == 1:
+        return model, model
+    ids = [device.index] if device.type == "cuda" else None
+    return model, torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _checkpoint_to_resume(run_dir: Path) -> dict:
+    """The last checkpoint of the run directory `--resume` names, or why there is none."""
+    if run_dir.is_file():
+        raise UsageError(
+            "--resume", f"{run_dir} is a file", f"pass the run directory: {run_dir.parent}"
+        )
+    if not run_dir.is_dir():
+        raise CharrnnError(str(run_dir), "no such run directory", "check the path")
+    if not (run_dir / "last.pt").is_file():
+        raise CharrnnError(
+            str(run_dir),
+            "has no checkpoint to resume (no last.pt)",
+            f"start it over with charrnn train INPUT -o {run_dir}"
+            + (" --force" if any((run_dir / n).exists() for n in RUN_FILES) else ""),
+        )
+    return checkpoint.load(run_dir / "last.pt")
+
+
+def _resumed_configs(saved: dict, model_name, model_options: dict, train_options: dict):
+    """A resumed run's model name, model and training configs (the saved ones with the
+    flags given over them), and what the flags changed."""
+    if model_name is not None and model_name != saved["model"]["name"]:
+        raise UsageError(
+            "--model",
+            f"cannot change the model on resume (the run is {saved['model']['name']})",
+            "drop --model, or start a new run",
+        )
+    model_config, model_changes = _merge_model(saved["model"]["config"], model_options)
+    old = from_dict(TrainConfig, saved["train"]["config"])
+    given = {k: v for k, v in train_options.items() if v is not None}
+    train_config = TrainConfig(**{**asdict(old), **given})
+    changes = {k: [getattr(old, k), v] for k, v in given.items() if getattr(old, k) != v}
+    changes.update(model_changes)
+    return saved["model"]["name"], model_config, train_config, changes
+
+
+def _resumed_data(saved, run_dir, source, cache_dir, vocab, pairs: bool, progress):
+    """The data a resumed run continues on: its own data directory, or INPUT standing in
+    for it when that holds the same data."""
+    data_path = saved_data_path(saved, run_dir)
+    data_there = bool(data_path) and datadir.is_dataset(data_path)
+    if source is None or (data_there and _same_data(source, data_path, cache_dir, vocab, pairs)):
+        if not data_there:
+            raise CharrnnError(
+                str(run_dir),
+                f"the run's data directory {data_path} is gone",
+                "resume with the text it was trained on (charrnn train INPUT --resume "
+                "RUN_DIR tokenizes it again), or with its data directory where it lies now",
+            )
+        dataset = datamod.load_dataset(data_path)
+        _check_same_data(dataset, saved, data_path)  # not tokenized again in place
+        return dataset
+    if data_there or source == "-":
+        raise UsageError(
+            "INPUT",
+            f"the run was trained on {data_path}, not on {source}",
+            "resume without INPUT (a run keeps its data), or start a new run",
+        )
+    # the run's data is gone (moved, or a cache cleared or on another machine): INPUT
+    # stands in for it if it holds the same data, moved or tokenized again
+    if datadir.is_dataset(source):
+        dataset = datamod.load_dataset(source)
+    else:  # encoded with the run's own vocabulary, so only the split can differ
+        own = {name: from_json(text) for name, text in saved["tokenizers"].items()}
+        dataset = prepare_data(
+            source,
+            cache_dir=cache_dir,
+            vocab=vocab,
+            pairs=pairs,
+            vocabulary=own["text"] if "text" in own else (own["source"], own["target"]),
+            progress=progress,
+        )
+    _check_same_data(dataset, saved, source)
+    return dataset
+
+
+def _check_new_run(source, model_name, pairs: bool, model_options, train_options) -> None:
+    """What can be told wrong about a new run before any tokenizing."""
+    if source is None:
+        raise UsageError(
+            "INPUT",
+            "no training data given",
+            "pass a text file, a data directory or a built-in corpus (builtin:shakespeare), "
+            "or --resume RUN_DIR",
+        )
+    if source != "-" and datadir.is_run_dir(source):
+        raise UsageError(
+            "INPUT",
+            f"{source} is a run directory (it holds checkpoints), not training data",
+            f"continue it with charrnn train --resume {source}, or pass a text file or a "
+            "data directory",
+        )
+    if model_name is not None:
+        models.spec(model_name)  # an unknown model fails before any tokenizing
+    _check_early(model_name, pairs or source in PAIR_BUILTINS, model_options, train_options)
+
+
+def _threads_notes(device, train_config: TrainConfig, watch: CoreWatch | None) -> list[str]:
+    """Set the threads of this process; a note when other programs leave fewer cores."""
+    threads = devices.configure(device, train_config.threads, watch)
+    if watch is not None and threads < min(watch.cores, devices.TORCH_THREADS):
+        return [
+            f"using {threads} thread(s) of {watch.cores}: other programs keep "
+            f"{watch.busy:.1f} core(s) busy (--threads N decides)"
+        ]
+    return []
+
+
+def _check_flags_fit_kind(kind: str, model_name: str, model_options, train_options) -> None:
+    """Flags of the other kind of model, or of another cell, are errors, not ignored."""
     if kind == "lm":
         given = [k for k in SEQ2SEQ_FIELDS if model_options.get(k) is not None]
         given += [k for k in ("scheduled_sampling", "label_smoothing") if train_options.get(k)]
@@ -486,29 +579,44 @@ def _train(
             f"is for the plain rnn cell; {model_name} has no choice of nonlinearity",
             "drop --nonlinearity, or use --model rnn (or seq2seq-rnn)",
         )
-    tokenizers = _tokenizers(dataset)
-    if saved is None and kind == "lm" and _sized_by_us(model_options):
+
+
+def _defaults_for_data(
+    kind, model_name, model_config, model_options, tokenizers, dataset, train_config,
+    train_options, device, precision, ranks, notes: list[str],
+) -> tuple[ModelConfig, TrainConfig]:  # fmt: skip
+    """A new run's settings where the flags leave them to charrnn and the data decides: a
+    language model's size picked for the budget and corpus; a seq2seq model's embeddings and
+    label smoothing for its vocabulary. Each choice is noted in `notes`."""
+    if kind == "lm" and _sized_by_us(model_options):
         model_config, note = _auto_size(
             model_name, model_config, model_options, tokenizers, dataset, train_config, device,
             precision, ranks,
         )  # fmt: skip
         notes.append(note)
-    model = _build(model_name, model_config, tokenizers)
-    if saved is not None:
-        checkpoint.load_weights(model, saved["weights"], str(run_dir / "last.pt"))
-    model.to(device)
-    trained = model
-    if ranks.world_size > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    where = {"rank": ranks.rank, "world_size": ranks.world_size}
+    elif kind == "seq2seq":
+        from charrnn import sizing
+
+        sizes = [tok.vocab_size for tok in tokenizers.values()]
+        model_config, note = sizing.seq2seq_embeddings(model_config, model_options, sizes)
+        train_config, smoothing = sizing.seq2seq_label_smoothing(train_config, train_options, sizes)
+        notes += [n for n in (note, smoothing) if n]
+    return model_config, train_config
+
+
+def task_val_stats(dataset) -> dict | None:
+    """The validation split's statistics, if the data has one."""
+    return dataset.stats("val") if "val" in dataset.splits else None
+
+
+def _task(kind: str, dataset, train_config: TrainConfig, device, where: dict):
+    """What the training loop trains on: batches, losses and evaluations of this kind."""
     val = "val" in dataset.splits
-    val_stats = dataset.stats("val") if val else None
     if kind == "lm":
-        task = LMTask(
+        return LMTask(
             dataset.ids("train"),
             dataset.ids("val") if val else None,
-            val_stats,
+            task_val_stats(dataset),
             batch_size=train_config.batch_size,
             seq_len=train_config.seq_len,
             mode=train_config.batching,
@@ -517,56 +625,17 @@ def _train(
             reset_every=train_config.reset_every,
             **where,
         )
-    else:
-        task = PairTask(
-            dataset.split("train"),
-            dataset.split("val") if val else None,
-            val_stats,
-            batch_size=train_config.batch_size,
-            seed=train_config.seed,
-            device=device,
-            scheduled_sampling=train_config.scheduled_sampling,
-            label_smoothing=train_config.label_smoothing,
-            **where,
-        )
-    info = RunInfo(
-        kind=kind,
-        model_name=model_name,
-        model_config=asdict(model.config),
-        tokenizers={name: tok.to_json() for name, tok in tokenizers.items()},
-        data={"path": _stored_path(dataset.path, run_dir), "val": val_stats},
-        command=command,
-    )
-    if ranks.rank == 0:
-        for stale in run_dir.glob(".*.pt.tmp-*"):  # left by a process killed while saving
-            stale.unlink(missing_ok=True)
-    summary = fit(
-        run_dir,
-        trained,
-        task,
-        train_config,
-        info,
+    return PairTask(
+        dataset.split("train"),
+        dataset.split("val") if val else None,
+        task_val_stats(dataset),
+        batch_size=train_config.batch_size,
+        seed=train_config.seed,
         device=device,
-        precision=precision,
-        resume=saved,
-        hooks=hooks,
-        changes=changes,
-        started=started,
-        watch=watch,
-        notes=notes,
+        scheduled_sampling=train_config.scheduled_sampling,
+        label_smoothing=train_config.label_smoothing,
         **where,
     )
-    return {
-        **summary,
-        "run_dir": str(run_dir),
-        "model": model_name,
-        "model_config": model_fields(asdict(model.config), kind),
-        "params": models.count_parameters(model),
-        "device": str(device),
-        "precision": precision,
-        "data": str(dataset.path),
-        "changes": changes,
-    }
 
 
 def _sized_by_us(model_options: dict) -> bool:
@@ -611,122 +680,3 @@ def _auto_size(
         else f"--epochs {limits.epochs:g}"
     )
     return replace(config, **sized), choice.note(budget)
-
-
-# -- loading trained models ------------------------------------------------------------------------
-
-
-@dataclass
-class Trained:
-    """A trained model ready for decoding or evaluation."""
-
-    path: Path
-    kind: str
-    model_name: str
-    model: nn.Module
-    tokenizer: Tokenizer  # the output side (a seq2seq model's target)
-    checkpoint: dict
-    device: torch.device
-    source_tokenizer: Tokenizer | None = None  # seq2seq: the input side
-    precision: str = "fp32"  # decoding and scoring arithmetic (see charrnn.device)
-
-
-def load_trained(
-    path: str | Path, device: torch.device | str = "cpu", precision: str = "fp32"
-) -> Trained:
-    """Load a checkpoint (a .pt file, or a run directory: best.pt, else last.pt), to decode
-    and score in `precision` (auto, fp32, bf16; see charrnn.device)."""
-    path = Path(path)
-    if path.is_dir():
-        path = next((path / n for n in ("best.pt", "last.pt") if (path / n).is_file()), path)
-    data = checkpoint.load(path)  # a directory without checkpoints gets its own message
-    where = str(path)
-    try:
-        name = data["model"]["name"]
-        known = {f.name for f in fields(ModelConfig)}
-        config = ModelConfig(**{k: v for k, v in data["model"]["config"].items() if k in known})
-        tokenizers = {
-            key: from_json(text, f"{where}: {key} tokenizer")
-            for key, text in data["tokenizers"].items()
-        }
-        model = _build(name, config, tokenizers)
-    except (KeyError, TypeError, AttributeError, ValueError, CharrnnError) as e:
-        detail = " ".join((e.message() if isinstance(e, CharrnnError) else str(e)).split())
-        raise CharrnnError(
-            where,
-            f"checkpoint does not describe a model charrnn can build ({detail[:100]})",
-            "pass a file written by charrnn train",
-        ) from None
-    checkpoint.load_weights(model, data["weights"], where)
-    device = torch.device(device) if isinstance(device, str) else device
-    model.to(device).eval()
-    output = tokenizers.get("text") or tokenizers["target"]
-    return Trained(
-        path,
-        data["kind"],
-        name,
-        model,
-        output,
-        data,
-        device,
-        tokenizers.get("source"),
-        devices.resolve_precision(precision, device),
-    )
-
-
-def describe_checkpoint(path: str | Path) -> dict:
-    """What a checkpoint (or a run directory's last.pt and best.pt) holds, for `charrnn info`."""
-    path = Path(path)
-    files = (
-        [path / n for n in ("last.pt", "best.pt") if (path / n).is_file()]
-        if path.is_dir()
-        else [path]
-    )
-    data = checkpoint.load(files[0] if files else path)  # no checkpoint: load says why
-    seen, params = set(), 0
-    for tensor in data["weights"].values():
-        if tensor.data_ptr() not in seen:  # tied weights count once
-            seen.add(tensor.data_ptr())
-            params += tensor.numel()
-    state = data.get("train", {}).get("state", {})
-    tokenizers = {
-        name: from_json(text, f"{files[0]}: tokenizer").describe()
-        for name, text in data["tokenizers"].items()
-    }
-    best = checkpoint.load(files[1]).get("metrics") if len(files) > 1 else None
-    return {
-        "path": str(path),
-        "files": [str(f) for f in files],
-        "kind": data["kind"],
-        "format": data["format"],
-        "version": data["version"],
-        "charrnn_version": data.get("charrnn_version"),
-        "created": data.get("created"),
-        "command": data.get("command"),
-        "model": {
-            "name": data["model"]["name"],
-            "config": model_fields(data["model"]["config"], data["kind"]),
-            "params": params,
-        },
-        "tokenizers": tokenizers,
-        "data": data.get("data"),
-        "train": {
-            k: state.get(k)
-            for k in (
-                "step",
-                "epoch",
-                "elapsed",
-                "tokens",
-                "best_val_loss",
-                "skipped_steps",
-                "rollbacks",
-            )
-        }
-        | (  # how far through the data: whole epochs and the part of the current one
-            {"epochs": round(state["epoch"] + state["index"] / state["epoch_steps"], 2)}
-            if state.get("epoch_steps")
-            else {}
-        ),
-        "metrics": data.get("metrics") or {},
-        "best_metrics": best,
-    }

@@ -20,7 +20,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -33,6 +33,7 @@ from charrnn.cores import CoreWatch
 from charrnn.distributed import agree, any_rank, from_rank0, gather_rank_states, own_rank_state
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.optim import (
+    LoopState,
     clip,
     epoch_limit,
     layer_grad_norms,
@@ -73,30 +74,6 @@ class RunInfo:
     tokenizers: dict[str, str]  # name -> tokenizer.json text
     data: dict  # {"path": ..., "val": split stats}
     command: str = ""
-
-
-@dataclass
-class LoopState:
-    """Where training stands; all of it goes into the checkpoint."""
-
-    step: int = 0
-    epoch: int = 0
-    index: int = 0  # batch index within the epoch
-    epoch_steps: int = 0  # batches in an epoch (another --batch-size or --seq-len changes it)
-    elapsed: float = 0.0  # seconds of the run so far (set-up included), across resumes
-    tokens: int = 0
-    best_val_loss: float = math.inf  # on the evaluation sample (see EvalResult)
-    bad_evals: int = 0
-    lr_scale: float = 1.0  # lowered by the divergence guard
-    skipped_steps: int = 0
-    rollbacks: int = 0
-    bad_in_row: int = 0  # consecutive non-finite steps
-    last_eval_step: int = -1
-    warmup_end: float = -1.0  # the run's progress when the warmup ended (-1: not yet)
-    precision: str = "fp32"  # the arithmetic of the latest session (see charrnn.device)
-    finished: bool = False  # the final evaluation is done (a kill before it is undone)
-    warned: list[str] = field(default_factory=list)
-    window: dict = field(default_factory=dict)  # sums since the last train record
 
 
 def eval_sample_tokens(cfg: TrainConfig, tokens_per_step: int) -> int:

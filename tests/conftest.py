@@ -43,6 +43,32 @@ def assert_error(result, code: int, needle: str) -> None:
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+def png_info(path: Path) -> dict:
+    """A PNG file's width, height and text fields, read chunk by chunk (each CRC checked):
+    raises AssertionError for anything that is not a whole, valid PNG."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG signature"
+    at, info = 8, {"text": {}}
+    while at < len(data):
+        (size,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + size]
+        (crc,) = struct.unpack(">I", data[at + 8 + size : at + 12 + size])
+        assert zlib.crc32(kind + body) == crc, f"bad CRC in {kind!r}"
+        if kind == b"IHDR":
+            info["width"], info["height"] = struct.unpack(">II", body[:8])
+        elif kind == b"tEXt":
+            key, _, value = body.partition(b"\0")
+            info["text"][key.decode("latin-1")] = value.decode("latin-1")
+        at += 12 + size
+        if kind == b"IEND":
+            break
+    assert kind == b"IEND" and at == len(data), "the PNG does not end with IEND"
+    return info
+
+
 @dataclass
 class Result:
     code: int
@@ -128,3 +154,42 @@ def shakespeare_like(tmp_path: Path) -> Path:
     path = tmp_path / "corpus.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """Two runs trained for a few steps, with evaluations and per-layer gradient norms in
+    their metrics.jsonl: a char LSTM language model ("lm") and a seq2seq GRU ("seq2seq")."""
+    import random
+
+    from charrnn import runs
+    from charrnn.config import TokenizeConfig
+    from charrnn.data import tokenize_corpus
+    from charrnn.dates import write_dates
+    from charrnn.pairs import tokenize_pairs
+
+    tmp = tmp_path_factory.mktemp("tiny-runs")
+    rng = random.Random(0)
+    words = ["the", "king", "queen", "and", "of", "to", "my", "thy", "love", "night", "day"]
+    lines = (" ".join(rng.choice(words) for _ in range(rng.randint(2, 8))) for _ in range(800))
+    (tmp / "text.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tokenize_corpus([str(tmp / "text.txt")], tmp / "text", TokenizeConfig())
+    write_dates(tmp / "dates.tsv", count=300, seed=3)
+    tokenize_pairs([str(tmp / "dates.tsv")], tmp / "dates", TokenizeConfig())
+    small = {"embed_size": 8, "hidden_size": 16}
+    train = {"batch_size": 8, "max_steps": 12, "eval_every": 4, "log_every": 2}
+    train |= {"warmup_steps": 2, "threads": 1}
+    found = {}
+    for kind, data, model, extra in (
+        ("lm", "text", "lstm", {"seq_len": 32}),
+        ("seq2seq", "dates", "seq2seq-gru", {}),
+    ):
+        runs.start_training(
+            str(tmp / data),
+            tmp / kind,
+            model_name=model,
+            model_options=small,
+            train_options={**train, **extra},
+        )
+        found[kind] = tmp / kind
+    return found

@@ -199,6 +199,29 @@ def test_seq2seq_flags_are_checked_not_ignored(run, dates, trained, tmp_path):
     assert_error(two, 2, "--prompt -: reads all of stdin as one source sentence")
 
 
+def test_tied_embeddings_are_checked_against_the_kinds_sizes(run, dates, tmp_path):
+    """seq2seq runs are 256 wide by default, language models 768: --tie-weights with
+    --embed-size 256 is right for the one and wrong for the other."""
+    for data in ("builtin:dates", dates / "data"):
+        ok(
+            run(
+                "train",
+                data,
+                "-o",
+                tmp_path / "r",
+                "--embed-size",
+                "256",
+                "--tie-weights",
+                "--max-steps",
+                "1",
+                "--force",
+                "-q",
+            )
+        )
+    wrong = run("train", dates / "data", "-o", tmp_path / "w", "--tie-weights", "--max-steps", "1")
+    assert_error(wrong, 2, "--tie-weights: needs --embed-size equal to --hidden-size (64 vs 256)")
+
+
 def test_max_len_ratio_is_checked(run, trained):
     for bad in ("0", "inf", "nan"):
         result = run("beam", trained, "--max-len-ratio", bad, stdin="x\n")

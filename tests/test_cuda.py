@@ -11,9 +11,10 @@ import pytest
 import torch
 from conftest import ok
 
-from charrnn import checkpoint, decode, generate, models, runs
+from charrnn import checkpoint, decode, generate, models
 from charrnn.config import ModelConfig
 from charrnn.tokenizer import BOS_ID, CharTokenizer
+from charrnn.trained import Trained
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -91,7 +92,7 @@ def test_batched_sampling_and_beam_on_cuda_match_one_by_one():
     torch.manual_seed(0)
     model = models.build("lstm", ModelConfig(embed_size=16, hidden_size=32), 30).eval()
     tok = CharTokenizer.build("abcdefghijklmnopqrstuvwxyz")
-    trained = runs.Trained(Path("x"), "lm", "lstm", model.cuda(), tok, {}, torch.device("cuda"))
+    trained = Trained(Path("x"), "lm", "lstm", model.cuda(), tok, {}, torch.device("cuda"))
     prompts = [[BOS_ID, 5, 6], [BOS_ID], [BOS_ID, 7, 8, 9, 10]]
     cfg = decode.BeamConfig(beam_size=4, max_len=12)
     together = generate.beam(trained, prompts, cfg)

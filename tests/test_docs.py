@@ -54,10 +54,15 @@ def test_every_documented_command_parses(doc, line, args):
     if line.endswith("# fails"):
         return  # shown failing on purpose
     assert args and args[0] in group.commands, f"{doc}: no such command in `{line}`"
-    sub = group.commands[args[0]]
+    name, command, rest = args[0], group.commands[args[0]], list(args[1:])
     try:
-        with group.make_context("charrnn", [], resilient_parsing=True) as root:
-            sub.make_context(args[0], list(args[1:]), parent=root)
+        with group.make_context("charrnn", [], resilient_parsing=True) as parent:
+            while hasattr(command, "commands") and rest and not rest[0].startswith("-"):
+                # a group (charrnn inspect): parse the command inside it
+                assert rest[0] in command.commands, f"{doc}: no such command in `{line}`"
+                parent = command.make_context(name, [], parent=parent, resilient_parsing=True)
+                name, command, rest = rest[0], command.commands[rest[0]], rest[1:]
+            command.make_context(name, rest, parent=parent)
     except typer.Exit:
         pass  # --help
     except _USAGE_ERROR as e:

@@ -168,3 +168,25 @@ def test_existing_vocabularies_bring_their_normalization(tmp_path):
     assert train["source"]["unknown"] == train["target"]["unknown"] == 0
     assert not meta["vocab"]["shared"]  # two vocabularies reused stay two
     assert _decoded(load_dataset(tmp_path / "b"), "train")[0] == ("go. hi.", "va ! salut !")
+
+
+def test_auto_vocabulary_is_bpe_for_words_and_char_for_dates(tmp_path):
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(1500)]
+    sentences = [
+        (" ".join(rng.sample(words, 6)) + ".", " ".join(rng.sample(words, 5))) for _ in range(600)
+    ]
+    meta = tokenize_pairs([str(_tsv(tmp_path, sentences))], tmp_path / "w")  # auto: the default
+    vocab = meta["vocab"]
+    assert vocab["source"]["kind"] == "bpe" and vocab["shared"]
+    assert vocab["source"]["size"] == 1000  # ~1,500 words / 2.5, within the range
+    assert vocab["picked"].startswith("bpe 1,000 shared:") and meta["options"]["vocab"] == "bpe"
+    write_dates(tmp_path / "dates.tsv", count=300, seed=1)
+    dates = tokenize_pairs([str(tmp_path / "dates.tsv")], tmp_path / "d")
+    assert dates["vocab"]["source"]["kind"] == "char" and not dates["vocab"]["shared"]
+    assert dates["vocab"]["picked"].startswith("char:")
+    chosen = tokenize_pairs(
+        [str(_tsv(tmp_path, sentences))], tmp_path / "c", TokenizeConfig(vocab="char")
+    )
+    assert chosen["vocab"]["source"]["kind"] == "char" and "picked" not in chosen["vocab"]

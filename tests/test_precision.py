@@ -19,6 +19,7 @@ from charrnn.config import ModelConfig
 from charrnn.errors import UsageError
 from charrnn.models import packed
 from charrnn.models.rnn import RNNStack
+from charrnn.trained import load_trained
 
 CPU = torch.device("cpu")
 
@@ -144,7 +145,7 @@ def test_bf16_training_checkpoints_resumes_and_samples(tmp_path, shakespeare_lik
     _fast_bf16(monkeypatch, True)
     texts = []
     for precision in ("fp32", "bf16"):
-        trained = runs.load_trained(tmp_path / "run", precision=precision)
+        trained = load_trained(tmp_path / "run", precision=precision)
         inputs, _ = generate.encode_inputs(trained, ["the "])
         out = generate.sample(trained, inputs, decode.SampleConfig(length=20), seed=1)
         texts.append(out[0].text)

@@ -38,11 +38,12 @@ def _batch():
 @pytest.mark.parametrize("attention", ATTENTIONS)
 @pytest.mark.parametrize("onednn", [False, True])
 def test_stepwise_decoding_equals_teacher_forcing(name, attention, onednn, monkeypatch):
+    """Teacher forcing runs the output layer once over all steps; decoding, step by step."""
     from charrnn.models import packed
 
     # with onednn, every decoding product takes the packed oneDNN path, however small
     monkeypatch.setattr(packed, "pays", lambda weights, rows: onednn)
-    model = _model(name, attention=attention, num_layers=2)
+    model = _model(name, attention=attention, num_layers=2, scaled_attention=onednn)
     src, lengths, tgt_in = _batch()
     logits, weights = model(src, lengths, tgt_in)
     with torch.no_grad():
@@ -51,6 +52,32 @@ def test_stepwise_decoding_equals_teacher_forcing(name, attention, onednn, monke
             step_logits, state = model.step(tgt_in[:, t], state)
             torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
     assert (weights is None) == (attention == "none")
+
+
+@pytest.mark.parametrize("attention", ["dot", "general", "additive"])
+def test_scaled_attention_divides_the_scores_by_sqrt_hidden(attention):
+    plain, scaled = (_model(attention=attention, scaled_attention=s) for s in (False, True))
+    src, lengths, tgt_in = _batch()
+    with torch.no_grad():
+        state = plain.encode(src, lengths)
+        h = torch.randn(3, 12)
+        _, weights = plain.attention(h, state.keys, state.memory, state.mask)
+        _, weights_scaled = scaled.attention(h, state.keys, state.memory, state.mask)
+        if attention == "additive":  # its v learns the scale: nothing to divide
+            torch.testing.assert_close(weights_scaled, weights)
+            return
+        scores = torch.bmm(state.keys, h[:, :, None]).squeeze(-1)
+        expected = torch.softmax(scores.masked_fill(~state.mask, -math.inf) / 12**0.5, -1)
+        torch.testing.assert_close(weights_scaled, expected)
+        assert not torch.allclose(weights_scaled, weights)
+
+
+def test_checkpoints_from_before_scaled_attention_load_unscaled():
+    from charrnn.config import KIND_DEFAULTS, from_dict
+
+    saved = {"cell": "gru", "hidden_size": 12, "attention": "general"}  # no such field then
+    assert from_dict(ModelConfig, saved).scaled_attention is False
+    assert KIND_DEFAULTS["seq2seq"]["model"]["scaled_attention"] is True
 
 
 @pytest.mark.parametrize("attention", ["dot", "general", "additive"])

@@ -116,3 +116,43 @@ def test_train_picks_the_model_and_flags_win(tmp_path, run, shakespeare_like):
     assert chosen["model_config"]["hidden_size"] == 24
     assert chosen["model_config"]["dropout"] == 0.15
     assert "picked for" not in (tmp_path / "b" / "metrics.jsonl").read_text()
+
+
+def test_seq2seq_embeddings_follow_the_vocabulary():
+    from charrnn.sizing import seq2seq_embeddings
+
+    base = ModelConfig(hidden_size=256)
+    chars, note = seq2seq_embeddings(base, {}, [40, 13])
+    assert chars == base and note is None  # characters: the narrow default
+    pieces, note = seq2seq_embeddings(base, {}, [8000, 8000])
+    assert (pieces.embed_size, pieces.tie_weights) == (256, True)
+    assert "word pieces (8,000)" in note and "tied" in note
+    untied, _ = seq2seq_embeddings(base, {"tie_weights": False}, [8000, 8000])
+    assert (untied.embed_size, untied.tie_weights) == (256, False)
+    given, note = seq2seq_embeddings(base, {"embed_size": 128}, [8000, 8000])
+    assert given == base and note is None  # --embed-size wins
+
+
+def test_seq2seq_label_smoothing_follows_the_vocabulary():
+    from charrnn.sizing import seq2seq_label_smoothing
+
+    base = TrainConfig()
+    chars, note = seq2seq_label_smoothing(base, {}, [40, 13])
+    assert chars.label_smoothing == 0.0 and note is None  # dates: sharper without
+    pieces, note = seq2seq_label_smoothing(base, {}, [8000, 8000])
+    assert pieces.label_smoothing == 0.3 and "label smoothing 0.3" in note
+    given, note = seq2seq_label_smoothing(base, {"label_smoothing": 0.05}, [8000, 8000])
+    assert given == base and note is None  # the flag wins (already in the config)
+
+
+def test_no_repeat_default_follows_the_kind_and_vocabulary():
+    from types import SimpleNamespace
+
+    from charrnn.generate import no_repeat_default
+
+    def trained(kind, vocab):
+        return SimpleNamespace(kind=kind, tokenizer=SimpleNamespace(vocab_size=vocab))
+
+    assert no_repeat_default(trained("seq2seq", 8000)) == 3
+    assert no_repeat_default(trained("seq2seq", 40)) == 0  # dates repeat their digits
+    assert no_repeat_default(trained("lm", 8000)) == 0

@@ -17,9 +17,10 @@ from charrnn.data import load_dataset, tokenize_corpus
 from charrnn.errors import CharrnnError
 from charrnn.lm import LMTask
 from charrnn.models.rnn import RNNLanguageModel
-from charrnn.optim import epoch_limit, learning_rate, progress_fraction
+from charrnn.optim import LoopState, epoch_limit, learning_rate, progress_fraction
 from charrnn.tokenizer import BOS_ID
-from charrnn.train import Hooks, LoopState, cpu_weights
+from charrnn.train import Hooks, cpu_weights
+from charrnn.trained import describe_checkpoint, load_trained
 
 TINY_MODEL = {"embed_size": 16, "hidden_size": 32, "num_layers": 2, "dropout": 0.2}
 TINY_TRAIN = {"batch_size": 16, "seq_len": 64, "eval_every": 5, "log_every": 1, "warmup_steps": 3}
@@ -186,8 +187,8 @@ def test_every_damaged_byte_of_a_checkpoint_is_a_clear_error(tmp_path, data_dir)
             changed[start + i] = opcode
             damaged.write_bytes(changed)
             try:
-                runs.load_trained(damaged)
-                runs.describe_checkpoint(damaged)
+                load_trained(damaged)
+                describe_checkpoint(damaged)
             except CharrnnError:
                 pass
 
@@ -212,7 +213,7 @@ def test_a_checkpoint_header_of_the_wrong_shape_is_a_clear_error(tmp_path, data_
     good = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     for change in WRONG_SHAPES:
         torch.save({**good, **change}, tmp_path / "odd.pt")
-        for read in (runs.load_trained, runs.describe_checkpoint):
+        for read in (load_trained, describe_checkpoint):
             with pytest.raises(CharrnnError, match="damaged checkpoint"):
                 read(tmp_path / "odd.pt")
 

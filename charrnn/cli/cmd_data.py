@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from charrnn import data as datamod
+from charrnn import datadir
 from charrnn.cli._app import (
     Json,
     Quiet,
@@ -42,7 +43,12 @@ def tokenize(
     ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Data directory to write.")],
     vocab: Annotated[
-        str, typer.Option(help="Vocabulary: char (Unicode code points) or bpe (byte-level BPE).")
+        str,
+        typer.Option(
+            help="Vocabulary: auto, char (Unicode code points) or bpe (byte-level BPE); "
+            "auto is char, but for parallel text of a real language (1,000+ distinct words): "
+            "one BPE vocabulary for both sides."
+        ),
     ] = TD.vocab,
     vocab_size: Annotated[
         int | None,
@@ -253,17 +259,17 @@ def info(
 ) -> None:
     """Describe a data directory (vocabulary, splits, sizes) or a checkpoint or run (model,
     parameters, training progress, latest scores)."""
-    from charrnn import runs  # torch: only once a command runs
+    from charrnn.trained import describe_checkpoint  # torch: only once a command runs
 
     if not path.exists():
         raise CharrnnError(str(path), "no such file or directory", "check the path")
     if (  # data directories are folders; a run's folder holds its log from the start
         path.suffix == ".pt"
         or path.is_file()
-        or datamod.is_run_dir(path)
+        or datadir.is_run_dir(path)
         or (path / "metrics.jsonl").is_file()
     ):
-        summary = runs.describe_checkpoint(path)
+        summary = describe_checkpoint(path)
         if as_json:
             out_json(summary)
             return
@@ -309,6 +315,8 @@ def _print_pairs_summary(summary: dict, verb: str) -> None:
         f"{verb} {summary['path']}: parallel text, {v['source']['kind']} vocabularies of "
         f"{v['source']['size']:,} (source) and {v['target']['size']:,} (target) tokens{shared}"
     )
+    if v.get("picked"):
+        out(f"  vocabulary picked by --vocab auto: {v['picked']}")
     for name, s in summary["splits"].items():
         src, tgt = s["source"], s["target"]
         unknown = [f"{s[side]['unknown']:,} {side}" for side in ("source", "target")]

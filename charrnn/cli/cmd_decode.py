@@ -9,6 +9,7 @@ import secrets
 import stat
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -178,9 +179,9 @@ def load_model(checkpoint: Path, device: str, threads: int | None, precision: st
     """A trained model on its device, to decode or score in `precision` (torch is imported
     here, not before: --help is fast)."""
     from charrnn import device as devices
-    from charrnn import runs
+    from charrnn.trained import load_trained
 
-    return runs.load_trained(checkpoint, devices.prepare(device, threads), precision)
+    return load_trained(checkpoint, devices.prepare(device, threads), precision)
 
 
 def _utf8(flag: str, text: str) -> str:
@@ -228,8 +229,13 @@ def sample(
         float, typer.Option(help="Penalise tokens already in the text (CTRL); 1 = off.")
     ] = S.repetition_penalty,
     no_repeat_ngram: Annotated[
-        int, typer.Option(help="Never repeat an n-gram of this size; 0 = off.")
-    ] = S.no_repeat_ngram,
+        int | None,
+        typer.Option(
+            help="Never repeat an n-gram of this size; 0 = off (default: 3 for a seq2seq "
+            "model over word pieces, else off).",
+            show_default=False,
+        ),
+    ] = None,
     stop: Annotated[
         list[str] | None,
         typer.Option(
@@ -263,7 +269,7 @@ def sample(
         top_p=top_p,
         min_p=min_p,
         repetition_penalty=repetition_penalty,
-        no_repeat_ngram=no_repeat_ngram,
+        no_repeat_ngram=no_repeat_ngram or 0,
     )
     cfg.check()
     if num_samples < 1:
@@ -280,6 +286,9 @@ def sample(
 
     stops = _stops(stop)
     trained = load_model(checkpoint, device, threads, precision)
+    if no_repeat_ngram is None:
+        no_repeat_ngram = generate.no_repeat_default(trained)
+        cfg = replace(cfg, no_repeat_ngram=no_repeat_ngram)
     ratio = length_ratio(trained.kind, max_len_ratio)
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     if per_line and num_samples > 1 and not as_json:
@@ -396,8 +405,13 @@ def beam(
     ] = B.length_penalty,
     alpha: Annotated[float, typer.Option(help="The gnmt length-penalty exponent.")] = B.alpha,
     no_repeat_ngram: Annotated[
-        int, typer.Option(help="Never repeat an n-gram of this size; 0 = off.")
-    ] = B.no_repeat_ngram,
+        int | None,
+        typer.Option(
+            help="Never repeat an n-gram of this size; 0 = off (default: 3 for a seq2seq "
+            "model over word pieces, else off).",
+            show_default=False,
+        ),
+    ] = None,
     coverage_penalty: Annotated[
         float,
         typer.Option(
@@ -444,7 +458,7 @@ def beam(
         min_len=min_len,
         length_penalty=length_penalty,
         alpha=alpha,
-        no_repeat_ngram=no_repeat_ngram,
+        no_repeat_ngram=no_repeat_ngram or 0,
         coverage_penalty=coverage_penalty,
     )
     cfg.check()
@@ -454,6 +468,8 @@ def beam(
     from charrnn import generate
 
     trained = load_model(checkpoint, device, threads, precision)
+    if no_repeat_ngram is None:
+        cfg = replace(cfg, no_repeat_ngram=generate.no_repeat_default(trained))
     ratio = length_ratio(trained.kind, max_len_ratio)
     if end is not None and trained.kind == "seq2seq":
         raise UsageError(

@@ -20,7 +20,7 @@ from charrnn.cli._app import (
     out_json,
     progress_bar,
 )
-from charrnn.data import SPLITS, is_dataset, is_run_dir
+from charrnn.datadir import SPLITS, is_dataset, is_run_dir
 from charrnn.errors import CharrnnError, UsageError
 
 
@@ -85,6 +85,14 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    no_repeat_ngram: Annotated[
+        int | None,
+        typer.Option(
+            help="seq2seq: never repeat an n-gram of this many tokens in an output (default "
+            "3 over word pieces, off over characters).",
+            show_default=False,
+        ),
+    ] = None,
     max_len_ratio: MaxLenRatio = None,
     device: Device = "auto",
     threads: Threads = None,
@@ -93,8 +101,7 @@ def evaluate(
     as_json: Json = False,
 ) -> None:
     """Score a model: loss, perplexity, bits per token/char/byte; seq2seq: BLEU, chrF, ROUGE."""
-    from charrnn import decode, metrics  # torch: only once a command runs
-    from charrnn.cli.cmd_decode import load_model
+    from charrnn import metrics  # torch: only once a command runs
 
     if hyp is not None:
         if checkpoint is not None or src is not None:
@@ -122,52 +129,18 @@ def evaluate(
             f"{source} is a run directory (it holds checkpoints), not text",
             "the model to score comes first: charrnn eval RUN TEXT",
         )
+    from charrnn.cli.cmd_decode import load_model
+
     trained = load_model(checkpoint, device, threads, precision)
     ratio = length_ratio(trained.kind, max_len_ratio)
     if trained.kind == "seq2seq":
-        if source is not None and source != "-" and not Path(source).exists():
-            raise CharrnnError(str(source), "no such file or directory", "check the path")
-        if source is not None and (str(source) == "-" or not is_dataset(source)):
-            raise UsageError(
-                "TEXT",
-                "a seq2seq model is scored on --src and --ref files, or on a data directory "
-                "of parallel text",
-                "pass --src FILE --ref FILE",
-            )
-        if source is not None and src is not None:
-            raise UsageError(
-                "TEXT", "a data directory and --src both give sentences to score", "drop one"
-            )
-        if ref and src is None:
-            raise UsageError(
-                "--ref",
-                "needs --src, the sources to translate",
-                "pass --src FILE too, or neither to score the run's own split",
-            )
-        if split is not None and src is not None:
-            raise UsageError(
-                "--split", "chooses a split of a data directory, not of --src", "drop --split"
-            )
-        beam = decode.BeamConfig(
-            beam_size=decode.BeamConfig.beam_size if beam_size is None else beam_size,
-            length_penalty=length_penalty or decode.BeamConfig.length_penalty,
-            coverage_penalty=coverage_penalty or 0.0,
-            max_len=1000,
-        )
-        beam.check()
-        with progress_bar(quiet) as progress:
-            result = metrics.score_seq2seq(
-                trained,
-                src,
-                ref,
-                beam=beam,
-                max_len_ratio=ratio,
-                split_name=split or "val",
-                data=None if source is None else str(source),
-                progress=progress,
-            )
-        result.pop("hypotheses")
-        _report_text(result, as_json)
+        decoding = {
+            "beam_size": beam_size,
+            "length_penalty": length_penalty,
+            "coverage_penalty": coverage_penalty,
+            "no_repeat_ngram": no_repeat_ngram,
+        }
+        _evaluate_seq2seq(trained, source, src, ref, split, decoding, ratio, quiet, as_json)
         return
     given = {
         "--src": src,
@@ -175,6 +148,7 @@ def evaluate(
         "--beam-size": beam_size,
         "--length-penalty": length_penalty,
         "--coverage-penalty": coverage_penalty,
+        "--no-repeat-ngram": no_repeat_ngram,
     }
     for flag, value in given.items():
         if value is not None:
@@ -183,6 +157,66 @@ def evaluate(
                 "is for seq2seq models (this is a language model)",
                 "drop it; a language model is scored on TEXT",
             )
+    _evaluate_lm(trained, source, split, quiet, as_json)
+
+
+def _evaluate_seq2seq(trained, source, src, ref, split, decoding: dict, ratio, quiet, as_json):
+    """Translate and score a seq2seq model's sources (see `evaluate`)."""
+    from charrnn import decode, generate, metrics
+
+    if source is not None and source != "-" and not Path(source).exists():
+        raise CharrnnError(str(source), "no such file or directory", "check the path")
+    if source is not None and (str(source) == "-" or not is_dataset(source)):
+        raise UsageError(
+            "TEXT",
+            "a seq2seq model is scored on --src and --ref files, or on a data directory "
+            "of parallel text",
+            "pass --src FILE --ref FILE",
+        )
+    if source is not None and src is not None:
+        raise UsageError(
+            "TEXT", "a data directory and --src both give sentences to score", "drop one"
+        )
+    if ref and src is None:
+        raise UsageError(
+            "--ref",
+            "needs --src, the sources to translate",
+            "pass --src FILE too, or neither to score the run's own split",
+        )
+    if split is not None and src is not None:
+        raise UsageError(
+            "--split", "chooses a split of a data directory, not of --src", "drop --split"
+        )
+    no_repeat = decoding["no_repeat_ngram"]
+    beam = decode.BeamConfig(
+        beam_size=decode.BeamConfig.beam_size
+        if decoding["beam_size"] is None
+        else decoding["beam_size"],
+        length_penalty=decoding["length_penalty"] or decode.BeamConfig.length_penalty,
+        coverage_penalty=decoding["coverage_penalty"] or 0.0,
+        no_repeat_ngram=generate.no_repeat_default(trained) if no_repeat is None else no_repeat,
+        max_len=1000,
+    )
+    beam.check()
+    with progress_bar(quiet) as progress:
+        result = metrics.score_seq2seq(
+            trained,
+            src,
+            ref,
+            beam=beam,
+            max_len_ratio=ratio,
+            split_name=split or "val",
+            data=None if source is None else str(source),
+            progress=progress,
+        )
+    result.pop("hypotheses")
+    _report_text(result, as_json)
+
+
+def _evaluate_lm(trained, source, split, quiet: bool, as_json: bool) -> None:
+    """Score a language model on a text or a data directory's split (see `evaluate`)."""
+    from charrnn import metrics
+
     if split is not None and source is not None and (source == "-" or not is_dataset(source)):
         raise UsageError(
             "--split", "chooses a split of a data directory, not of a text file", "drop --split"

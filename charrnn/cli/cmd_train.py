@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +33,7 @@ from charrnn.cli._app import (
 from charrnn.config import (
     KIND_DEFAULTS,
     MAX_AUTO_DROPOUT,
+    WORD_PIECE_SMOOTHING,
     ModelConfig,
     TokenizeConfig,
     TrainConfig,
@@ -40,7 +41,7 @@ from charrnn.config import (
     model_fields,
     parse_duration,
 )
-from charrnn.data import is_dataset
+from charrnn.datadir import is_dataset
 from charrnn.errors import UsageError
 
 M, T = ModelConfig, TrainConfig  # defaults live in the dataclasses; shown in --help
@@ -332,6 +333,15 @@ def train(
             show_default=False,
         ),
     ] = None,
+    scaled_attention: Annotated[
+        bool | None,
+        typer.Option(
+            "--scaled-attention/--no-scaled-attention",
+            help="seq2seq: divide dot and general attention scores by sqrt(hidden size) "
+            "(default on).",
+            show_default=False,
+        ),
+    ] = None,
     scheduled_sampling: Annotated[
         float | None,
         typer.Option(
@@ -344,7 +354,7 @@ def train(
         typer.Option(
             help="seq2seq: spread this much of each target token's probability over the "
             "vocabulary in the training loss (evaluations score the plain loss) (default "
-            f"{S2S_T.get('label_smoothing', 0)})."
+            f"{WORD_PIECE_SMOOTHING:g} over word pieces, else 0)."
         ),
     ] = None,
     batch_size: Annotated[
@@ -463,7 +473,9 @@ def train(
     vocab: Annotated[
         str | None,
         typer.Option(
-            help="Raw text only: char or bpe vocabulary (default char).", show_default=False
+            help="Raw text only: auto, char or bpe vocabulary (default auto: char, but BPE for "
+            "parallel text of a real language; see charrnn tokenize --help).",
+            show_default=False,
         ),
     ] = None,
     vocab_size: Annotated[
@@ -485,52 +497,18 @@ def train(
     as_json: Json = False,
 ) -> None:
     """Train a language model or a seq2seq model (truncated BPTT, AdamW, clipping, resume)."""
+    given = dict(locals())  # the parameters, before anything else is defined
     if resume is None and out_dir is None:
         raise UsageError("--out", "no run directory given", "pass -o RUN_DIR (or --resume RUN_DIR)")
     if resume is not None and out_dir is not None and out_dir != resume:
         raise UsageError(
             "--out", "--out and --resume name different directories", "pass only --resume RUN_DIR"
         )
-    model_options = {
-        "embed_size": embed_size,
-        "hidden_size": hidden_size,
-        "num_layers": num_layers,
-        "dropout": dropout,
-        "embed_dropout": embed_dropout,
-        "tie_weights": tie_weights,
-        "residual": residual,
-        "nonlinearity": nonlinearity,
-        "attention": attention,
-        "bidirectional": bidirectional,
-        "input_feeding": input_feeding,
-    }
-    train_options = {
-        "batch_size": batch_size,
-        "seq_len": seq_len,
-        "batching": batching,
-        "reset_every": reset_every,
-        "lr": lr,
-        "min_lr_frac": min_lr_frac,
-        "warmup_steps": warmup_steps,
-        "schedule": schedule,
-        "optimizer": optimizer,
-        "weight_decay": weight_decay,
-        "max_steps": max_steps,
-        "epochs": epochs,
-        "time_budget": parse_duration(time_budget) if time_budget is not None else None,
-        "clip_norm": clip_norm,
-        "clip_value": clip_value,
-        "eval_every": eval_every,
-        "patience": patience,
-        "checkpoint_every": checkpoint_every,
-        "log_every": log_every,
-        "seed": seed,
-        "device": device,
-        "threads": threads,
-        "precision": precision,
-        "scheduled_sampling": scheduled_sampling,
-        "label_smoothing": label_smoothing,
-    }
+    # flags are the config fields of the same names; None: not given
+    model_options = {f.name: given[f.name] for f in fields(ModelConfig) if f.name in given}
+    train_options = {f.name: given[f.name] for f in fields(TrainConfig) if f.name in given}
+    if time_budget is not None:
+        train_options["time_budget"] = parse_duration(time_budget)
     if force and resume is not None:
         raise UsageError("--force", "starts a run over; --resume continues one", "drop one of them")
     tokenizing = {"vocab": vocab, "vocab_size": vocab_size, "val_frac": val_frac}

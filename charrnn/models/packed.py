@@ -123,7 +123,11 @@ def cached(owner: object, weights: list[list[Tensor]], build, dtype=torch.float3
 def linear(layer: nn.Linear, x: Tensor, act: str = "none") -> Tensor:
     """layer(x), or tanh(layer(x)) with act="tanh", for x (B, in), in fp32; through oneDNN where
     it is usable and pays (an output layer over a BPE vocabulary: 1.3x for one row, 3x for
-    five), in bf16 under bf16 autocast where that pays (see `bf16_pays`)."""
+    five), in bf16 under bf16 autocast where that pays (see `bf16_pays`). While training
+    (gradients on) it is layer(x) under the caller's autocast."""
+    if torch.is_grad_enabled():
+        out = layer(x)
+        return torch.tanh(out) if act == "tanh" else out
     weight, bias = layer.weight, layer.bias
     if usable(x) and pays(weight.numel(), x.shape[0]):
         bf16 = bf16_pays(weight.numel(), x.shape[0])
