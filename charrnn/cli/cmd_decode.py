@@ -205,6 +205,16 @@ def _stops(stop: list[str] | None) -> list[str]:
     return stops
 
 
+NoRepeatNgram = Annotated[  # sample and beam
+    int | None,
+    typer.Option(
+        help="Never repeat an n-gram of this size; 0 = off (default: 3 for a seq2seq model "
+        "over word pieces, else off).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def sample(
     checkpoint: Checkpoint,
@@ -228,14 +238,7 @@ def sample(
     repetition_penalty: Annotated[
         float, typer.Option(help="Penalise tokens already in the text (CTRL); 1 = off.")
     ] = S.repetition_penalty,
-    no_repeat_ngram: Annotated[
-        int | None,
-        typer.Option(
-            help="Never repeat an n-gram of this size; 0 = off (default: 3 for a seq2seq "
-            "model over word pieces, else off).",
-            show_default=False,
-        ),
-    ] = None,
+    no_repeat_ngram: NoRepeatNgram = None,
     stop: Annotated[
         list[str] | None,
         typer.Option(
@@ -404,14 +407,7 @@ def beam(
         typer.Option(help="none (sum of log-probs), avg (per token) or gnmt ((5+len)/6)^alpha."),
     ] = B.length_penalty,
     alpha: Annotated[float, typer.Option(help="The gnmt length-penalty exponent.")] = B.alpha,
-    no_repeat_ngram: Annotated[
-        int | None,
-        typer.Option(
-            help="Never repeat an n-gram of this size; 0 = off (default: 3 for a seq2seq "
-            "model over word pieces, else off).",
-            show_default=False,
-        ),
-    ] = None,
+    no_repeat_ngram: NoRepeatNgram = None,
     coverage_penalty: Annotated[
         float,
         typer.Option(
