@@ -16,7 +16,7 @@ from charrnn import device as devices
 from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.tokenizer import EOS_ID, UNK_ID
-from charrnn.trained import Trained, saved_data_path
+from charrnn.trained import Trained, run_data
 
 
 class _Words:
@@ -34,14 +34,7 @@ def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
     """The data to score: the run's own data directory, another one, or raw text encoded
     with the checkpoint's vocabulary."""
     if source is None:
-        path = saved_data_path(trained.checkpoint, trained.path.parent)
-        if not path or not datadir.is_dataset(path):
-            raise CharrnnError(
-                str(trained.path),
-                f"the run's data directory ({path}) is gone",
-                "pass the text to score: charrnn eval CHECKPOINT TEXT",
-            )
-        return datamod.load_dataset(path), str(path)
+        return run_data(trained, "pass the text to score: charrnn eval CHECKPOINT TEXT")
     if source != "-" and datadir.is_dataset(source):
         dataset = datamod.load_dataset(source)
         if dataset.meta.get("kind") == "pairs":
@@ -224,16 +217,12 @@ def score_seq2seq(
     scratch = Path(tempfile.mkdtemp(prefix="charrnn-eval-"))
     try:
         if src is None:
-            path = data or saved_data_path(trained.checkpoint, trained.path.parent)
-            if not path or not datadir.is_dataset(path):
-                raise CharrnnError(
-                    str(data or trained.path),
-                    f"the run's data directory ({path}) is gone"
-                    if data is None
-                    else "is not a data directory",
-                    "pass --src and --ref files",
-                )
-            dataset = datamod.load_dataset(path)
+            if data is None:
+                dataset, path = run_data(trained, "pass --src and --ref files")
+            elif datadir.is_dataset(data):
+                dataset, path = datamod.load_dataset(data), data
+            else:
+                raise CharrnnError(data, "is not a data directory", "pass --src and --ref files")
             _same_vocabularies(dataset, trained, path)
             split = dataset.split(split_name)
             sources = [[*split.pair(i)[0].tolist(), EOS_ID] for i in range(len(split))]

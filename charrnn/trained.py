@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from charrnn import checkpoint, models
+from charrnn import checkpoint, datadir, models
 from charrnn import device as devices
 from charrnn.config import ModelConfig, model_fields
+from charrnn.data import load_dataset
 from charrnn.errors import CharrnnError
 from charrnn.tokenizer import Tokenizer, from_json
 
@@ -150,3 +151,12 @@ def describe_checkpoint(path: str | Path) -> dict:
         "metrics": data.get("metrics") or {},
         "best_metrics": best,
     }
+
+
+def run_data(trained: Trained, fix: str):
+    """The data directory the model was trained on, loaded, and its path; an error with
+    `fix` when it is gone."""
+    path = saved_data_path(trained.checkpoint, trained.path.parent)
+    if not path or not datadir.is_dataset(path):
+        raise CharrnnError(str(trained.path), f"the run's data directory ({path}) is gone", fix)
+    return load_dataset(path), str(path)

@@ -33,12 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from charrnn import corpus, datadir, models
-from charrnn import data as datamod
+from charrnn import corpus, models
 from charrnn.config import FlowConfig, ModelConfig
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.tokenizer import CharTokenizer
-from charrnn.trained import load_trained, saved_data_path
+from charrnn.trained import load_trained, run_data
 
 State = tuple[Tensor, ...]
 MAX_TEXT_CHARS = 1 << 24  # a huge --text is read up to here: windows need little of it
@@ -127,15 +126,8 @@ def run_subject(
     if text is not None:
         ids = trained.tokenizer.encode(text)
         return Subject(name, trained.model_name, trained.model, ids, text_name)
-    data = saved_data_path(trained.checkpoint, trained.path.parent)
-    if not data or not datadir.is_dataset(data):
-        raise CharrnnError(
-            str(trained.path),
-            f"the run's data directory ({data}) is gone",
-            "give the text to read with --text FILE",
-        )
-    ids = datamod.load_dataset(data).ids("val")
-    return Subject(name, trained.model_name, trained.model, ids, f"{data} (val)")
+    dataset, data = run_data(trained, "give the text to read with --text FILE")
+    return Subject(name, trained.model_name, trained.model, dataset.ids("val"), f"{data} (val)")
 
 
 def check_init(model_name: str, command: str = "gradients") -> None:
