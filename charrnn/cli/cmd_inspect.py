@@ -52,6 +52,31 @@ def _draw(figure, path: Path, title: str, quiet: bool) -> None:
         err.print(f"wrote {path}", markup=False)
 
 
+def _inspect_each(
+    module, measure, config, checkpoints, init, text, models_: dict, out_file, threads, progress
+) -> list[dict]:
+    """What `inspect gradients` and `inspect gates` share: check the request (models, --init
+    names, settings, the picture's path) before any work, take the free cores, then `measure`
+    each model (a checkpoint, or a fresh --init one) and return the results as dicts.
+    `progress` is said on a terminal for each model (None: quiet)."""
+    from charrnn import device as devices
+    from charrnn.inspect import pictures
+
+    _check_request(checkpoints, init, text, "lstm")
+    for model_name in init:  # before any work
+        module.check_init(model_name)
+    config.check()
+    if out_file is not None:
+        pictures.check_output(out_file)
+    devices.configure(devices.resolve("cpu"), threads)  # the free cores, unless told
+    results = []
+    for subject in _subjects(module, checkpoints, init, text, **models_):
+        if progress is not None and err.is_terminal:  # progress, where someone watches
+            err.print(f"{subject.name}: {progress}", markup=False)
+        results.append(measure(subject, config).as_dict())
+    return results
+
+
 # -- charrnn plot ------------------------------------------------------------------------------
 
 
@@ -233,25 +258,14 @@ def gradients(
 ) -> None:
     """Gradient flow through time: how the gradient of the loss shrinks (or grows) with the
     steps back to a hidden state, per layer, with the step Jacobian's norm and W_hh's."""
-    from charrnn import device as devices
     from charrnn.inspect import gradflow, pictures
 
-    checkpoints, init = checkpoints or [], init or []
-    _check_request(checkpoints, init, text, "lstm")
-    for model_name in init:  # before any work
-        gradflow.check_init(model_name)
     config = FlowConfig(windows=windows, length=length, seed=seed)
-    config.check()
-    if out_file is not None:
-        pictures.check_output(out_file)
-    devices.configure(devices.resolve("cpu"), threads)  # the free cores, unless told
-    flows = []
-    for subject in _subjects(
-        gradflow, checkpoints, init, text, hidden_size=hidden_size, num_layers=num_layers, seed=seed
-    ):
-        if not quiet and err.is_terminal:  # progress, where someone watches
-            err.print(f"{subject.name}: {windows} windows of {length} tokens", markup=False)
-        flows.append(gradflow.gradient_flow(subject, config).as_dict())
+    models_ = {"hidden_size": hidden_size, "num_layers": num_layers, "seed": seed}
+    flows = _inspect_each(
+        gradflow, gradflow.gradient_flow, config, checkpoints or [], init or [], text, models_,
+        out_file, threads, f"{windows} windows of {length} tokens" if not quiet else None,
+    )  # fmt: skip
     if out_file is not None:
         figure = pictures.gradient_figure(flows)
         _draw(figure, out_file, "Gradient flow through time", quiet)
@@ -325,26 +339,15 @@ def gates(
 ) -> None:
     """Gate saturation of GRU (update, reset) and LSTM (input, forget, output) units: how often
     each unit's gate is below 0.1 (left-saturated) or above 0.9 (right-saturated) over a text."""
-    from charrnn import device as devices
     from charrnn.inspect import gates as gating
     from charrnn.inspect import pictures
 
-    checkpoints, init = checkpoints or [], init or []
-    _check_request(checkpoints, init, text, "lstm")
-    for model_name in init:  # before any work
-        gating.check_init(model_name)
     config = GatesConfig(length=length, streams=streams, seed=seed)
-    config.check()
-    if out_file is not None:
-        pictures.check_output(out_file)
-    devices.configure(devices.resolve("cpu"), threads)  # the free cores, unless told
-    found = []
-    for subject in _subjects(
-        gating, checkpoints, init, text, hidden_size=hidden_size, num_layers=num_layers, seed=seed
-    ):
-        if not quiet and err.is_terminal:  # progress, where someone watches
-            err.print(f"{subject.name}: gates over {length:,} tokens at most", markup=False)
-        found.append(gating.saturation(subject, config).as_dict())
+    models_ = {"hidden_size": hidden_size, "num_layers": num_layers, "seed": seed}
+    found = _inspect_each(
+        gating, gating.saturation, config, checkpoints or [], init or [], text, models_,
+        out_file, threads, f"gates over {length:,} tokens at most" if not quiet else None,
+    )  # fmt: skip
     if out_file is not None:
         _draw(pictures.gates_figure(found), out_file, "Gate saturation", quiet)
     if as_json:
