@@ -384,8 +384,6 @@ def _train(
     _check_flags_fit_kind(kind, model_name, model_options, train_options)
     tokenizers = _tokenizers(dataset)
     if saved is None:
-        picked = dataset.meta.get("vocab", {}).get("picked")  # by --vocab auto
-        notes += [f"vocabulary {picked}"] if picked else []
         model_config, train_config = _defaults_for_data(
             kind, model_name, model_config, model_options, tokenizers, dataset, train_config,
             train_options, device, precision, ranks, notes,
@@ -597,6 +595,8 @@ def _defaults_for_data(
     elif kind == "seq2seq":
         from charrnn import sizing
 
+        picked = dataset.meta["vocab"].get("picked")  # by --vocab auto
+        notes += [f"vocabulary {picked}"] if picked else []
         sizes = [tok.vocab_size for tok in tokenizers.values()]
         model_config, note = sizing.seq2seq_embeddings(model_config, model_options, sizes)
         train_config, smoothing = sizing.seq2seq_label_smoothing(train_config, train_options, sizes)
