@@ -32,7 +32,7 @@ from torch import nn
 from charrnn import device as devices
 from charrnn import models
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.lm import LMTask
+from charrnn.kinds.lm import LMTask
 from charrnn.train import Hooks, RunInfo, fit
 
 VOCAB = 69  # tinyshakespeare's 65 characters and 4 special tokens

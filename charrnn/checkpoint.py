@@ -4,8 +4,9 @@ A checkpoint is one `torch.save` file of plain dicts, lists, numbers, strings an
 (loadable with `torch.load(path, weights_only=True)`):
 
     format, version, charrnn_version, created, command
-    kind           "lm" | "seq2seq"
-    model          {"name": registry entry, "config": ModelConfig fields (+ seq2seq fields)}
+    kind           "lm" | "seq2seq" | "classify" (charrnn.kinds)
+    model          {"name": registry entry, "config": ModelConfig fields, "labels": a
+                   classifier's label names by class number}
     tokenizers     {"text": tokenizer.json text} (seq2seq: {"source": ..., "target": ...})
     weights        the model's state_dict (on CPU, so it loads anywhere)
     data           {"path": data directory, "val": split statistics}
@@ -27,6 +28,7 @@ import torch
 from charrnn import __version__
 from charrnn.errors import CharrnnError
 from charrnn.files import temp_sibling, write_failure
+from charrnn.kinds import KINDS
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 1
@@ -129,7 +131,7 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
 def _malformed(data: dict) -> str:
     """What in a checkpoint's header does not have the shape charrnn writes ("" if nothing)."""
     model, tokenizers, weights = data["model"], data["tokenizers"], data["weights"]
-    if data["kind"] not in ("lm", "seq2seq"):
+    if data["kind"] not in KINDS:
         return f"unknown kind {data['kind']!r}"
     if not (
         isinstance(model, dict)

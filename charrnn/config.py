@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from charrnn import corpus, tokenizer
+from charrnn import corpus, kinds, tokenizer
 from charrnn.errors import UsageError
 
 
@@ -76,6 +76,7 @@ class TokenizeConfig:
 
 
 CELLS = ("rnn", "gru", "lstm")
+POOLINGS = ("last", "mean", "max", "attention")  # a classifier's pooling of its states
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class ModelConfig:
     # dot/general scores divided by sqrt(hidden); off here so that checkpoints saved before
     # it existed load unchanged, on for new seq2seq runs (KIND_DEFAULTS)
     scaled_attention: bool = False
+    # classify only: how the states of a text become one vector (charrnn.models.classify)
+    pooling: str = "last"  # last | mean | max | attention
 
     def check(self) -> None:
         """Raise `UsageError` for values out of range or combinations that cannot work."""
@@ -127,6 +130,12 @@ class ModelConfig:
             "use dot, general, additive or none",
         )
         _require(
+            self.pooling in POOLINGS,
+            "pooling",
+            f"unknown pooling '{self.pooling}'",
+            f"use {', '.join(POOLINGS[:-1])} or {POOLINGS[-1]}",
+        )
+        _require(
             not self.tie_weights or self.embed_size == self.hidden_size,
             "tie_weights",
             f"needs --embed-size equal to --hidden-size ({self.embed_size} vs {self.hidden_size})",
@@ -139,6 +148,7 @@ MAX_AUTO_DROPOUT = 0.3  # the most dropout charrnn.sizing picks for a language m
 OPTIMIZERS = ("adamw", "adam", "rmsprop", "sgd")
 SCHEDULES = ("cosine", "constant")
 BATCHING = ("stream", "random")
+BEST_ON = ("loss", "accuracy", "macro_f1")  # what an evaluation is judged by
 DEFAULT_TIME_BUDGET = 600.0  # seconds, when no --max-steps, --epochs or --time-budget is given
 
 
@@ -192,6 +202,11 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; see charrnn.device)
     scheduled_sampling: float = 0.0  # seq2seq: feed own predictions, ramping up to this rate
     label_smoothing: float = 0.0  # seq2seq: this much of each target's probability spread out
+    class_weights: str = "none"  # classify: none | balanced (each class weighs n / (C x count))
+    # which validation score picks best.pt and counts patience: loss, or (classify) accuracy
+    # or macro_f1, compared as 1 - score
+    best_on: str = "loss"
+    init_from: str | None = None  # classify: start the encoder from this language model's run
 
     def limits(self) -> TrainConfig:
         """This config with the default time budget applied when no limit was given."""
@@ -297,6 +312,18 @@ class TrainConfig:
             f"{self.scheduled_sampling} is out of range",
             "use a rate in [0, 1]",
         )
+        _require(
+            self.best_on in BEST_ON,
+            "best_on",
+            f"unknown score '{self.best_on}'",
+            f"use one of: {', '.join(BEST_ON)}",
+        )
+        _require(
+            self.class_weights in ("none", "balanced"),
+            "class_weights",
+            f"unknown weighting '{self.class_weights}'",
+            "use none or balanced",
+        )
 
 
 # Defaults that differ by model kind; every other default is the dataclasses' own. The
@@ -308,6 +335,11 @@ KIND_DEFAULTS: dict[str, dict[str, dict]] = {
         "model": {"hidden_size": 256, "dropout": 0.1, "scaled_attention": True},
         # over word pieces, label smoothing too (charrnn.sizing.seq2seq_label_smoothing)
         "train": {"lr": 3e-3, "batch_size": 64},
+    },
+    # chosen on builtin:plays in 2 CPU minutes (docs/numbers.md): max pooling, lr 1e-2
+    "classify": {
+        "model": {"hidden_size": 256, "dropout": 0.3, "bidirectional": True, "pooling": "max"},
+        "train": {"lr": 1e-2, "batch_size": 32, "seq_len": 512, "eval_every": 100},
     },
 }
 
@@ -324,16 +356,13 @@ def configs_for(kind: str, model_given: dict, train_given: dict) -> tuple[ModelC
 WORD_PIECES = 1000  # a vocabulary this large holds word pieces (BPE), not characters
 WORD_PIECE_SMOOTHING = 0.3  # label smoothing of a seq2seq model over them (see sizing)
 
-SEQ2SEQ_FIELDS = ("attention", "bidirectional", "input_feeding", "scaled_attention")
-
 
 def model_fields(config: dict, kind: str) -> dict:
     """The fields of a model config that mean something for this kind of model."""
     return {
         k: v
         for k, v in config.items()
-        if (kind == "seq2seq" or k not in SEQ2SEQ_FIELDS)
-        and (k != "nonlinearity" or config.get("cell") == "rnn")
+        if kind in kinds.with_field(k) and (k != "nonlinearity" or config.get("cell") == "rnn")
     }
 
 
@@ -524,3 +553,53 @@ class GatesConfig:
                 f"thresholds left={self.left}, right={self.right} are not 0 < left < right < 1",
                 "use e.g. 0.1 and 0.9",
             )
+
+
+NEURON_STATES = ("auto", "cell", "hidden")  # inspect neurons --state
+
+
+@dataclass(frozen=True)
+class NeuronsConfig:
+    """How neuron activations are read and ranked (charrnn.inspect.neurons)."""
+
+    length: int = 2_000  # tokens shown (page, terminal, picture), from the start of the text
+    find_length: int = 100_000  # tokens read at most to rank the units by the text's properties
+    streams: int = 16  # contiguous pieces of them read side by side, each from a zero state
+    top: int = 5  # units listed per property
+    predictions: int = 5  # next tokens shown per position, most likely first
+    # auto: an LSTM's cell state tanh(c) (Karpathy, Johnson, Fei-Fei 2015), else h;
+    # cell: tanh(c) (LSTM only); hidden: h
+    state: str = "auto"
+
+    def check(self) -> None:
+        """Raise `UsageError` for values that cannot work."""
+        for name in ("length", "find_length", "streams", "top", "predictions"):
+            value = getattr(self, name)
+            default = getattr(NeuronsConfig, name)
+            _require(value >= 1, name, f"{value} is below 1", f"use e.g. {default}")
+        _require(
+            self.state in NEURON_STATES,
+            "state",
+            f"unknown state '{self.state}'",
+            f"use one of: {', '.join(NEURON_STATES)}",
+        )
+
+
+@dataclass(frozen=True)
+class NoveltyConfig:
+    """How memorization is measured (charrnn.inspect.novelty)."""
+
+    ngrams: tuple[int, ...] = (8, 16, 32)  # n-gram lengths (characters) whose shares are reported
+    passages: int = 5  # copied passages listed, longest first (at least the shortest n long)
+    max_sample_chars: int = 1 << 21  # a longer sample is an error (2 M characters: ~20 s)
+    shown_chars: int = 60  # a passage's text in the table, cut to this
+    picture_rows: int = 36  # the picture's text panel: this many lines of the sample ...
+    picture_columns: int = 100  # ... each at most this many characters
+    index_suffix: str = ".novelty"  # the index beside data directory DATA: DATA.novelty
+
+    def check(self) -> None:
+        """Raise `UsageError` for values that cannot work."""
+        _require(bool(self.ngrams), "ngram", "no n-gram length given", "use e.g. 8, 16 or 32")
+        for n in self.ngrams:
+            _require(n >= 1, "ngram", f"{n} is below 1", "use e.g. 8, 16 or 32")
+        _require(self.passages >= 0, "passages", f"{self.passages} is negative", "use e.g. 5")

@@ -81,6 +81,11 @@ BUILTINS: dict[str, tuple[str, Callable[[], list[Path]]]] = {
 }
 
 
+# Built-in tasks that are not plain text, written by their kind's module (charrnn.pairs,
+# charrnn.labels): name -> (what they are, the flag that reads them).
+TASK_BUILTINS = {"dates": ("parallel text", "--pairs"), "plays": ("labelled text", "--labels")}
+
+
 def builtin_names() -> list[str]:
     """Names accepted as `builtin:NAME` wherever a corpus path is accepted."""
     return [BUILTIN_PREFIX + name for name in BUILTINS]
@@ -213,13 +218,15 @@ def resolve(
         elif is_builtin(item):
             key = item[len(BUILTIN_PREFIX) :]
             if key not in BUILTINS:
+                if key in TASK_BUILTINS:
+                    what, flag = TASK_BUILTINS[key]
+                    raise UsageError(item, f"is {what}", f"add {flag}")
                 known = ", ".join(builtin_names())
-                if key == "dates":
-                    raise UsageError(item, "is parallel text", "add --pairs")
+                tasks = ", ".join(
+                    f"{BUILTIN_PREFIX}{name} ({what})" for name, (what, _) in TASK_BUILTINS.items()
+                )
                 raise UsageError(
-                    item,
-                    "no such built-in corpus",
-                    f"use one of: {known} (text), builtin:dates (parallel text)",
+                    item, "no such built-in corpus", f"use one of: {known} (text), {tasks}"
                 )
             files = BUILTINS[key][1]()
             if not files:

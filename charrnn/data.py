@@ -37,6 +37,7 @@ from charrnn.datadir import (
 )
 from charrnn.errors import CharrnnError
 from charrnn.files import io_error
+from charrnn.labels import load_label_dataset
 from charrnn.pairs import load_pair_dataset
 from charrnn.tokenizer import (
     DEFAULT_BPE_VOCAB,
@@ -362,6 +363,11 @@ class Dataset:
         """Token, character, byte and unknown counts of a split."""
         return self.meta["splits"][split]
 
+    @property
+    def tokenizers(self) -> dict[str, Tokenizer]:
+        """Its vocabularies by name, as a checkpoint keeps them."""
+        return {"text": self.tokenizer}
+
 
 def load_dataset(path: str | Path) -> Dataset:
     """Open a data directory, checking its format, version and file sizes."""
@@ -370,6 +376,8 @@ def load_dataset(path: str | Path) -> Dataset:
     meta = read_meta(path)
     if meta.get("kind", "lm") == "pairs":
         return load_pair_dataset(path, meta)
+    if meta.get("kind") == "labels":
+        return load_label_dataset(path, meta)
     tok = load(path / "tokenizer.json")
     itemsize = np.dtype(meta["dtype"]).itemsize
     for info in meta["splits"].values():

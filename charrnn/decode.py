@@ -2,7 +2,7 @@
 
 A model decodes here when it offers a *stepper*: `step(tokens (N,), state) -> (logits (N, V),
 state)` and `select(state, index) -> state` (keep, reorder or repeat batch rows). Language
-models (`charrnn.lm.Stepper`) and seq2seq models share this module; nothing here knows which
+models (`charrnn.kinds.lm.LMStepper`) and seq2seq models share this module; nothing here knows which
 one it drives.
 
 Sampling filters apply in this order (each is skipped when off):

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from charrnn import decode, lm, seq2seq
+from charrnn import decode
 from charrnn import device as devices
 from charrnn.config import MAX_LEN_RATIO, WORD_PIECES
 from charrnn.errors import CharrnnError, UsageError
+from charrnn.kinds import lm, seq2seq
 from charrnn.models import packed
 from charrnn.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
 from charrnn.trained import Trained
@@ -65,9 +66,9 @@ class Generated:
 
 def stepper_for(trained: Trained):
     """The model's single-step interface."""
-    if trained.kind == "seq2seq":
-        return seq2seq.Stepper(trained.model, trained.device)
-    return lm.Stepper(trained.model, trained.device)
+    if trained.translates:
+        return seq2seq.Seq2SeqStepper(trained.model, trained.device)
+    return lm.LMStepper(trained.model, trained.device)
 
 
 SEQ2SEQ_NO_REPEAT = 3  # see no_repeat_default
@@ -77,7 +78,7 @@ def no_repeat_default(trained: Trained) -> int:
     """--no-repeat-ngram when not given: 3 for a seq2seq model whose outputs are word pieces
     (Multi30k fr-en, BPE 8,000: greedy BLEU 13.5 -> 14.6, beam 5 15.5 -> 16.2, outputs no
     longer loop), off for characters (a date repeats its digits) and language models."""
-    pieces = trained.kind == "seq2seq" and trained.tokenizer.vocab_size >= WORD_PIECES
+    pieces = trained.translates and trained.tokenizer.vocab_size >= WORD_PIECES
     return SEQ2SEQ_NO_REPEAT if pieces else 0
 
 
@@ -90,7 +91,7 @@ def encode_inputs(
     out, missing = [], 0
     for i, text in enumerate(texts):
         where = f"stdin line {i + 1}" if lines else "--prompt"
-        if trained.kind == "seq2seq":
+        if trained.translates:
             ids, n = encode_prompt(trained.source_tokenizer, text, unknown, where)
             ids = [*ids[1:], EOS_ID]
         else:
@@ -104,14 +105,14 @@ def _to_decode(trained: Trained, inputs: Sequence[list[int]]) -> list[int]:
     """Which inputs to decode: all but a seq2seq source without tokens (an empty line, or
     one whose characters were all skipped as unknown). It has nothing to translate, and its
     output is empty, so outputs stay line-aligned with the sources."""
-    if trained.kind != "seq2seq":
+    if not trained.translates:
         return list(range(len(inputs)))
     return [i for i, ids in enumerate(inputs) if len(ids) > 1]  # more than <eos>
 
 
 def _plan(trained: Trained, inputs: Sequence[list[int]], cap: int, ratio: float):
     """Per-input length limits, repetition histories and banned tokens for this model kind."""
-    if trained.kind == "seq2seq":
+    if trained.translates:
         limits = seq2seq.max_lengths(list(inputs), ratio, cap)
         return limits, [[] for _ in inputs], decode.BANNED
     return [cap] * len(inputs), list(inputs), LM_BANNED
@@ -300,15 +301,15 @@ def beam(
     tok = trained.tokenizer
     limits, histories, banned = _plan(trained, inputs, cfg.max_len, max_len_ratio)
     ends = [i for i, b in enumerate(tok.token_bytes) if end.encode() in b] if end else []
-    if end and not ends and trained.kind == "lm":
+    if end and not ends and not trained.translates:
         raise UsageError(
             "--end",
             f"no token of the model's vocabulary contains {end!r}, so no hypothesis could end",
             "give a text that fits in one token, e.g. '\\n'",
         )
-    if trained.kind == "seq2seq":
+    if trained.translates:
         ends = [EOS_ID]
-    lm_end = bool(end) and trained.kind == "lm"
+    lm_end = bool(end) and not trained.translates
     logits, state = stepper.start(list(inputs))
     hyps = decode.beam_search(
         stepper,

@@ -1,5 +1,6 @@
 """Scores: language-model loss, perplexity and bits per token/character/byte on any text;
-(seq2seq) BLEU and chrF with sacrebleu, ROUGE with rouge-score."""
+(seq2seq) BLEU and chrF with sacrebleu, ROUGE with rouge-score; (classify) accuracy and F1
+on any labelled text (computed by charrnn.kinds.classify.classification_scores)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn import corpus, datadir, decode, lm
+from charrnn import corpus, datadir, decode, kinds
 from charrnn import data as datamod
 from charrnn import device as devices
 from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
+from charrnn.kinds import lm
 from charrnn.tokenizer import EOS_ID, UNK_ID
 from charrnn.trained import Trained, run_data
 
@@ -37,11 +39,12 @@ def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
         return run_data(trained, "pass the text to score: charrnn eval CHECKPOINT TEXT")
     if source != "-" and datadir.is_dataset(source):
         dataset = datamod.load_dataset(source)
-        if dataset.meta.get("kind") == "pairs":
+        kind = kinds.of_data(dataset.meta, source)
+        if kind.name != "lm":
             raise CharrnnError(
                 source,
-                "holds parallel text, which scores a seq2seq model",
-                "pass text, or a data directory made by charrnn tokenize without --pairs",
+                f"holds {kind.reads}, which scores a {kind.name} model",
+                f"pass text, or a data directory made by charrnn tokenize without {kind.flag}",
             )
         if dataset.tokenizer.to_json() != trained.tokenizer.to_json():
             raise CharrnnError(
@@ -110,6 +113,82 @@ def score_lm(
         "segment": lm.EVAL_SEGMENT,
         "warmup": lm.EVAL_WARMUP,
     }
+
+
+# -- classification: accuracy, F1 and the confusion matrix -------------------------------------
+
+
+def score_classifier(
+    trained: Trained,
+    source: str | None = None,
+    *,
+    split: str | None = None,
+    label_column: str = "last",
+    progress=None,
+) -> dict:
+    """Loss, accuracy, macro-F1, per-label precision/recall/F1 and the confusion matrix of a
+    classifier on `source`: labelled text (a TSV, a folder of label folders, -, a built-in
+    task) or a labelled data directory (its `split`, default val); default: the run's own
+    validation split."""
+    from charrnn import labels as labelled
+    from charrnn.kinds.classify import score
+
+    if source is None or (source != "-" and datadir.is_dataset(source)):
+        fix = "pass labelled text to score: charrnn eval RUN TEXT.tsv"
+        dataset, name = run_data(trained, fix) if source is None else (None, source)
+        dataset = dataset or datamod.load_dataset(source)
+        _same_vocabulary(dataset, trained, name)
+        split = split or "val"
+        examples = dataset.split(split)
+        classes = _class_numbers(dataset.labels, trained.labels, name)
+        examples.targets = classes[examples.targets]
+        unknown = int(dataset.stats(split).get("unknown", 0))
+    else:
+        examples, unknown = labelled.encode_examples(
+            source, trained.tokenizer, trained.labels, label_column, progress
+        )
+        name, split = ("<stdin>" if source == "-" else source), None
+    if not len(examples):
+        raise CharrnnError(name, "holds no examples to score", "pass labelled text")
+    with devices.autocast(trained.device, trained.precision):
+        result = score(trained.model, examples, trained.labels, trained.device)
+    return {
+        "checkpoint": str(trained.path),
+        "data": name,
+        "split": split,
+        **result.as_dict(),
+        "unknown": unknown,
+    }
+
+
+def _same_vocabulary(dataset, trained: Trained, path: str) -> None:
+    """Raise unless `dataset` is labelled text encoded with the classifier's vocabulary."""
+    kind = kinds.of_data(dataset.meta, path)
+    if kind.name != "classify":
+        raise CharrnnError(
+            path,
+            f"holds {kind.reads}, not labelled text",
+            "pass a TSV of text<TAB>label, or a data directory made by charrnn tokenize --labels",
+        )
+    if dataset.tokenizer.to_json() != trained.tokenizer.to_json():
+        raise CharrnnError(
+            path,
+            "encoded with a different vocabulary than the model's",
+            "pass the labelled text itself, and charrnn encodes it",
+        )
+
+
+def _class_numbers(found: list[str], known: list[str], where: str) -> np.ndarray:
+    """The model's class number of each of the data's labels; a label the model does not
+    know is an error."""
+    missing = [label for label in found if label not in known]
+    if missing:
+        raise CharrnnError(
+            where,
+            f"has label(s) the model was not trained on: {', '.join(missing[:5])}",
+            f"score text labelled with: {', '.join(known)}",
+        )
+    return np.array([known.index(label) for label in found], dtype=np.int64)
 
 
 # -- seq2seq: BLEU, chrF, ROUGE ------------------------------------------------------------------
@@ -212,7 +291,8 @@ def score_seq2seq(
     match), plus the teacher-forced loss of the (first) references. Default data: the run's
     `split_name` split, or that split of `data` (a parallel data directory encoded with the
     model's vocabularies)."""
-    from charrnn import generate, pairs, seq2seq
+    from charrnn import generate, pairs
+    from charrnn.kinds import seq2seq
 
     scratch = Path(tempfile.mkdtemp(prefix="charrnn-eval-"))
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import time
 from collections import Counter
@@ -51,6 +50,7 @@ from charrnn.tokenizer import (
     BPETokenizer,
     CharTokenizer,
     Tokenizer,
+    auto_vocabulary,
     check_vocab_size,
     load,
     normalize_text,
@@ -433,7 +433,7 @@ class _PairWriter:
         for side_index, side in enumerate(SIDES):
             texts = [p[side_index] for p in pairs]
             tok = self.toks[side]
-            ids, lengths = _encode_many(tok, texts)
+            ids, lengths = encode_many(tok, texts)
             s = self.stats[split][side]
             ids.tofile(self.files[split, side, "bin"])
             offsets = s["tokens"] + np.concatenate([[0], np.cumsum(lengths)])[1:]
@@ -447,31 +447,16 @@ class _PairWriter:
                 self.unknown_chars[side].update(tok.unknown_chars("".join(texts), ids))
 
 
-LETTERS = re.compile(r"[^\W\d_]+")  # a run of letters: a word, without digits or marks
-WORDS_FOR_BPE = 1000  # distinct alphabetic words from which parallel text is real language
-WORDS_PER_PIECE = 2.5  # auto's BPE vocabulary: this many distinct words per word piece
-AUTO_BPE_RANGE = (1000, 8000)
-
-
 def pick_vocabulary(split_pairs, config: TokenizeConfig, shared: bool):
-    """`--vocab auto` for parallel text: sentences of a real language (at least WORDS_FOR_BPE
-    distinct alphabetic words in the training pairs) get one BPE vocabulary for both sides,
-    of a size growing with the words (AUTO_BPE_RANGE: 8,000 for Multi30k's 20,000 words),
-    unless --vocab-size gives it; anything else (dates, codes, spelling tasks) characters.
-    Measured on Multi30k fr-en (docs/numbers.md): BPE 8,000 shared is what made the
-    10-minute model translate. Returns the config, whether shared, and a line saying why."""
-    words: set[str] = set()
-    for split, source, target in split_pairs("vocabulary"):
-        if split == "train":
-            words.update(LETTERS.findall(source + " " + target))
-    if len(words) < WORDS_FOR_BPE:
-        why = f"char: {len(words):,} distinct words (bpe from {WORDS_FOR_BPE:,})"
-        return replace(config, vocab="char"), shared, why
-    low, high = AUTO_BPE_RANGE
-    size = config.vocab_size or int(min(high, max(low, round(len(words) / WORDS_PER_PIECE, -3))))
-    check_vocab_size("bpe", size)
-    why = f"bpe {size:,} shared: {len(words):,} distinct words (--vocab char or bpe decides)"
-    return replace(config, vocab="bpe", vocab_size=size), True, why
+    """`--vocab auto` for parallel text (charrnn.tokenizer.auto_vocabulary over both sides of
+    the training pairs): a BPE vocabulary is shared by both sides. Measured on Multi30k fr-en
+    (docs/numbers.md): BPE 8,000 shared is what made the 10-minute model translate. Returns
+    the config, whether shared, and a line saying why."""
+    texts = (s + " " + t for split, s, t in split_pairs("vocabulary") if split == "train")
+    vocab, size, why = auto_vocabulary(texts, config.vocab_size, "pairs")
+    if vocab == "bpe":
+        shared, why = True, why.replace(":", " shared:", 1)
+    return replace(config, vocab=vocab, vocab_size=size), shared, why
 
 
 def _build_vocabularies(split_pairs, hists, config: TokenizeConfig, shared: bool) -> dict:
@@ -512,7 +497,7 @@ def _build_vocabularies(split_pairs, hists, config: TokenizeConfig, shared: bool
     }
 
 
-def _encode_many(tok: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def encode_many(tok: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The ids of many lines, concatenated, and each line's number of ids."""
     if isinstance(tok, CharTokenizer):
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
@@ -585,6 +570,11 @@ class PairDataset:
     def stats(self, name: str) -> dict:
         """Pairs and per-side counts of a split."""
         return self.meta["splits"][name]
+
+    @property
+    def tokenizers(self) -> dict[str, Tokenizer]:
+        """Its vocabularies by name, as a checkpoint keeps them."""
+        return {"source": self.source_tokenizer, "target": self.target_tokenizer}
 
 
 def load_pair_dataset(path: Path, meta: dict) -> PairDataset:

@@ -3,19 +3,15 @@ models back is `charrnn.trained`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from charrnn import checkpoint, corpus, datadir, models
-from charrnn import data as datamod
+from charrnn import checkpoint, corpus, datadir, kinds, models, rundata
 from charrnn import device as devices
 from charrnn.config import (
-    SEQ2SEQ_FIELDS,
     ModelConfig,
     TokenizeConfig,
     TrainConfig,
@@ -26,65 +22,32 @@ from charrnn.config import (
 from charrnn.cores import CoreWatch
 from charrnn.distributed import Ranks, device_for, from_rank0, rank0_first, start_processes
 from charrnn.errors import CharrnnError, UsageError
-from charrnn.lm import LMTask
-from charrnn.pairs import PAIR_BUILTINS, PairDataset, tokenize_pairs
 from charrnn.runlock import RunLock
-from charrnn.seq2seq import PairTask
-from charrnn.tokenizer import Tokenizer, from_json
 from charrnn.train import Hooks, RunInfo, fit
-from charrnn.trained import build_model, saved_data_path
+from charrnn.trained import build_model
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
 
-LM_ONLY = ("seq_len", "batching", "reset_every")  # how a text stream is cut into batches
+TRAIN_OFF = {  # values that ask for nothing, which any kind takes
+    "scheduled_sampling": (None, 0.0),
+    "label_smoothing": (None, 0.0),
+    "class_weights": (None, "none"),
+    "best_on": (None, "loss"),
+}
+TRAIN_WHY = {
+    "seq_len": "cuts a text stream (or a labelled text) into pieces",
+    "batching": "cuts a text stream into batches",
+    "reset_every": "restarts rows of a text stream",
+    "scheduled_sampling": "is for seq2seq models",
+    "label_smoothing": "is for seq2seq models",
+    "class_weights": "is for classifiers",
+    "best_on": "picks a classifier's best evaluation by accuracy or F1",
+    "init_from": "starts a classifier's encoder from a language model",
+}
 
 
 # -- data ----------------------------------------------------------------------------------------
-
-
-def prepare_data(
-    source: str,
-    *,
-    cache_dir: Path | None,
-    vocab: TokenizeConfig = TokenizeConfig(),
-    pairs: bool = False,
-    scratch: Path | None = None,
-    vocabulary=None,
-    progress=None,
-):
-    """A data directory as is; raw text (a file, directory, builtin:NAME or -) tokenized once
-    into `cache_dir` (keyed by the sources' paths, sizes and times and the options) and
-    reused by later runs. Stdin cannot be cached: it goes to `scratch`. With `pairs` (or a
-    built-in pair task such as builtin:dates) the text is parallel: source TAB target. With
-    `vocabulary` (a tokenizer, or a pair of them for parallel text) the text is encoded
-    with it instead of a new one."""
-    pairs = pairs or source in PAIR_BUILTINS
-    if source != "-" and datadir.is_dataset(source):
-        return datamod.load_dataset(source)
-    if source == "-" or cache_dir is None or corpus.is_stream(source):  # nothing to key a cache
-        if scratch is None:
-            raise UsageError("INPUT", "stdin needs a place to keep its tokens", "pass a file")
-        target = scratch
-        if datadir.is_dataset(target):
-            shutil.rmtree(target)
-    else:
-        key = _cache_key(source, vocab, pairs, vocabulary)
-        target = Path(cache_dir) / key
-        if datadir.is_dataset(target):
-            return datamod.load_dataset(target)
-    try:
-        if pairs:
-            tokenize_pairs([source], target, vocab, vocabulary=vocabulary, progress=progress)
-        else:
-            datamod.tokenize_corpus(
-                [source], target, vocab, vocabulary=vocabulary, progress=progress
-            )
-    except CharrnnError:
-        if datadir.is_dataset(target):  # another process tokenized it at the same time
-            return datamod.load_dataset(target)
-        raise
-    return datamod.load_dataset(target)
 
 
 def _last_checkpoint(run_dir) -> dict | None:
@@ -95,85 +58,19 @@ def _last_checkpoint(run_dir) -> dict | None:
         return None
 
 
-def _stored_path(data: Path, run_dir: Path) -> str:
-    """The data path a checkpoint keeps: relative when the data lies inside the run."""
-    data, run_dir = data.resolve(), run_dir.resolve()
-    return str(data.relative_to(run_dir)) if data.is_relative_to(run_dir) else str(data)
-
-
-def _same_data(source: str, data_path: str, cache_dir, vocab: TokenizeConfig, pairs: bool) -> bool:
-    """Whether INPUT names the data a run was trained on: the data directory itself, or raw
-    text whose cached tokenization it is."""
-    if source == "-":
-        return False
-    if datadir.is_dataset(source):
-        return Path(source).resolve() == Path(data_path).resolve()
-    if cache_dir is None:
-        return False
-    key = _cache_key(source, vocab, pairs or source in PAIR_BUILTINS)
-    return (Path(cache_dir) / key).resolve() == Path(data_path).resolve()
-
-
-def _check_same_data(dataset, saved: dict, source: str) -> None:
-    """Raise unless `dataset` holds the data a run was trained on: the same vocabulary and the
-    same validation split."""
-    now = {name: tok.to_json() for name, tok in _tokenizers(dataset).items()}
-    if now != saved["tokenizers"]:
-        raise CharrnnError(
-            str(source),
-            "it holds another vocabulary than the run's",
-            "resume with the exact text (or data directory) the run was trained on",
-        )
-    val = dataset.stats("val") if "val" in dataset.splits else None
-    if val != (saved.get("data") or {}).get("val"):
-        raise CharrnnError(
-            str(source),
-            "its validation split differs from the run's: it is other data",
-            "resume with the exact text (or data directory) the run was trained on",
-        )
-
-
-def _cache_key(source: str, vocab: TokenizeConfig, pairs: bool, vocabulary=None) -> str:
-    files = (
-        [source]
-        if source in PAIR_BUILTINS
-        else [
-            [str(s.path.resolve()), s.size, s.path.stat().st_mtime_ns]
-            for s in corpus.resolve([source], glob=vocab.glob)
-        ]
-    )
-    # "reader": how text is read (2: a UTF-8 byte order mark is dropped), so that a change
-    # there tokenizes again instead of reusing what the old reading made
-    options = {"files": files, "options": asdict(vocab), "pairs": pairs, "reader": 2}
-    if vocabulary is not None:  # text encoded with a run's own tokenizer(s)
-        toks = vocabulary if isinstance(vocabulary, tuple) else (vocabulary,)
-        blob = "".join(t.to_json() for t in toks)
-        options["vocabulary"] = hashlib.sha256(blob.encode()).hexdigest()
-    blob = json.dumps(options, sort_keys=True)
-    name = Path(source).name.replace(":", "-") or "corpus"
-    kind = "pairs" if pairs else "text"
-    return f"{name}-{kind}-{vocab.vocab}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
-
-
-def _tokenizers(dataset) -> dict[str, Tokenizer]:
-    if isinstance(dataset, PairDataset):
-        return {"source": dataset.source_tokenizer, "target": dataset.target_tokenizer}
-    return {"text": dataset.tokenizer}
-
-
 def _check_kind(model_name: str, dataset) -> str:
-    """The run's kind; a language model on parallel text (or the reverse) is a usage error."""
-    kind = "seq2seq" if isinstance(dataset, PairDataset) else "lm"
+    """The run's kind; a model of another kind than the data's (a language model on parallel
+    text ...) is a usage error."""
+    kind = kinds.of_data(dataset.meta, str(dataset.path))
     entry = models.spec(model_name)
-    if entry.kind != kind:
-        data = "parallel text" if kind == "seq2seq" else "plain text"
-        fitting = [n for n, e in models.MODELS.items() if e.kind == kind]
+    if entry.kind != kind.name:
+        fitting = [n for n, e in models.MODELS.items() if e.kind == kind.name]
         raise UsageError(
             "--model",
-            f"{model_name} is a {entry.kind} model but the data is {data}",
+            f"{model_name} is a {entry.kind} model but the data is {kind.reads}",
             f"use one of: {', '.join(fitting)}",
         )
-    return kind
+    return kind.name
 
 
 # -- training ------------------------------------------------------------------------------------
@@ -202,20 +99,22 @@ def _check_run_dir(run_dir: Path, force: bool) -> None:
 REGULARISERS = ("dropout", "embed_dropout")  # model settings a resumed run may change
 
 
-def _check_early(model_name, pairs: bool, model_options: dict, train_options: dict) -> None:
+def _check_early(model_name, marked: str, model_options: dict, train_options: dict) -> None:
     """Bad flag values fail before any tokenizing: checked against the defaults of the kind
-    the run will be, or, while that is unknown (a data directory decides), of either kind."""
-    if model_name is not None or pairs:
-        kinds = [models.spec(model_name).kind if model_name else "seq2seq"]
+    the run will be, or, while that is unknown (a data directory decides), of any kind."""
+    if model_name is not None:
+        names = [models.spec(model_name).kind]
+    elif marked != "lm":
+        names = [next(k.name for k in kinds.KINDS.values() if k.data == marked)]
     else:
-        kinds = ["lm", "seq2seq"]
-    for i, kind in enumerate(kinds):
+        names = list(kinds.KINDS)
+    for i, kind in enumerate(names):
         try:
             for config in configs_for(kind, model_options, train_options):
                 config.check()
             return
         except UsageError:
-            if i == len(kinds) - 1:
+            if i == len(names) - 1:
                 raise
 
 
@@ -254,6 +153,8 @@ def start_training(
     force: bool = False,
     cache_dir: Path | None = None,
     pairs: bool = False,
+    labels: bool = False,
+    label_column: str = "last",
     command: str = "",
     hooks: Hooks | None = None,
     progress=None,
@@ -265,6 +166,8 @@ def start_training(
     `model_options` / `train_options` hold the flags the user gave (None = not given):
     defaults come from ModelConfig / TrainConfig, or from the checkpoint on resume. Under
     torchrun, `ranks` places this process; each trains on its own rows of every batch.
+    `pairs` (--pairs) and `labels` (--labels, the label in `label_column`) mark INPUT as
+    parallel or labelled text; a data directory knows its kind.
     `started` (time.monotonic()) is when the command began: a time budget counts from there.
     """
     distributed = ranks.world_size > 1
@@ -293,7 +196,8 @@ def start_training(
             resume=resume,
             force=force,
             cache_dir=cache_dir,
-            pairs=pairs,
+            marked=kinds.data_kind([source], pairs, labels),
+            label_column=label_column,
             command=command,
             hooks=hooks,
             progress=progress,
@@ -338,7 +242,8 @@ def _train(
     resume,
     force,
     cache_dir,
-    pairs,
+    marked,
+    label_column,
     command,
     hooks,
     progress,
@@ -347,32 +252,25 @@ def _train(
     started,
 ) -> dict:
     run_dir = Path(run_dir)
+    data = (source, cache_dir, vocab, marked, label_column)
     if resume:
+        if train_options.get("init_from"):
+            raise UsageError(
+                "--init-from", "starts a new run's encoder; a resumed run has its own", "drop it"
+            )
         saved = saved or _checkpoint_to_resume(run_dir)
         model_name, model_config, train_config, changes = _resumed_configs(
             saved, model_name, model_options, train_options
         )
-        pairs = pairs or saved.get("kind") == "seq2seq"  # the run knows its kind
-        dataset = _resumed_data(saved, run_dir, source, cache_dir, vocab, pairs, progress)
+        if marked == "lm":  # the run knows its kind
+            data = (*data[:3], kinds.get(saved.get("kind", "lm")).data, label_column)
+        dataset = rundata.resumed_data(saved, run_dir, data, progress)
     else:
-        _check_new_run(source, model_name, pairs, model_options, train_options)
+        _check_new_run(source, model_name, marked, model_options, train_options)
         changes = {}
-
-        def prepare():
-            corpus.make_dir(run_dir)
-            _check_run_dir(run_dir, force)
-            return prepare_data(
-                source,
-                cache_dir=cache_dir,
-                vocab=vocab,
-                pairs=pairs,
-                scratch=run_dir / "data",
-                progress=progress,
-            )
-
-        dataset = rank0_first(ranks, prepare)
-        kind = "seq2seq" if isinstance(dataset, PairDataset) else "lm"
-        model_name = model_name or models.DEFAULT[kind]
+        dataset = rank0_first(ranks, lambda: _new_data(run_dir, data, force, progress))
+        kind = kinds.of_data(dataset.meta, str(dataset.path)).name
+        model_name = model_name or kinds.get(kind).default_model
         model_config, train_config = configs_for(kind, model_options, train_options)
     train_config.check()
     device = device_for(ranks, train_config.device)
@@ -382,22 +280,30 @@ def _train(
     checkpoint.seed_everything(train_config.seed)
     kind = _check_kind(model_name, dataset)
     _check_flags_fit_kind(kind, model_name, model_options, train_options)
-    tokenizers = _tokenizers(dataset)
+    tokenizers = dataset.tokenizers
     if saved is None:
         model_config, train_config = _defaults_for_data(
             kind, model_name, model_config, model_options, tokenizers, dataset, train_config,
             train_options, device, precision, ranks, notes,
         )  # fmt: skip
-    model, trained = _model(model_name, model_config, tokenizers, saved, run_dir, device, ranks)
+    labels = getattr(dataset, "labels", None)  # a classifier's
+    model, trained = _model(
+        model_name, model_config, tokenizers, labels, saved, run_dir, device, ranks
+    )
+    if saved is None and train_config.init_from:  # a new classifier, from a language model
+        from charrnn.kinds.classify import init_from_lm
+
+        notes.append(init_from_lm(model, train_config.init_from, tokenizers["text"]))
     where = {"rank": ranks.rank, "world_size": ranks.world_size}
-    task = _task(kind, dataset, train_config, device, where)
+    task = kinds.get(kind).make_task(dataset, train_config, device, where)
     info = RunInfo(
         kind=kind,
         model_name=model_name,
         model_config=asdict(model.config),
         tokenizers={name: tok.to_json() for name, tok in tokenizers.items()},
-        data={"path": _stored_path(dataset.path, run_dir), "val": task_val_stats(dataset)},
+        data={"path": rundata.stored_path(dataset.path, run_dir), "val": task_val_stats(dataset)},
         command=command,
+        labels=labels,
     )
     if ranks.rank == 0:
         for stale in run_dir.glob(".*.pt.tmp-*"):  # left by a process killed while saving
@@ -431,10 +337,28 @@ def _train(
     }
 
 
-def _model(name, config, tokenizers, saved, run_dir: Path, device, ranks: Ranks):
+def _new_data(run_dir: Path, data: tuple, force: bool, progress):
+    """A new run's directory made (or checked, with --force) and its data: INPUT tokenized
+    (or its cache, or a data directory). `data`: INPUT, the cache, the vocabulary options,
+    the data kind and the label column."""
+    source, cache_dir, vocab, marked, label_column = data
+    corpus.make_dir(run_dir)
+    _check_run_dir(run_dir, force)
+    return rundata.prepare_data(
+        source,
+        cache_dir=cache_dir,
+        vocab=vocab,
+        marked=marked,
+        label_column=label_column,
+        scratch=run_dir / "data",
+        progress=progress,
+    )
+
+
+def _model(name, config, tokenizers, labels, saved, run_dir: Path, device, ranks: Ranks):
     """The model on its device (with the resumed run's weights), and what trains it: the
     model itself, or its DistributedDataParallel wrapper under torchrun."""
-    model = build_model(name, config, tokenizers)
+    model = build_model(name, config, tokenizers, labels)
     if saved is not None:
         checkpoint.load_weights(model, saved["weights"], str(run_dir / "last.pt"))
     model.to(device)
@@ -480,47 +404,7 @@ def _resumed_configs(saved: dict, model_name, model_options: dict, train_options
     return saved["model"]["name"], model_config, train_config, changes
 
 
-def _resumed_data(saved, run_dir, source, cache_dir, vocab, pairs: bool, progress):
-    """The data a resumed run continues on: its own data directory, or INPUT standing in
-    for it when that holds the same data."""
-    data_path = saved_data_path(saved, run_dir)
-    data_there = bool(data_path) and datadir.is_dataset(data_path)
-    if source is None or (data_there and _same_data(source, data_path, cache_dir, vocab, pairs)):
-        if not data_there:
-            raise CharrnnError(
-                str(run_dir),
-                f"the run's data directory {data_path} is gone",
-                "resume with the text it was trained on (charrnn train INPUT --resume "
-                "RUN_DIR tokenizes it again), or with its data directory where it lies now",
-            )
-        dataset = datamod.load_dataset(data_path)
-        _check_same_data(dataset, saved, data_path)  # not tokenized again in place
-        return dataset
-    if data_there or source == "-":
-        raise UsageError(
-            "INPUT",
-            f"the run was trained on {data_path}, not on {source}",
-            "resume without INPUT (a run keeps its data), or start a new run",
-        )
-    # the run's data is gone (moved, or a cache cleared or on another machine): INPUT
-    # stands in for it if it holds the same data, moved or tokenized again
-    if datadir.is_dataset(source):
-        dataset = datamod.load_dataset(source)
-    else:  # encoded with the run's own vocabulary, so only the split can differ
-        own = {name: from_json(text) for name, text in saved["tokenizers"].items()}
-        dataset = prepare_data(
-            source,
-            cache_dir=cache_dir,
-            vocab=vocab,
-            pairs=pairs,
-            vocabulary=own["text"] if "text" in own else (own["source"], own["target"]),
-            progress=progress,
-        )
-    _check_same_data(dataset, saved, source)
-    return dataset
-
-
-def _check_new_run(source, model_name, pairs: bool, model_options, train_options) -> None:
+def _check_new_run(source, model_name, marked: str, model_options, train_options) -> None:
     """What can be told wrong about a new run before any tokenizing."""
     if source is None:
         raise UsageError(
@@ -538,7 +422,10 @@ def _check_new_run(source, model_name, pairs: bool, model_options, train_options
         )
     if model_name is not None:
         models.spec(model_name)  # an unknown model fails before any tokenizing
-    _check_early(model_name, pairs or source in PAIR_BUILTINS, model_options, train_options)
+    _check_early(model_name, marked, model_options, train_options)
+    init_from = train_options.get("init_from")
+    if init_from and not Path(init_from).exists():  # before any tokenizing
+        raise CharrnnError(init_from, "no such run or checkpoint", "check the --init-from path")
 
 
 def _threads_notes(device, train_config: TrainConfig, watch: CoreWatch | None) -> list[str]:
@@ -553,24 +440,22 @@ def _threads_notes(device, train_config: TrainConfig, watch: CoreWatch | None) -
 
 
 def _check_flags_fit_kind(kind: str, model_name: str, model_options, train_options) -> None:
-    """Flags of the other kind of model, or of another cell, are errors, not ignored."""
-    if kind == "lm":
-        given = [k for k in SEQ2SEQ_FIELDS if model_options.get(k) is not None]
-        given += [k for k in ("scheduled_sampling", "label_smoothing") if train_options.get(k)]
-        if given:
-            flag = "--" + given[0].replace("_", "-")
-            raise UsageError(
-                flag, "is for seq2seq models; this run is a language model", f"drop {flag}"
-            )
-    else:
-        given = [k for k in LM_ONLY if train_options.get(k) is not None]
-        if given:
-            flag = "--" + given[0].replace("_", "-")
+    """Flags of another kind of model, or of another cell, are errors, not ignored."""
+    reads = kinds.get(kind).reads
+    for key, value in model_options.items():
+        owners = kinds.with_field(key)
+        if value is not None and kind not in owners:
+            flag = "--" + key.replace("_", "-")
             raise UsageError(
                 flag,
-                "cuts a text stream into batches; a seq2seq model trains on sentence pairs",
+                f"is for {' and '.join(kinds.get(k).models for k in owners)}; this run trains "
+                f"on {reads}",
                 f"drop {flag}",
             )
+    for key, value in train_options.items():
+        if kind not in kinds.with_field(key) and value not in TRAIN_OFF.get(key, (None,)):
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(flag, f"{TRAIN_WHY[key]}; this run trains on {reads}", f"drop {flag}")
     if model_options.get("nonlinearity") is not None and models.spec(model_name).cell != "rnn":
         raise UsageError(
             "--nonlinearity",
@@ -585,7 +470,10 @@ def _defaults_for_data(
 ) -> tuple[ModelConfig, TrainConfig]:  # fmt: skip
     """A new run's settings where the flags leave them to charrnn and the data decides: a
     language model's size picked for the budget and corpus; a seq2seq model's embeddings and
-    label smoothing for its vocabulary. Each choice is noted in `notes`."""
+    label smoothing for its vocabulary. Each choice is noted in `notes`, with the vocabulary
+    --vocab auto picked."""
+    picked = dataset.meta["vocab"].get("picked")  # parallel and labelled text
+    notes += [f"vocabulary {picked}"] if picked else []
     if kind == "lm" and _sized_by_us(model_options):
         model_config, note = _auto_size(
             model_name, model_config, model_options, tokenizers, dataset, train_config, device,
@@ -595,8 +483,6 @@ def _defaults_for_data(
     elif kind == "seq2seq":
         from charrnn import sizing
 
-        picked = dataset.meta["vocab"].get("picked")  # by --vocab auto
-        notes += [f"vocabulary {picked}"] if picked else []
         sizes = [tok.vocab_size for tok in tokenizers.values()]
         model_config, note = sizing.seq2seq_embeddings(model_config, model_options, sizes)
         train_config, smoothing = sizing.seq2seq_label_smoothing(train_config, train_options, sizes)
@@ -607,35 +493,6 @@ def _defaults_for_data(
 def task_val_stats(dataset) -> dict | None:
     """The validation split's statistics, if the data has one."""
     return dataset.stats("val") if "val" in dataset.splits else None
-
-
-def _task(kind: str, dataset, train_config: TrainConfig, device, where: dict):
-    """What the training loop trains on: batches, losses and evaluations of this kind."""
-    val = "val" in dataset.splits
-    if kind == "lm":
-        return LMTask(
-            dataset.ids("train"),
-            dataset.ids("val") if val else None,
-            task_val_stats(dataset),
-            batch_size=train_config.batch_size,
-            seq_len=train_config.seq_len,
-            mode=train_config.batching,
-            seed=train_config.seed,
-            device=device,
-            reset_every=train_config.reset_every,
-            **where,
-        )
-    return PairTask(
-        dataset.split("train"),
-        dataset.split("val") if val else None,
-        task_val_stats(dataset),
-        batch_size=train_config.batch_size,
-        seed=train_config.seed,
-        device=device,
-        scheduled_sampling=train_config.scheduled_sampling,
-        label_smoothing=train_config.label_smoothing,
-        **where,
-    )
 
 
 def _sized_by_us(model_options: dict) -> bool:

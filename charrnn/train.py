@@ -1,7 +1,7 @@
 """One training loop for every model kind.
 
-The loop knows nothing about language models or seq2seq: a *task* (`charrnn.lm.LMTask`,
-`charrnn.seq2seq.PairTask`) supplies batches by data position, the loss of a batch, an
+The loop knows nothing about language models or seq2seq: a *task* (`charrnn.kinds.lm.LMTask`,
+`charrnn.kinds.seq2seq.PairTask`) supplies batches by data position, the loss of a batch, an
 evaluation on a fixed sample of the validation split or on all of it, its own state to
 checkpoint and its own fields of the training log. The loop does the rest: the optimizer and
 learning-rate schedule, mixed precision, gradient clipping and the gradient-norm watch, a
@@ -68,12 +68,13 @@ class Hooks:
 class RunInfo:
     """What makes a run self-contained: written into every checkpoint."""
 
-    kind: str  # lm | seq2seq
+    kind: str  # lm | seq2seq | classify (charrnn.kinds)
     model_name: str
     model_config: dict
     tokenizers: dict[str, str]  # name -> tokenizer.json text
     data: dict  # {"path": ..., "val": split stats}
     command: str = ""
+    labels: list[str] | None = None  # a classifier's labels, by class number
 
 
 def eval_sample_tokens(cfg: TrainConfig, tokens_per_step: int) -> int:
@@ -452,6 +453,8 @@ class _Loop:
         # rank 0's scores decide for all: every rank saves (or not) and stops together
         scores = from_rank0(result.as_dict(), self.world_size)
         loss = scores.get("sample_loss", scores["loss"])  # always on the same text
+        if self.cfg.best_on != "loss":  # a classifier's accuracy or F1: higher is better
+            loss = 1.0 - scores[self.cfg.best_on]
         improved = loss < state.best_val_loss
         if improved:
             state.best_val_loss = loss
@@ -590,7 +593,11 @@ def _payload(model, opt, state: LoopState, task, cfg: TrainConfig, info: RunInfo
     return {
         "kind": info.kind,
         "command": info.command,
-        "model": {"name": info.model_name, "config": info.model_config},
+        "model": {
+            "name": info.model_name,
+            "config": info.model_config,
+            **({"labels": info.labels} if info.labels is not None else {}),
+        },
         "tokenizers": info.tokenizers,
         "data": info.data,
         "weights": cpu_weights(model),

@@ -27,9 +27,13 @@ def saved_data_path(saved: dict, run_dir: Path) -> str | None:
     return path
 
 
-def build_model(name: str, config: ModelConfig, tokenizers: dict[str, Tokenizer]) -> nn.Module:
+def build_model(
+    name: str, config: ModelConfig, tokenizers: dict[str, Tokenizer], labels=None
+) -> nn.Module:
     """Instantiate registry entry `name` for these tokenizers (one `text`, or `source` and
-    `target`)."""
+    `target`) and, for a classifier, these labels."""
+    if labels is not None:
+        return models.build(name, config, tokenizers["text"].vocab_size, num_classes=len(labels))
     if "text" in tokenizers:
         return models.build(name, config, tokenizers["text"].vocab_size)
     return models.build(
@@ -50,6 +54,13 @@ class Trained:
     device: torch.device
     source_tokenizer: Tokenizer | None = None  # seq2seq: the input side
     precision: str = "fp32"  # decoding and scoring arithmetic (see charrnn.device)
+    labels: list[str] | None = None  # a classifier's labels, by class number
+
+    @property
+    def translates(self) -> bool:
+        """Whether it writes an output for each source it reads (seq2seq), rather than
+        continuing text (a language model) or labelling it (a classifier)."""
+        return self.source_tokenizer is not None
 
 
 def load_trained(
@@ -70,7 +81,14 @@ def load_trained(
             key: from_json(text, f"{where}: {key} tokenizer")
             for key, text in data["tokenizers"].items()
         }
-        model = build_model(name, config, tokenizers)
+        labels = data["model"].get("labels")
+        if labels is not None and not (
+            isinstance(labels, list)
+            and len(labels) >= 2
+            and all(isinstance(x, str) for x in labels)
+        ):
+            raise ValueError("its labels are not a list of names")
+        model = build_model(name, config, tokenizers, labels)
     except (KeyError, TypeError, AttributeError, ValueError, CharrnnError) as e:
         detail = " ".join((e.message() if isinstance(e, CharrnnError) else str(e)).split())
         raise CharrnnError(
@@ -92,6 +110,7 @@ def load_trained(
         device,
         tokenizers.get("source"),
         devices.resolve_precision(precision, device),
+        labels,
     )
 
 
@@ -128,6 +147,7 @@ def describe_checkpoint(path: str | Path) -> dict:
             "name": data["model"]["name"],
             "config": model_fields(data["model"]["config"], data["kind"]),
             "params": params,
+            **({"labels": data["model"]["labels"]} if "labels" in data["model"] else {}),
         },
         "tokenizers": tokenizers,
         "data": data.get("data"),

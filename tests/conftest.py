@@ -62,6 +62,12 @@ def png_info(path: Path) -> dict:
         elif kind == b"tEXt":
             key, _, value = body.partition(b"\0")
             info["text"][key.decode("latin-1")] = value.decode("latin-1")
+        elif kind == b"iTXt":  # UTF-8 text: key, flag, method, language, translated key, text
+            key, _, rest = body.partition(b"\0")
+            assert rest[:1] == b"\0", "a compressed iTXt chunk"
+            _, _, rest = rest[2:].partition(b"\0")  # the language tag
+            _, _, value = rest.partition(b"\0")  # the translated keyword
+            info["text"][key.decode("latin-1")] = value.decode("utf-8")
         at += 12 + size
         if kind == b"IEND":
             break

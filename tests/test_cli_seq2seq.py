@@ -6,10 +6,9 @@ from __future__ import annotations
 import datetime
 import json
 import random
-import struct
 
 import pytest
-from conftest import assert_error, ok
+from conftest import assert_error, ok, png_info
 
 from charrnn import models
 from charrnn.config import TokenizeConfig
@@ -122,12 +121,17 @@ def test_attention_png_and_terminal(run, trained, tmp_path):
     result = ok(
         run("beam", trained, "--prompt", "5 March 2021", "--attention", png, "--show-attention")
     )
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    assert width == 16 * (len("5 March 2021") + 1)  # source characters and <eos>
-    assert height % 16 == 0 and b"iTXtSource" in data
+    info = png_info(png)  # a whole, valid PNG, drawn by matplotlib with labelled axes
+    assert info["width"] > 300 and info["height"] > 200
+    assert info["text"]["Title"].startswith("Attention: 5 \u2423 M a r c h")
     assert "wrote" in result.stderr and "<eos>" in result.stderr
+    svg = tmp_path / "attention.svg"
+    ok(run("beam", trained, "--prompt", "5 March 2021", "--attention", svg))
+    drawn = svg.read_text()
+    assert "source token" in drawn and "output token" in drawn  # the axes' labels
+    assert_error(
+        run("beam", trained, "--prompt", "x", "--attention", tmp_path / "a.jpg"), 2, ".png"
+    )
 
 
 def test_an_empty_source_line_gives_an_empty_output_line(run, dates, trained):

@@ -461,7 +461,7 @@ def test_a_signal_during_the_final_evaluation_exits_with_its_code(env, tmp_path)
     slow = tmp_path / "slow_eval.py"  # a final evaluation long enough to be interrupted
     slow.write_text(
         "import time, runpy, sys\n"
-        "from charrnn import lm\n"
+        "from charrnn.kinds import lm\n"
         "real = lm.LMTask.evaluate\n"
         "def evaluate(self, model, full=False):\n"
         "    if full:\n"

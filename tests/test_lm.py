@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from charrnn import lm, models
+from charrnn import models
 from charrnn.config import ModelConfig
 from charrnn.errors import CharrnnError
+from charrnn.kinds import lm
 from charrnn.tokenizer import BOS_ID
 
 IDS = (np.arange(5000) + 4).astype(np.uint16)  # id = position + 4: unique, never <bos>

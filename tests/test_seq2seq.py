@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from charrnn import models
 from charrnn.config import ModelConfig
 from charrnn.data import load_dataset
+from charrnn.kinds.seq2seq import PairBatches, Seq2SeqStepper, make_batch, score_pairs
 from charrnn.pairs import tokenize_pairs
-from charrnn.seq2seq import PairBatches, Stepper, make_batch, score_pairs
 from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 ATTENTIONS = ["dot", "general", "additive", "none"]
@@ -179,7 +179,7 @@ def test_score_pairs_equals_a_naive_loop(pairs):
 def test_stepper_batch_equals_one_by_one():
     model = _model()
     sources = [[5, 6, EOS_ID], [7, 8, 9, 10, 11, EOS_ID], [12, EOS_ID]]
-    stepper = Stepper(model, torch.device("cpu"))
+    stepper = Seq2SeqStepper(model, torch.device("cpu"))
     logits, state = stepper.start(sources)
     tokens = torch.tensor([3 + 4, 9, 11])
     logits2, _ = stepper.step(tokens, state)
@@ -191,7 +191,7 @@ def test_stepper_batch_equals_one_by_one():
 
 
 def test_attention_health_by_hand():
-    from charrnn.seq2seq import attention_health
+    from charrnn.kinds.seq2seq import attention_health
 
     # pair 0: source of 4 tokens, every step looks at its end token only (a collapse);
     # pair 1: source of 2 tokens (2 padded), attention spread evenly; its 3rd step is padding
@@ -225,7 +225,7 @@ def test_evaluations_report_attention_health(pairs):
 
 
 def test_label_smoothing_by_hand(pairs):
-    from charrnn.seq2seq import PairTask
+    from charrnn.kinds.seq2seq import PairTask
 
     torch.manual_seed(0)
     sizes = (pairs.target_tokenizer.vocab_size, pairs.source_tokenizer.vocab_size)
@@ -252,7 +252,7 @@ def test_decoding_sums_the_attention_for_the_coverage_penalty():
     torch.manual_seed(0)
     config = ModelConfig(embed_size=8, hidden_size=16, dropout=0.0)
     model = models.build("seq2seq-lstm", config, 12, 12).eval()
-    stepper = Stepper(model, torch.device("cpu"))
+    stepper = Seq2SeqStepper(model, torch.device("cpu"))
     with torch.no_grad():
         _, state = stepper.start([[5, 6, EOS_ID], [7, EOS_ID]])  # the second one is padded
         state = stepper.track_coverage(state)

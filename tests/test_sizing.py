@@ -151,7 +151,9 @@ def test_no_repeat_default_follows_the_kind_and_vocabulary():
     from charrnn.generate import no_repeat_default
 
     def trained(kind, vocab):
-        return SimpleNamespace(kind=kind, tokenizer=SimpleNamespace(vocab_size=vocab))
+        return SimpleNamespace(
+            kind=kind, translates=kind == "seq2seq", tokenizer=SimpleNamespace(vocab_size=vocab)
+        )
 
     assert no_repeat_default(trained("seq2seq", 8000)) == 3
     assert no_repeat_default(trained("seq2seq", 40)) == 0  # dates repeat their digits

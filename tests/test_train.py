@@ -11,11 +11,12 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from charrnn import checkpoint, lm, models, runs
+from charrnn import checkpoint, models, runs
 from charrnn.config import ModelConfig, TokenizeConfig, TrainConfig
 from charrnn.data import load_dataset, tokenize_corpus
 from charrnn.errors import CharrnnError
-from charrnn.lm import LMTask
+from charrnn.kinds import lm
+from charrnn.kinds.lm import LMTask
 from charrnn.models.rnn import RNNLanguageModel
 from charrnn.optim import LoopState, epoch_limit, learning_rate, progress_fraction
 from charrnn.tokenizer import BOS_ID

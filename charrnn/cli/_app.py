@@ -102,11 +102,12 @@ MaxLenRatio = Annotated[
 ]
 
 
-def length_ratio(kind: str, value: float | None) -> float:
-    """--max-len-ratio's value: 2 unless given; a language model has no source to measure."""
+def length_ratio(translates: bool, value: float | None) -> float:
+    """--max-len-ratio's value: 2 unless given; only a seq2seq model (`translates`) has a
+    source to measure."""
     if value is None:
         return MAX_LEN_RATIO
-    if kind != "seq2seq":
+    if not translates:
         raise UsageError(
             "--max-len-ratio",
             "applies to seq2seq models (this is a language model)",

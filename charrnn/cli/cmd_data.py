@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from charrnn import data as datamod
-from charrnn import datadir
+from charrnn import datadir, kinds
 from charrnn.cli._app import (
     Json,
     Quiet,
@@ -21,9 +21,16 @@ from charrnn.cli._app import (
 )
 from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
-from charrnn.pairs import DEFAULT_MAX_CHARS, PAIR_BUILTINS, describe_pairs, tokenize_pairs
+from charrnn.labels import (
+    DEFAULT_SEED,
+    check_label_column,
+    describe_labels,
+    tokenize_labels,
+)
+from charrnn.pairs import DEFAULT_MAX_CHARS, describe_pairs, tokenize_pairs
 
 TD = TokenizeConfig  # defaults live in the dataclass
+MAX_LABELS_SHOWN = 30  # rows of the per-label table; --json has them all
 
 
 # -- tokenize ----------------------------------------------------------------------------------
@@ -37,7 +44,7 @@ def tokenize(
             metavar="INPUT",
             help="Text files, directories (searched recursively), .gz files, - for stdin, or "
             "a built-in corpus (builtin:shakespeare, builtin:names, builtin:python, "
-            "builtin:dates). Several inputs are concatenated in order.",
+            "builtin:dates, builtin:plays). Several inputs are concatenated in order.",
             show_default=False,
         ),
     ],
@@ -65,14 +72,16 @@ def tokenize(
     val_frac: Annotated[
         float | None,
         typer.Option(
-            help=f"Fraction of the text (its tail) kept for validation (default {TD.val_frac}).",
+            help=f"Fraction of the text (its tail) kept for validation (default {TD.val_frac}); "
+            "--labels: a seeded sample of each label's examples.",
             show_default=False,
         ),
     ] = None,
     test_frac: Annotated[
         float | None,
         typer.Option(
-            help=f"Fraction of the text (the very end) kept for testing (default {TD.test_frac}).",
+            help=f"Fraction of the text (the very end) kept for testing (default {TD.test_frac}); "
+            "--labels: a seeded sample of each label's examples.",
             show_default=False,
         ),
     ] = None,
@@ -88,7 +97,8 @@ def tokenize(
         Path | None,
         typer.Option(
             help="Reuse this vocabulary (a data directory or tokenizer.json) instead of "
-            "building one; --vocab, --vocab-size, --lowercase and --normalize come from it."
+            "building one; --vocab, --vocab-size, --lowercase and --normalize come from it "
+            "(and, for --labels, the label set of a labelled data directory)."
         ),
     ] = None,
     glob: Annotated[str, typer.Option(help="File-name pattern for directory inputs.")] = TD.glob,
@@ -124,29 +134,38 @@ def tokenize(
     ] = False,
     seed: Annotated[
         int | None,
-        typer.Option(help="--shuffle: the split's seed (default 0).", show_default=False),
+        typer.Option(
+            help="--shuffle or --labels: the split's seed (default 0).", show_default=False
+        ),
+    ] = None,
+    labels: Annotated[
+        bool,
+        typer.Option(
+            "--labels",
+            help="Labelled text for classification: a TSV (text TAB label per line), - (a TSV "
+            "on stdin), a folder with one subfolder of text files per label, or builtin:plays.",
+        ),
+    ] = False,
+    label_column: Annotated[
+        str | None,
+        typer.Option(
+            help="--labels: the TSV column holding the label, first or last (default last).",
+            show_default=False,
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace DATA_DIR if it exists.")] = False,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Turn a corpus into token ids on disk (tokenizer.json, meta.json, train/val/test .bin)."""
-    pairs = pairs or any(item in PAIR_BUILTINS for item in inputs)  # builtin:dates
-    if not pairs:
-        for item in inputs:
-            if looks_parallel(item):
-                warn(
-                    f"{item} looks like parallel text (a TAB in nearly every line): this makes "
-                    "language-model data of it; add --pairs for seq2seq data"
-                )
-    pair_options = {"--shared-vocab": shared_vocab, "--max-chars": max_chars, "--shuffle": shuffle}
-    for flag, value in pair_options.items():
-        if value not in (None, False) and not pairs:
-            raise UsageError(flag, "is for parallel text", "add --pairs, or drop it")
-    if pairs and glob != TD.glob:
-        raise UsageError(
-            "--glob", "picks files in folders of text, not parallel text", "drop --glob"
-        )
+    kind = kinds.data_kind(inputs, pairs, labels)
+    _check_kind_options(
+        kind,
+        {"--shared-vocab": shared_vocab, "--max-chars": max_chars, "--shuffle": shuffle},
+        glob=glob,
+        seed=seed,
+        label_column=label_column,
+    )
     for frac, files, name in ((val_frac, val, "val"), (test_frac, test, "test")):
         if frac is not None and files:
             raise UsageError(
@@ -154,8 +173,8 @@ def tokenize(
                 f"and --{name} FILE both choose the {name} text",
                 "drop one of them",
             )
-    if seed is not None and not shuffle:
-        raise UsageError("--seed", "seeds --shuffle", "add --shuffle, or drop --seed")
+    if kind == "lm":
+        _warn_parallel(inputs)
     config = TokenizeConfig(
         vocab=vocab,
         vocab_size=vocab_size,
@@ -167,7 +186,7 @@ def tokenize(
         encoding=encoding,
         errors=errors,
     )
-    vocabulary = None
+    vocabulary, label_set = None, None
     if tokenizer is not None:
         if (vocab, vocab_size, lowercase, normalize) != (TD.vocab, None, False, TD.normalize):
             raise UsageError(
@@ -175,43 +194,21 @@ def tokenize(
                 "vocabulary options given together with a tokenizer",
                 "drop --vocab/--vocab-size/--lowercase/--normalize",
             )
-        vocabulary = _vocabulary(tokenizer, pairs)
-    if pairs:
-        with progress_bar(quiet) as progress:
-            meta = tokenize_pairs(
-                inputs,
-                out_dir,
-                config,
-                shared_vocab=shared_vocab,
-                max_chars=DEFAULT_MAX_CHARS if max_chars is None else max_chars,
-                shuffle_seed=(seed or 0) if shuffle else None,
-                val_inputs=val or (),
-                test_inputs=test or (),
-                force=force,
-                vocabulary=vocabulary,
-                progress=progress,
-            )
-        summary = {"path": str(out_dir), **describe_pairs(meta)}
-        if vocabulary is None:
-            v = summary["vocab"]
-            for side in ("source",) if v["shared"] else ("source", "target"):
-                _warn_small_bpe(config, v[side]["size"], "" if v["shared"] else f" ({side})")
-        if as_json:
-            out_json(summary)
-        else:
-            _print_pairs_summary(summary, verb="wrote")
+        vocabulary, label_set = _vocabulary(tokenizer, kind)
+    given = {"val_inputs": val or (), "test_inputs": test or (), "force": force}
+    given["vocabulary"] = vocabulary
+    if kind == "pairs":
+        options = {"shared_vocab": shared_vocab, "shuffle_seed": (seed or 0) if shuffle else None}
+        options["max_chars"] = DEFAULT_MAX_CHARS if max_chars is None else max_chars
+        _tokenize_pairs(inputs, out_dir, config, {**given, **options}, quiet, as_json)
+        return
+    if kind == "labels":
+        options = {"label_column": label_column or "last", "labels": label_set}
+        options["seed"] = DEFAULT_SEED if seed is None else seed
+        _tokenize_labels(inputs, out_dir, config, {**given, **options}, quiet, as_json)
         return
     with progress_bar(quiet) as progress:
-        meta = datamod.tokenize_corpus(
-            inputs,
-            out_dir,
-            config,
-            val_inputs=val or (),
-            test_inputs=test or (),
-            force=force,
-            vocabulary=vocabulary,
-            progress=progress,
-        )
+        meta = datamod.tokenize_corpus(inputs, out_dir, config, **given, progress=progress)
     summary = {"path": str(out_dir), **datamod.describe(meta)}
     if vocabulary is None:
         _warn_small_bpe(config, summary["vocab"]["size"])
@@ -219,6 +216,62 @@ def tokenize(
         out_json(summary)
     else:
         _print_data_summary(summary, verb="wrote")
+
+
+def _check_kind_options(kind: str, pair_options: dict, *, glob, seed, label_column) -> None:
+    """Raise for a flag that the kind of text does not take."""
+    for flag, value in pair_options.items():
+        if value not in (None, False) and kind != "pairs":
+            raise UsageError(flag, "is for parallel text", "add --pairs, or drop it")
+    if kind == "pairs" and glob != TD.glob:
+        raise UsageError(
+            "--glob", "picks files in folders of text, not parallel text", "drop --glob"
+        )
+    if seed is not None and not pair_options["--shuffle"] and kind != "labels":
+        raise UsageError(
+            "--seed", "seeds --shuffle (and the split of --labels)", "add --shuffle, or drop --seed"
+        )
+    if label_column is not None:
+        if kind != "labels":
+            raise UsageError("--label-column", "is for labelled text", "add --labels, or drop it")
+        check_label_column(label_column)
+
+
+def _warn_parallel(inputs: list[str]) -> None:
+    """Warn about text files that look like TSV, made language-model data of."""
+    for item in inputs:
+        if looks_parallel(item):
+            warn(
+                f"{item} looks like parallel text (a TAB in nearly every line): this makes "
+                "language-model data of it; add --pairs for seq2seq data (or --labels for "
+                "labelled text)"
+            )
+
+
+def _tokenize_pairs(inputs, out_dir, config, options: dict, quiet: bool, as_json: bool) -> None:
+    with progress_bar(quiet) as progress:
+        meta = tokenize_pairs(inputs, out_dir, config, **options, progress=progress)
+    summary = {"path": str(out_dir), **describe_pairs(meta)}
+    if options["vocabulary"] is None:
+        v = summary["vocab"]
+        for side in ("source",) if v["shared"] else ("source", "target"):
+            _warn_small_bpe(config, v[side]["size"], "" if v["shared"] else f" ({side})")
+    if as_json:
+        out_json(summary)
+    else:
+        _print_pairs_summary(summary, verb="wrote")
+
+
+def _tokenize_labels(inputs, out_dir, config, options: dict, quiet: bool, as_json: bool) -> None:
+    with progress_bar(quiet) as progress:
+        meta = tokenize_labels(inputs, out_dir, config, **options, progress=progress)
+    summary = {"path": str(out_dir), **describe_labels(meta)}
+    if options["vocabulary"] is None:
+        _warn_small_bpe(config, summary["vocab"]["size"])
+    if as_json:
+        out_json(summary)
+    else:
+        _print_labels_summary(summary, verb="wrote")
 
 
 def _print_data_summary(summary: dict, verb: str) -> None:
@@ -276,12 +329,15 @@ def info(
         _print_checkpoint(summary)
         return
     dataset = datamod.load_dataset(path)
-    if dataset.meta.get("kind") == "pairs":
-        summary = {"path": str(path), **describe_pairs(dataset.meta)}
+    kinds = {"pairs": (describe_pairs, _print_pairs_summary)}
+    kinds["labels"] = (describe_labels, _print_labels_summary)
+    if dataset.meta.get("kind") in kinds:
+        describe, show = kinds[dataset.meta["kind"]]
+        summary = {"path": str(path), **describe(dataset.meta)}
         if as_json:
             out_json(summary)
         else:
-            _print_pairs_summary(summary, verb="data directory")
+            show(summary, verb="data directory")
         return
     summary = {"path": str(path), **datamod.describe(dataset.meta)}
     if as_json:
@@ -297,15 +353,50 @@ def _warn_small_bpe(config: TokenizeConfig, got: int, side: str = "") -> None:
         warn(f"--vocab-size {asked}: the text gave {got:,} tokens{side} (no more pairs to merge)")
 
 
-def _vocabulary(path: Path, pairs: bool):
-    """--tokenizer: a data directory's vocabulary (both sides for parallel text)."""
-    if pairs and (path / "source.tokenizer.json").is_file():
+def _vocabulary(path: Path, kind: str):
+    """--tokenizer: a data directory's vocabulary (both sides for parallel text) and, for
+    labelled text, its label set (None where it has none)."""
+    parallel = (path / "source.tokenizer.json").is_file()
+    if kind == "pairs" and parallel:
         ds = datamod.load_dataset(path)
-        return ds.source_tokenizer, ds.target_tokenizer
-    if (path / "source.tokenizer.json").is_file():
-        raise UsageError("--tokenizer", f"{path} holds parallel text", "add --pairs")
+        return (ds.source_tokenizer, ds.target_tokenizer), None
+    if parallel:
+        fix = "add --pairs" if kind == "lm" else "pass a data directory of labelled or plain text"
+        raise UsageError("--tokenizer", f"{path} holds parallel text", fix)
     vocab = datamod.load_vocabulary(path)
-    return (vocab, vocab) if pairs else vocab
+    if kind == "pairs":
+        return (vocab, vocab), None
+    if kind == "labels" and datadir.is_dataset(path):
+        return vocab, getattr(datamod.load_dataset(path), "labels", None)
+    return vocab, None
+
+
+def _print_labels_summary(summary: dict, verb: str) -> None:
+    v = summary["vocab"]
+    labels = summary["labels"]
+    out(
+        f"{verb} {summary['path']}: labelled text, {len(labels):,} labels, {v['kind']} "
+        f"vocabulary of {v['size']:,} tokens (4 special), ids as {summary['dtype']}, "
+        f"{summary['sources']:,} source file(s), split: {summary['split_method']}"
+    )
+    splits = summary["splits"]
+    for name, s in splits.items():
+        unk = f", {s['unknown']:,} unknown" if s["unknown"] else ""
+        out(
+            f"  {name:<5} {s['examples']:>9,} examples {s['tokens']:>11,} tokens "
+            f"{s['chars']:>11,} chars{unk}"
+        )
+    width = min(max(len(label) for label in labels), 40)
+    out(f"  {'label':<{width}} " + " ".join(f"{name:>9}" for name in splits))
+    shown = labels if len(labels) <= MAX_LABELS_SHOWN else labels[: MAX_LABELS_SHOWN - 1]
+    for label in shown:
+        counts = " ".join(f"{s['labels'][label]:>9,}" for s in splits.values())
+        out(f"  {label[:width]:<{width}} {counts}")
+    if len(shown) < len(labels):
+        out(f"  ... and {len(labels) - len(shown):,} more labels (--json lists them all)")
+    if summary["unknown_chars"]:
+        missing = ", ".join(f"{c!r} x{n}" for c, n in list(summary["unknown_chars"].items())[:8])
+        out(f"  characters not in the vocabulary: {missing}")
 
 
 def _print_pairs_summary(summary: dict, verb: str) -> None:
@@ -355,12 +446,20 @@ def _print_checkpoint(summary: dict) -> None:
     out(f"  config: {config}")
     for name, vocab in summary["tokenizers"].items():
         out(f"  vocabulary ({name}): {vocab['kind']}, {vocab['size']:,} tokens")
+    if model.get("labels"):
+        out(f"  labels ({len(model['labels'])}): {', '.join(model['labels'])}")
     out(
         f"  trained: {train['step']:,} steps, {train.get('epochs', train['epoch'])} epochs, "
         f"{(train['elapsed'] or 0):.0f}s, {(train['tokens'] or 0):,} tokens"
     )
     for label, scores in (("latest", summary["metrics"]), ("best", summary["best_metrics"])):
-        if scores and "val_loss" in scores:
+        if scores and "val_accuracy" in scores:
+            out(
+                f"  {label} val: loss {scores['val_loss']:.4f}, accuracy "
+                f"{scores['val_accuracy']:.4f}, macro F1 {scores['val_macro_f1']:.4f} "
+                f"(step {scores['step']})"
+            )
+        elif scores and "val_loss" in scores:
             out(
                 f"  {label} val: loss {scores['val_loss']:.4f}, bpc {scores['val_bpc']:.4f} "
                 f"(step {scores['step']})"

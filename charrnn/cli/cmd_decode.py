@@ -18,7 +18,6 @@ from rich.cells import cell_len
 from rich.live import Live
 from rich.table import Table
 
-from charrnn import heatmap
 from charrnn.cli._app import (
     Checkpoint,
     Device,
@@ -76,7 +75,7 @@ class Writer:
         write("", flush=True)
 
 
-def _prompts(prompt: str | None, per_line: bool, kind: str) -> list[str]:
+def _prompts(prompt: str | None, per_line: bool, translates: bool) -> list[str]:
     """The prompt texts: --prompt TEXT, all of stdin (--prompt -), or stdin lines. A language
     model's prompt from stdin is used exactly; a seq2seq source is one line, its end cut."""
     if per_line:
@@ -101,10 +100,10 @@ def _prompts(prompt: str | None, per_line: bool, kind: str) -> list[str]:
                 "--prompt -",
                 "the prompt is empty (nothing on stdin)",
                 "pipe a prompt in, or leave out --prompt to start from nothing"
-                if kind == "lm"
+                if not translates
                 else "pipe a source sentence in",
             )
-        if kind == "lm":
+        if not translates:
             return [text]
         source = text.removesuffix("\n").removesuffix("\r")
         if "\n" in source:  # sentence pairs never hold a newline
@@ -121,8 +120,8 @@ def _prompts(prompt: str | None, per_line: bool, kind: str) -> list[str]:
 def _echo(trained, texts: list[str], per_line: bool, echo: bool | None):
     """What goes before input `line`'s output: its prompt (language models), or its source
     and a tab (seq2seq), when echoing; by default only a single language-model prompt is."""
-    echo = (not per_line and trained.kind == "lm") if echo is None else echo
-    sep = "\t" if trained.kind == "seq2seq" else ""
+    echo = (not per_line and not trained.translates) if echo is None else echo
+    sep = "\t" if trained.translates else ""
     return lambda line: texts[line] + sep if echo else ""
 
 
@@ -141,12 +140,12 @@ def _stdin() -> str:
 def _inputs(trained, prompt: str | None, per_line: bool, unknown: str):
     """The input texts and their ids. A seq2seq model reads one source per stdin line
     unless --prompt gives one."""
-    per_line = per_line or (trained.kind == "seq2seq" and prompt is None)
+    per_line = per_line or (trained.translates and prompt is None)
     if prompt is None and not per_line and _unread_stdin():
         warn("stdin holds text that is not read: pass --prompt - to continue it, or --per-line")
     from charrnn import generate
 
-    texts = _prompts(prompt, per_line, trained.kind)
+    texts = _prompts(prompt, per_line, trained.translates)
     from_lines = per_line or prompt == "-"
     encoded, missing = generate.encode_inputs(trained, texts, unknown, lines=from_lines)
     if missing:
@@ -182,6 +181,19 @@ def load_model(checkpoint: Path, device: str, threads: int | None, precision: st
     from charrnn.trained import load_trained
 
     return load_trained(checkpoint, devices.prepare(device, threads), precision)
+
+
+def load_generator(checkpoint: Path, device: str, threads: int | None, precision: str):
+    """A trained model that generates text (a language or seq2seq model), for sample and
+    beam: a classifier is told where to go."""
+    trained = load_model(checkpoint, device, threads, precision)
+    if trained.kind == "classify":
+        raise UsageError(
+            "CHECKPOINT",
+            f"{trained.path} is a classifier: it labels texts, it does not generate them",
+            f"use charrnn classify {checkpoint}",
+        )
+    return trained
 
 
 def _utf8(flag: str, text: str) -> str:
@@ -288,11 +300,11 @@ def sample(
     from charrnn import generate
 
     stops = _stops(stop)
-    trained = load_model(checkpoint, device, threads, precision)
+    trained = load_generator(checkpoint, device, threads, precision)
     if no_repeat_ngram is None:
         no_repeat_ngram = generate.no_repeat_default(trained)
         cfg = replace(cfg, no_repeat_ngram=no_repeat_ngram)
-    ratio = length_ratio(trained.kind, max_len_ratio)
+    ratio = length_ratio(trained.translates, max_len_ratio)
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     if per_line and num_samples > 1 and not as_json:
         raise UsageError(
@@ -337,18 +349,7 @@ def sample(
         for r in results:
             line = start + r.prompt_index
             if as_json:
-                out_json(
-                    {
-                        "prompt": texts[line],
-                        "text": r.text,
-                        "tokens": r.tokens,
-                        "logprob": r.logprob,
-                        "finished": r.finished,
-                        "sample": r.sample_index,
-                        **({"line": line + 1} if per_line else {}),
-                        "settings": settings,
-                    }
-                )
+                out_json(_sample_record(r, texts[line], line if per_line else None, settings))
             elif per_line:
                 writer.write(escape_line(prefix(line) + r.text) + "\n")
             elif not stream:
@@ -358,6 +359,20 @@ def sample(
     if stream and writer.line_open:  # end the line, as the other outputs do
         writer.write("\n")
     writer.close()
+
+
+def _sample_record(r, prompt: str, line: int | None, settings: dict) -> dict:
+    """One sample as --json prints it (`line`: its input line's index with --per-line)."""
+    return {
+        "prompt": prompt,
+        "text": r.text,
+        "tokens": r.tokens,
+        "logprob": r.logprob,
+        "finished": r.finished,
+        "sample": r.sample_index,
+        **({"line": line + 1} if line is not None else {}),
+        "settings": settings,
+    }
 
 
 class BeamDisplay:
@@ -431,7 +446,9 @@ def beam(
     attention: Annotated[
         Path | None,
         typer.Option(
-            help="seq2seq: write the first input's attention as a PNG heatmap.", show_default=False
+            help="seq2seq: draw the first input's attention (.png or .svg): a heatmap, output "
+            "tokens down the side, source tokens along the bottom.",
+            show_default=False,
         ),
     ] = None,
     show_attention: Annotated[
@@ -463,11 +480,11 @@ def beam(
         raise UsageError("--end", "the end string is empty", "give e.g. '\\n'")
     from charrnn import generate
 
-    trained = load_model(checkpoint, device, threads, precision)
+    trained = load_generator(checkpoint, device, threads, precision)
     if no_repeat_ngram is None:
         cfg = replace(cfg, no_repeat_ngram=generate.no_repeat_default(trained))
-    ratio = length_ratio(trained.kind, max_len_ratio)
-    if end is not None and trained.kind == "seq2seq":
+    ratio = length_ratio(trained.translates, max_len_ratio)
+    if end is not None and trained.translates:
         raise UsageError(
             "--end",
             "applies to language models (a seq2seq output ends with its own end token)",
@@ -475,7 +492,7 @@ def beam(
         )
     if (attention or show_attention) and not _has_attention(trained):
         flag = "--attention" if attention else "--show-attention"
-        kind = trained.model_name + ("" if trained.kind == "lm" else ", --attention none")
+        kind = trained.model_name + ("" if not trained.translates else ", --attention none")
         raise UsageError(
             flag,
             f"needs a seq2seq model with attention (this one is {kind})",
@@ -484,6 +501,10 @@ def beam(
     if attention is not None and (attention.is_dir() or not attention.parent.is_dir()):
         what = "is a directory" if attention.is_dir() else "is in a folder that does not exist"
         raise UsageError("--attention", f"{attention} {what}", "give a file path, e.g. att.png")
+    if attention is not None:
+        from charrnn.inspect import pictures
+
+        pictures.check_output(attention)  # .png or .svg, before the work
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     prefix = _echo(trained, texts, per_line, echo)
     writer = Writer()
@@ -514,7 +535,7 @@ def beam(
                         number = f"{line + 1}\t" if per_line else ""
                         text = escape_line(prefix(line) + h["text"])
                         writer.write(f"{number}{h['score']:.4f}\t{text}\n")
-                    elif per_line or trained.kind == "seq2seq":
+                    elif per_line or trained.translates:
                         writer.write(escape_line(prefix(line) + h["text"]) + "\n")
                     else:
                         text = prefix(line) + h["text"]
@@ -531,22 +552,18 @@ def _attention(
     trained, source: list[int], target: list[int], png_path: Path | None, show: bool
 ) -> None:
     """Draw the attention of the first input's best output (PNG file and/or terminal)."""
-    from charrnn import seq2seq
+    from charrnn.kinds import seq2seq
 
     weights = seq2seq.attention_map(trained.model, source, target, trained.device)
     src = [trained.source_tokenizer.token_text(i) for i in source]
     tgt = [trained.tokenizer.token_text(i) for i in target] + ["<eos>"]
     if png_path is not None:
-        data = heatmap.png(weights, text={"Source": " ".join(src), "Target": " ".join(tgt)})
-        tmp = png_path.with_name(f".{png_path.name}.tmp")
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(png_path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise CharrnnError(
-                str(png_path), f"cannot write it ({e.strerror})", "choose another --attention path"
-            ) from None
+        from charrnn.inspect import pictures
+
+        labels = [[_visible(t) for t in tokens] for tokens in (src, tgt)]
+        figure = pictures.attention_figure(weights, *labels, trained.model_name)
+        title = f"Attention: {' '.join(labels[0])} -> {' '.join(labels[1])}"
+        pictures.save(figure, png_path, title)
         err.print(
             f"wrote {png_path}: attention of {len(tgt)} target over {len(src)} source "
             "tokens (rows: target, columns: source)"
@@ -581,11 +598,22 @@ def _cell(weight: float, width: int, color: bool) -> str:
     """One attention weight as a coloured block, or shade characters without colours."""
     if not color:
         return " ░▒▓█"[min(4, int(weight * 5))] * width
-    return f"[on rgb{heatmap.color(weight)}]{' ' * width}[/]"
+    return f"[on rgb{_rgb(weight)}]{' ' * width}[/]"
+
+
+def _rgb(weight: float) -> tuple[int, int, int]:
+    """A weight in [0, 1] from white (0) to dark blue (1)."""
+    w = min(max(float(weight), 0.0), 1.0)
+    return tuple(round(255 + (c - 255) * w) for c in (8, 48, 107))
+
+
+def _visible(token: str) -> str:
+    """A token as a picture's label: spaces, newlines and tabs shown."""
+    return token.replace(" ", "\u2423").replace("\n", "\u21b5").replace("\t", "\u21e5")
 
 
 def _has_attention(trained) -> bool:
-    return trained.kind == "seq2seq" and getattr(trained.model, "attention", None) is not None
+    return trained.translates and getattr(trained.model, "attention", None) is not None
 
 
 def _label(token: str) -> str:

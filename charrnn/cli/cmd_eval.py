@@ -40,7 +40,9 @@ def evaluate(
             metavar="TEXT|DATA_DIR",
             help="Language models: text to score (a file, - for stdin) "
             "or a data directory in the model's vocabulary; seq2seq models: a data directory of "
-            "parallel text in the model's vocabularies. Default: the run's validation split.",
+            "parallel text in the model's vocabularies; classifiers: labelled text (a TSV, a "
+            "folder of label folders, -) or a labelled data directory. Default: the run's "
+            "validation split.",
             show_default=False,
         ),
     ] = None,
@@ -94,13 +96,21 @@ def evaluate(
         ),
     ] = None,
     max_len_ratio: MaxLenRatio = None,
+    label_column: Annotated[
+        str | None,
+        typer.Option(
+            help="classify, a TSV: the label is the last or the first column (default last).",
+            show_default=False,
+        ),
+    ] = None,
     device: Device = "auto",
     threads: Threads = None,
     precision: Precision = "auto",
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Score a model: loss, perplexity, bits per token/char/byte; seq2seq: BLEU, chrF, ROUGE."""
+    """Score a model: loss, perplexity, bits per token/char/byte; seq2seq: BLEU, chrF, ROUGE;
+    classifiers: accuracy, macro-F1, per-label precision/recall/F1, the confusion matrix."""
     from charrnn import metrics  # torch: only once a command runs
 
     if hyp is not None:
@@ -132,8 +142,10 @@ def evaluate(
     from charrnn.cli.cmd_decode import load_model
 
     trained = load_model(checkpoint, device, threads, precision)
-    ratio = length_ratio(trained.kind, max_len_ratio)
-    if trained.kind == "seq2seq":
+    ratio = length_ratio(trained.translates, max_len_ratio)
+    if label_column is not None and trained.kind != "classify":
+        raise UsageError("--label-column", "is for classifiers", "drop it")
+    if trained.translates:
         decoding = {
             "beam_size": beam_size,
             "length_penalty": length_penalty,
@@ -150,14 +162,56 @@ def evaluate(
         "--coverage-penalty": coverage_penalty,
         "--no-repeat-ngram": no_repeat_ngram,
     }
+    what = "a classifier" if trained.kind == "classify" else "a language model"
     for flag, value in given.items():
         if value is not None:
             raise UsageError(
                 flag,
-                "is for seq2seq models (this is a language model)",
-                "drop it; a language model is scored on TEXT",
+                f"is for seq2seq models (this is {what})",
+                f"drop it; {what} is scored on TEXT",
             )
-    _evaluate_lm(trained, source, split, quiet, as_json)
+    if trained.kind == "classify":
+        _evaluate_classifier(trained, source, split, label_column or "last", quiet, as_json)
+    else:
+        _evaluate_lm(trained, source, split, quiet, as_json)
+
+
+def _evaluate_classifier(trained, source, split, label_column: str, quiet, as_json) -> None:
+    """Score a classifier on labelled text or a data directory's split (see `evaluate`)."""
+    from charrnn import metrics
+
+    if split is not None and source is not None and (source == "-" or not is_dataset(source)):
+        raise UsageError(
+            "--split", "chooses a split of a data directory, not of a text file", "drop --split"
+        )
+    with progress_bar(quiet) as progress:
+        result = metrics.score_classifier(
+            trained, source, split=split, label_column=label_column, progress=progress
+        )
+    if as_json:
+        out_json(result)
+        return
+    where = result["data"] + (f" ({result['split']})" if result["split"] else "")
+    out(f"{result['checkpoint']} on {where}: {result['examples']:,} texts")
+    out(f"  accuracy    {result['accuracy']:.4f}")
+    out(f"  macro F1    {result['macro_f1']:.4f}   weighted F1 {result['weighted_f1']:.4f}")
+    out(f"  loss        {result['loss']:.4f} nats/text")
+    labels = list(result["labels"])
+    width = max(len(label) for label in [*labels, "label"])
+    out(f"  {'label':<{width}}  precision  recall      F1  support")
+    for label, s in result["labels"].items():
+        out(
+            f"  {label:<{width}}  {s['precision']:9.4f}  {s['recall']:6.4f}  {s['f1']:6.4f}"
+            f"  {s['support']:7,}"
+        )
+    out("  confusion (rows: true label, columns: predicted, in the order above)")
+    for label, row in zip(labels, result["confusion"], strict=True):
+        out(f"  {label:<{width}}  " + " ".join(f"{n:6,}" for n in row))
+    if result["unknown"]:
+        out(
+            f"  unknown     {result['unknown']:,} character(s) outside the vocabulary, "
+            "read as <unk>"
+        )
 
 
 def _evaluate_seq2seq(trained, source, src, ref, split, decoding: dict, ratio, quiet, as_json):

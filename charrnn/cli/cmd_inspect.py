@@ -1,6 +1,6 @@
 """`charrnn plot` (training curves), `charrnn inspect gradients` (gradient flow through time)
 and `charrnn inspect gates` (gate saturation): numbers on stdout (a table, or JSON), a picture
-with -o."""
+with -o. `inspect neurons` and `inspect novelty` are in their own modules."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ Picture = Annotated[
 
 inspect_app = typer.Typer(
     name="inspect",
-    help="Look inside a model: gradient flow through time, gate saturation.",
+    help="Look inside a model: gradient flow through time, gate saturation, what single "
+    "neurons track, and how much of a generated text was copied from the training text.",
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,

@@ -46,6 +46,7 @@ from charrnn.errors import UsageError
 
 M, T = ModelConfig, TrainConfig  # defaults live in the dataclasses; shown in --help
 S2S_M, S2S_T = KIND_DEFAULTS["seq2seq"]["model"], KIND_DEFAULTS["seq2seq"]["train"]
+C_M, C_T = KIND_DEFAULTS["classify"]["model"], KIND_DEFAULTS["classify"]["train"]
 
 
 def cache_dir() -> Path:
@@ -164,7 +165,7 @@ class TrainDisplay:
         elif kind == "eval":
             mark = " *" if record["best"] else ""
             sample = " (sample)" if record.get("val_sample") else ""
-            self.info["val"] = f"val bpc {record['val_bpc']:.3f}{mark}{sample}"
+            self.info["val"] = _val_line(record) + f"{mark}{sample}"
             if "val_attention_entropy" in record:  # seq2seq: is the attention looking?
                 self.info["val"] += (
                     f", attention entropy {record['val_attention_entropy']:.2f} "
@@ -228,6 +229,16 @@ def _threads_line(record: dict) -> str:
     return f"using all {record['cores']} cores again"
 
 
+def _val_line(record: dict) -> str:
+    """An evaluation's headline: bits per character, or a classifier's accuracy and loss."""
+    if "val_accuracy" in record:
+        return (
+            f"val acc {record['val_accuracy']:.3f}, F1 {record['val_macro_f1']:.3f}, "
+            f"loss {record['val_loss']:.3f}"
+        )
+    return f"val bpc {record['val_bpc']:.3f}"
+
+
 def _print_summary(summary: dict) -> None:
     last = summary.get("last_eval") or {}
     out(
@@ -235,7 +246,12 @@ def _print_summary(summary: dict) -> None:
         f"({summary['elapsed']:.0f}s, {summary['tokens']:,} tokens) on {summary['device']}, "
         f"{summary['precision']}"
     )
-    if last:
+    if "val_accuracy" in last:
+        out(
+            f"  validation: accuracy {last['val_accuracy']:.4f}, macro F1 "
+            f"{last['val_macro_f1']:.4f}, loss {last['val_loss']:.4f} nats/text"
+        )
+    elif last:
         which = "a sample of the validation split" if last.get("val_sample") else "validation"
         out(
             f"  {which}: loss {last.get('val_loss', float('nan')):.4f} nats/token, "
@@ -266,7 +282,11 @@ def train(
         Path | None, typer.Option(help="Continue this run directory exactly where it stopped.")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help=f"Registry entry: {', '.join(models.MODELS)} (default lstm).")
+        str | None,
+        typer.Option(
+            help=f"Registry entry: {', '.join(models.MODELS)} (default lstm; --pairs "
+            "seq2seq-gru; --labels classify-gru)."
+        ),
     ] = None,
     embed_size: Annotated[
         int | None, typer.Option(help=f"Embedding size (default {M.embed_size}).")
@@ -321,7 +341,7 @@ def train(
         bool | None,
         typer.Option(
             "--bidirectional/--no-bidirectional",
-            help="seq2seq: a bidirectional encoder (default on).",
+            help="seq2seq and classify: a bidirectional encoder (default on).",
             show_default=False,
         ),
     ] = None,
@@ -339,6 +359,36 @@ def train(
             "--scaled-attention/--no-scaled-attention",
             help="seq2seq: divide dot and general attention scores by sqrt(hidden size) "
             "(default on).",
+            show_default=False,
+        ),
+    ] = None,
+    pooling: Annotated[
+        str | None,
+        typer.Option(
+            help="classify: how a text's states become one vector: last (each direction's final "
+            "state), mean, max or attention (one learned weight per token) (default "
+            f"{C_M.get('pooling', M.pooling)})."
+        ),
+    ] = None,
+    class_weights: Annotated[
+        str | None,
+        typer.Option(
+            help="classify: none, or balanced (each class weighs in the loss as if the labels "
+            "were balanced) (default none)."
+        ),
+    ] = None,
+    best_on: Annotated[
+        str | None,
+        typer.Option(
+            help="classify: the validation score that picks best.pt and counts --patience: "
+            "loss, accuracy or macro_f1 (default loss)."
+        ),
+    ] = None,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            help="classify: start the encoder from this language model's run (pretrained on "
+            "unlabelled text tokenized with the labelled data's vocabulary).",
             show_default=False,
         ),
     ] = None,
@@ -360,13 +410,16 @@ def train(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            help=f"Sequences (or pairs) per batch (default {T.batch_size}; seq2seq "
-            f"{S2S_T['batch_size']})."
+            help=f"Sequences (or pairs, or texts) per batch (default {T.batch_size}; seq2seq "
+            f"{S2S_T['batch_size']}; classify {C_T['batch_size']})."
         ),
     ] = None,
     seq_len: Annotated[
         int | None,
-        typer.Option(help=f"Tokens per sequence: the truncated-BPTT length (default {T.seq_len})."),
+        typer.Option(
+            help=f"Tokens per sequence: the truncated-BPTT length (default {T.seq_len}); "
+            f"classify: texts are cut to this many tokens in training (default {C_T['seq_len']})."
+        ),
     ] = None,
     reset_every: Annotated[
         int | None,
@@ -383,7 +436,10 @@ def train(
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(help=f"Peak learning rate (default {T.lr}; seq2seq {S2S_T['lr']})."),
+        typer.Option(
+            help=f"Peak learning rate (default {T.lr}; seq2seq {S2S_T['lr']}; classify "
+            f"{C_T['lr']})."
+        ),
     ] = None,
     min_lr_frac: Annotated[
         float | None,
@@ -470,6 +526,18 @@ def train(
             "--pairs", help="INPUT is parallel text (source TAB target per line): train seq2seq."
         ),
     ] = False,
+    labels: Annotated[
+        bool,
+        typer.Option(
+            "--labels",
+            help="INPUT is labelled text (text TAB label per line, or a folder of label "
+            "folders): train a classifier.",
+        ),
+    ] = False,
+    label_column: Annotated[
+        str,
+        typer.Option(help="--labels TSV: the label is the last or the first column."),
+    ] = "last",
     vocab: Annotated[
         str | None,
         typer.Option(
@@ -496,7 +564,8 @@ def train(
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
-    """Train a language model or a seq2seq model (truncated BPTT, AdamW, clipping, resume)."""
+    """Train a language model, a seq2seq model or a classifier (truncated BPTT, AdamW,
+    clipping, time budgets, exact resume)."""
     given = dict(locals())  # the parameters, before anything else is defined
     if resume is None and out_dir is None:
         raise UsageError("--out", "no run directory given", "pass -o RUN_DIR (or --resume RUN_DIR)")
@@ -526,12 +595,13 @@ def train(
             f"drop {flag}, or pass the raw text (charrnn tokenize makes other data directories)",
         )
     vocab_config = TokenizeConfig(**tokenizing)
+    _check_marks(pairs, labels, label_column)
     command = " ".join(shlex.quote(a) for a in ["charrnn", *sys.argv[1:]])
     ranks = torchrun_ranks()
-    if not pairs and resume is None and ranks.rank == 0 and looks_parallel(source):
+    if not (pairs or labels) and resume is None and ranks.rank == 0 and looks_parallel(source):
         warn(
             f"{source} looks like parallel text (a TAB in nearly every line): this trains a "
-            "language model on it; add --pairs to train a seq2seq model"
+            "language model on it; add --pairs to train a seq2seq model (--labels: a classifier)"
         )
     quiet = quiet or ranks.rank != 0  # under torchrun, rank 0 speaks for all
     started: list[bool] = []
@@ -550,6 +620,8 @@ def train(
             resume=resume is not None,
             force=force,
             pairs=pairs,
+            labels=labels,
+            label_column=label_column,
             cache_dir=cache_dir(),
             command=command,
             hooks=hooks,
@@ -566,6 +638,16 @@ def train(
     signalled = hooks.should_stop()  # also during the final evaluation, which was let end
     if signalled or summary["reason"].startswith("interrupted"):
         raise typer.Exit(143 if "SIGTERM" in (signalled or summary["reason"]) else 130)
+
+
+def _check_marks(pairs: bool, labels: bool, label_column: str) -> None:
+    """--pairs and --labels mark INPUT as one kind of text, not both; --label-column is
+    first or last."""
+    from charrnn import kinds
+    from charrnn.labels import check_label_column
+
+    kinds.data_kind([], pairs, labels)
+    check_label_column(label_column)
 
 
 @app.command("models")

@@ -35,7 +35,7 @@ class RunCurves:
 
     name: str
     path: Path  # the metrics.jsonl read
-    unit: str = "bits/token"  # of every loss here: bits/char or bits/token
+    unit: str = "bits/token"  # of every loss here: bits/char, bits/token or bits/text
     train: dict[str, list[float]] = field(default_factory=lambda: _series(*TRAIN_FIELDS))
     val: dict[str, list[float]] = field(default_factory=lambda: _series("loss"))
     layers: dict[str, dict[str, list[float]]] = field(default_factory=dict)
@@ -154,7 +154,12 @@ def _add_train(curves: RunCurves, record: dict) -> None:
 
 def _add_eval(curves: RunCurves, record: dict, per_char: list[bool]) -> None:
     point = {"step": record.get("step", 0), "elapsed": _number(record.get("elapsed"))}
-    per_char.append(record.get("val_tokens") == record.get("val_chars"))
+    per_char.append(
+        record.get("val_tokens") not in (None, 0)
+        and record.get("val_tokens") == record.get("val_chars")
+    )
+    if "val_accuracy" in record:  # a classifier's loss is per text
+        curves.unit = "bits/text"
     loss = _number(record.get("val_loss")) / math.log(2)
     if "val_sample_loss" in record:  # the last evaluation: the whole split and the sample
         curves.final = {**point, "loss": loss}

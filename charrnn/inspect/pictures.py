@@ -48,8 +48,11 @@ def save(figure, path: Path, title: str) -> None:
     """Render `figure` (titled `title` in the file's metadata) and write it to `path`
     atomically: a temporary file beside it, renamed over it, so nothing half-written stays."""
     fmt = check_output(path)
+    import matplotlib
+
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt, dpi=DPI, metadata={"Title": title})
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable
+        figure.savefig(buffer, format=fmt, dpi=DPI, metadata={"Title": title})
     tmp = temp_sibling(path, "tmp")
     try:
         tmp.write_bytes(buffer.getvalue())
@@ -280,4 +283,30 @@ def gates_figure(saturations: list[dict]):
             _gate_panel(ax, gate, title, found, f"C{c % 10}")
     read = ", ".join(f"{found['name']} ({found['read']:,} tokens)" for found in saturations)
     figure.suptitle(f"Gate saturation: {read}")
+    return figure
+
+
+# -- seq2seq attention -------------------------------------------------------------------------
+
+
+def attention_figure(weights, source: list[str], target: list[str], model: str):
+    """A seq2seq model's attention over one sentence: a heatmap with the target tokens down
+    the side (one row per output token) and the source tokens along the bottom, each cell the
+    weight that output step put on that source token."""
+    rows, columns = len(target), len(source)
+    width = min(4 + 0.32 * columns, 40)
+    height = min(2 + 0.3 * rows, 40)
+    figure, axes = _figure(1, 1, (width, height))
+    ax = axes[0][0]
+    image = ax.imshow(weights, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(columns), source, rotation=90, fontsize="small", family="monospace")
+    ax.set_yticks(range(rows), target, fontsize="small", family="monospace")
+    ax.set_xlabel("source token (what the encoder read)")
+    ax.set_ylabel("output token (what the decoder wrote)")
+    ax.set_xticks([x - 0.5 for x in range(1, columns)], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, rows)], minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.5)
+    ax.tick_params(which="minor", length=0)
+    figure.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
+    figure.suptitle(f"Attention of {model}: each output token's weights over the source")
     return figure

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from charrnn import kinds
 from charrnn.config import ModelConfig
 from charrnn.errors import UsageError
 
@@ -20,7 +21,7 @@ class ModelSpec:
     """A registry entry."""
 
     name: str
-    kind: str  # lm | seq2seq
+    kind: str  # lm | seq2seq | classify (charrnn.kinds)
     cell: str
     description: str
 
@@ -64,9 +65,28 @@ MODELS: dict[str, ModelSpec] = dict(
             "encoder-decoder of GRUs with attention (the default for parallel data)",
         ),
         _entry("seq2seq-lstm", "seq2seq", "lstm", "encoder-decoder of LSTMs with attention"),
+        _entry(
+            "classify-rnn",
+            "classify",
+            "rnn",
+            "text classifier: Elman RNN (bidirectional by default), states pooled "
+            "(--pooling last|mean|max|attention) into a label",
+        ),
+        _entry(
+            "classify-gru",
+            "classify",
+            "gru",
+            "text classifier: GRU (bidirectional by default), pooled states -> label "
+            "(the default for labelled data)",
+        ),
+        _entry(
+            "classify-lstm",
+            "classify",
+            "lstm",
+            "text classifier: LSTM (bidirectional by default), pooled states -> label",
+        ),
     ]
 )
-DEFAULT = {"lm": "lstm", "seq2seq": "seq2seq-gru"}  # the model when --model is not given
 
 
 def spec(name: str) -> ModelSpec:
@@ -77,27 +97,48 @@ def spec(name: str) -> ModelSpec:
 
 
 def build(
-    name: str, config: ModelConfig, vocab_size: int, source_vocab_size: int | None = None
+    name: str,
+    config: ModelConfig,
+    vocab_size: int,
+    source_vocab_size: int | None = None,
+    num_classes: int | None = None,
 ) -> nn.Module:
     """Instantiate registry entry `name` (its cell overrides `config.cell`). A seq2seq model
-    needs both vocabulary sizes; `vocab_size` is the output (target) one."""
+    needs both vocabulary sizes; `vocab_size` is the output (target) one. A classifier needs
+    its number of labels."""
     entry = spec(name)
     config = ModelConfig(**{**config.__dict__, "cell": entry.cell})
     config.check()
-    if entry.kind == "seq2seq":
-        if config.bidirectional and config.hidden_size % 2:
-            raise UsageError(
-                "--hidden-size",
-                f"{config.hidden_size} is odd, but a bidirectional "
-                "encoder splits it between two directions",
-                "use an even size",
-            )
-        from charrnn.models.seq2seq import Seq2SeqModel
+    split = "bidirectional" in kinds.get(entry.kind).model_fields and config.bidirectional
+    if split and config.hidden_size % 2:
+        raise UsageError(
+            "--hidden-size",
+            f"{config.hidden_size} is odd, but a bidirectional "
+            "encoder splits it between two directions",
+            "use an even size",
+        )
+    return _BUILDERS[entry.kind](config, vocab_size, source_vocab_size, num_classes)
 
-        return Seq2SeqModel(source_vocab_size or vocab_size, vocab_size, config)
+
+def _language_model(config: ModelConfig, vocab_size: int, *_) -> nn.Module:
     from charrnn.models.rnn import RNNLanguageModel
 
     return RNNLanguageModel(vocab_size, config)
+
+
+def _seq2seq(config: ModelConfig, vocab_size: int, source_vocab_size, _) -> nn.Module:
+    from charrnn.models.seq2seq import Seq2SeqModel
+
+    return Seq2SeqModel(source_vocab_size or vocab_size, vocab_size, config)
+
+
+def _classifier(config: ModelConfig, vocab_size: int, _, num_classes) -> nn.Module:
+    from charrnn.models.classifier import Classifier
+
+    return Classifier(vocab_size, num_classes or 2, config)
+
+
+_BUILDERS = {"lm": _language_model, "seq2seq": _seq2seq, "classify": _classifier}
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -119,7 +160,11 @@ def rnn_parameters(
 
 
 def expected_parameters(
-    name: str, config: ModelConfig, vocab_size: int, source_vocab_size: int | None = None
+    name: str,
+    config: ModelConfig,
+    vocab_size: int,
+    source_vocab_size: int | None = None,
+    num_classes: int | None = None,
 ) -> int:
     """The parameter count of `build(name, config, vocab_size, ...)`, from the formula."""
     entry = spec(name)
@@ -128,6 +173,10 @@ def expected_parameters(
     if entry.kind == "lm":
         return v * e + rnn_parameters(entry.cell, e, h, n) + head
     dirs = 2 if config.bidirectional else 1
+    if entry.kind == "classify":
+        c = num_classes or 2
+        pool = h * h + 2 * h if config.pooling == "attention" else 0
+        return v * e + rnn_parameters(entry.cell, e, h // dirs, n, dirs) + pool + h * c + c
     encoder = rnn_parameters(entry.cell, e, h // dirs, n, dirs)
     bridge = (2 if entry.cell == "lstm" else 1) * (h * h + h)
     attention = {"dot": 0, "general": h * h, "additive": 2 * h * h + 2 * h, "none": 0}
@@ -147,5 +196,10 @@ def growth(name: str) -> str:
         return (
             f"(V_src + V_tgt)E + encoder + decoder + attention + V_tgt(H+1) ~ {2 * g}LH^2 + "
             "3H^2 for large H (encoder: H/2 per direction when bidirectional)"
+        )
+    if entry.kind == "classify":
+        return (
+            f"V*E + RNN stack + C(H+1) ~ {g}LH^2 for large H, bidirectional "
+            "(H/2 per direction); attention pooling adds H^2"
         )
     return f"V*E + {g}H(E+H+2) + (L-1)*{g}H(2H+2) + V(H+1)  ~ {2 * g}LH^2 for large H"

@@ -14,13 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from charrnn.errors import CharrnnError
-from charrnn.lm import IGNORE, EvalResult, _rng, scaled_result
+from charrnn.batching import GroupedBatches
+from charrnn.kinds.lm import IGNORE, EvalResult, scaled_result
 from charrnn.models.seq2seq import DecoderState, select_decoder_state
 from charrnn.pairs import PairSplit
 from charrnn.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
-POOL = 50  # batches sorted by length together before their order is shuffled
 COVERAGE_FLOOR = 1e-6  # a source token never attended to costs log(1e-6) = -13.8 x beta
 
 
@@ -45,61 +44,16 @@ def make_batch(split: PairSplit, rows) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return _pad(sources, PAD_ID), lengths, _pad(targets_in, PAD_ID), _pad(targets_out, IGNORE)
 
 
-class PairBatches:
-    """Batches of pairs grouped by source length: each epoch the pairs are shuffled (seeded),
-    pools of POOL batches are sorted by length and cut into batches, and the batch order is
-    shuffled. Each rank takes its own rows of every batch."""
+class PairBatches(GroupedBatches):
+    """Batches of pairs grouped by source length (see charrnn.batching)."""
 
-    def __init__(
-        self,
-        split: PairSplit,
-        *,
-        batch_size: int,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
+    def __init__(self, split: PairSplit, **options) -> None:
+        super().__init__(np.diff(split.source_offsets), unit="pairs", **options)
         self.split = split
-        self.batch_size = batch_size
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        rows = batch_size * world_size
-        if len(split) < rows:
-            raise CharrnnError(
-                "training split",
-                f"too small for one batch ({len(split)} pairs, batch size {batch_size})",
-                "lower --batch-size or add pairs",
-            )
-        self.steps_per_epoch = len(split) // rows
-        self.lengths = np.diff(split.source_offsets)
-        self._epoch: int | None = None
-        self._plan: np.ndarray | None = None
-
-    def plan(self, epoch: int) -> np.ndarray:
-        """Pair indices of every batch of an epoch: (steps, batch_size * world_size)."""
-        if self._epoch != epoch:
-            rng = _rng(self.seed, epoch)
-            rows = self.batch_size * self.world_size
-            # the pairs left over (fewer than a batch) are cut before sorting, so they are
-            # random ones, not always the longest of the last pool
-            order = rng.permutation(len(self.split))[: self.steps_per_epoch * rows]
-            pools = []
-            for start in range(0, len(order), rows * POOL):
-                pool = order[start : start + rows * POOL]
-                pools.append(pool[np.argsort(self.lengths[pool], kind="stable")])
-            order = np.concatenate(pools)
-            batches = order.reshape(self.steps_per_epoch, rows)
-            self._plan = batches[rng.permutation(self.steps_per_epoch)]
-            self._epoch = epoch
-        return self._plan
 
     def batch(self, epoch: int, index: int):
         """The batch at this data position."""
-        rows = self.plan(epoch)[index]
-        return make_batch(
-            self.split, rows[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
-        )
+        return make_batch(self.split, self.rows(epoch, index))
 
 
 class PairTask:
@@ -137,6 +91,22 @@ class PairTask:
         self.scheduled_sampling = scheduled_sampling
         self.label_smoothing = label_smoothing
         self.progress = 0.0  # set by the training loop: scheduled sampling ramps with it
+
+    @classmethod
+    def for_run(cls, dataset, train_config, device, where: dict) -> PairTask:
+        """The task of a run over a data directory of parallel text."""
+        val = "val" in dataset.splits
+        return cls(
+            dataset.split("train"),
+            dataset.split("val") if val else None,
+            dataset.stats("val") if val else None,
+            batch_size=train_config.batch_size,
+            seed=train_config.seed,
+            device=device,
+            scheduled_sampling=train_config.scheduled_sampling,
+            label_smoothing=train_config.label_smoothing,
+            **where,
+        )
 
     def batch(self, epoch: int, index: int):
         """The batch at this data position, on the device."""
@@ -285,7 +255,7 @@ def _mean_health(health: dict[str, np.ndarray], rows: np.ndarray | None) -> dict
     return {name: round(float(values[chosen].mean()), 4) for name, values in health.items()}
 
 
-class Stepper:
+class Seq2SeqStepper:
     """A seq2seq model's decoder seen one token at a time, for `charrnn.decode`."""
 
     def __init__(self, model: nn.Module, device: torch.device) -> None:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from charrnn.batching import rng
 from charrnn.device import autocast
 from charrnn.errors import CharrnnError
 from charrnn.models.rnn import State, detach_state, select_state
@@ -36,8 +37,7 @@ EVAL_WARMUP = 256  # ...each first reading this many preceding tokens without sc
 EVAL_GROUP = 64  # ...this many segments side by side
 
 
-def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng([abs(int(k)) for k in key])
+_rng = rng  # seeded by (seed, epoch, ...)
 
 
 class LMBatches:
@@ -339,6 +339,23 @@ class LMTask:
         self.device = device
         self.state: State | None = None
 
+    @classmethod
+    def for_run(cls, dataset, train_config, device, where: dict) -> LMTask:
+        """The task of a run over a text data directory."""
+        val = "val" in dataset.splits
+        return cls(
+            dataset.ids("train"),
+            dataset.ids("val") if val else None,
+            dataset.stats("val") if val else None,
+            batch_size=train_config.batch_size,
+            seq_len=train_config.seq_len,
+            mode=train_config.batching,
+            seed=train_config.seed,
+            device=device,
+            reset_every=train_config.reset_every,
+            **where,
+        )
+
     def batch(self, epoch: int, index: int):
         """The batch at this data position, on the device."""
         inputs, targets, reset = self.batches.batch(epoch, index)
@@ -405,7 +422,7 @@ class LMTask:
         )
 
 
-class Stepper:
+class LMStepper:
     """A language model seen one token at a time, for `charrnn.decode`."""
 
     def __init__(self, model: nn.Module, device: torch.device) -> None:
