@@ -287,13 +287,9 @@ def _train(
             train_options, device, precision, ranks, notes,
         )  # fmt: skip
     labels = getattr(dataset, "labels", None)  # a classifier's
-    model, trained = _model(
-        model_name, model_config, tokenizers, labels, saved, run_dir, device, ranks
-    )
-    if saved is None and train_config.init_from:  # a new classifier, from a language model
-        from charrnn.kinds.classify import init_from_lm
-
-        notes.append(init_from_lm(model, train_config.init_from, tokenizers["text"]))
+    start = {"saved": saved, "where": str(run_dir / "last.pt"), "notes": notes}
+    start["init_from"] = train_config.init_from
+    model, trained = _model(model_name, model_config, tokenizers, labels, start, device, ranks)
     where = {"rank": ranks.rank, "world_size": ranks.world_size}
     task = kinds.get(kind).make_task(dataset, train_config, device, where)
     info = RunInfo(
@@ -355,12 +351,18 @@ def _new_data(run_dir: Path, data: tuple, force: bool, progress):
     )
 
 
-def _model(name, config, tokenizers, labels, saved, run_dir: Path, device, ranks: Ranks):
-    """The model on its device (with the resumed run's weights), and what trains it: the
-    model itself, or its DistributedDataParallel wrapper under torchrun."""
+def _model(name, config, tokenizers, labels, start: dict, device, ranks: Ranks):
+    """The model on its device, and what trains it: the model itself, or its
+    DistributedDataParallel wrapper under torchrun. `start`: the resumed run's checkpoint
+    (`saved`), whose weights it takes, or a language model's run (`init_from`) a new
+    classifier starts its encoder from, noted in `notes`."""
     model = build_model(name, config, tokenizers, labels)
-    if saved is not None:
-        checkpoint.load_weights(model, saved["weights"], str(run_dir / "last.pt"))
+    if start["saved"] is not None:
+        checkpoint.load_weights(model, start["saved"]["weights"], start["where"])
+    elif start["init_from"]:
+        from charrnn.kinds.classify import init_from_lm
+
+        start["notes"].append(init_from_lm(model, start["init_from"], tokenizers["text"]))
     model.to(device)
     if ranks.world_size == 1:
         return model, model
