@@ -8,7 +8,6 @@ to a temporary directory that is renamed into place only when everything succeed
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections import Counter
@@ -34,6 +33,8 @@ from charrnn.datadir import (
     read_meta,
     refuse_data_dirs,
     temp_dir_for,
+    vocabulary_options,
+    write_meta,
 )
 from charrnn.errors import CharrnnError
 from charrnn.files import io_error
@@ -128,14 +129,7 @@ def tokenize_corpus(
     refuse_data_dirs([*inputs, *val_inputs, *test_inputs])
     if config.vocab == "auto":  # a language model's text: characters, charrnn's default
         config = replace(config, vocab="char")
-    if vocabulary is not None:
-        config = replace(
-            config,
-            vocab=vocabulary.kind,
-            vocab_size=vocabulary.vocab_size,
-            lowercase=vocabulary.lowercase,
-            normalize=vocabulary.normalize_form,
-        )
+    config = vocabulary_options(config, vocabulary)
     config.check()
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
@@ -254,9 +248,7 @@ def _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, pro
         "unknown_chars": [[c, n] for c, n in unknown_chars.most_common(20)],
         "sources": describe_sources(sources, hashes),
     }
-    (tmp / "meta.json").write_text(
-        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_meta(tmp, meta)
     return meta
 
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,24 @@ def read_meta(path: Path) -> dict:
             "upgrade charrnn",
         )
     return meta
+
+
+def vocabulary_options(config, vocabulary):
+    """`config` (TokenizeConfig) for text encoded with `vocabulary` (a trained model's, or
+    another data directory's): its kind, size and normalization, whatever was asked."""
+    if vocabulary is None:
+        return config
+    return replace(
+        config,
+        vocab=vocabulary.kind,
+        vocab_size=vocabulary.vocab_size,
+        lowercase=vocabulary.lowercase,
+        normalize=vocabulary.normalize_form,
+    )
+
+
+def write_meta(folder: Path, meta: dict) -> None:
+    """A data directory's meta.json (in its temporary folder, before publishing)."""
+    (folder / "meta.json").write_text(
+        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )

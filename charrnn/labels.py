@@ -17,7 +17,6 @@ memory once. The validation and test examples are a seeded sample of each label'
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import tempfile
@@ -42,6 +41,8 @@ from charrnn.datadir import (
     publish,
     refuse_data_dirs,
     temp_dir_for,
+    vocabulary_options,
+    write_meta,
 )
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.files import io_error
@@ -292,14 +293,7 @@ def tokenize_labels(
     with `labels` (a model's label set) class ids follow it and other labels are errors."""
     refuse_data_dirs([*inputs, *val_inputs, *test_inputs])
     check_label_column(label_column)
-    if vocabulary is not None:
-        config = replace(
-            config,
-            vocab=vocabulary.kind,
-            vocab_size=vocabulary.vocab_size,
-            lowercase=vocabulary.lowercase,
-            normalize=vocabulary.normalize_form,
-        )
+    config = vocabulary_options(config, vocabulary)
     config.check()
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
@@ -378,9 +372,7 @@ def _tokenize_labels(tmp, all_inputs, config, label_column, seed, given, progres
         "unknown_chars": [[c, n] for c, n in unknown_chars.most_common(20)],
         "sources": describe_sources(sources, hashes),
     }
-    (tmp / "meta.json").write_text(
-        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_meta(tmp, meta)
     return meta
 
 

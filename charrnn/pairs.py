@@ -15,7 +15,6 @@ counted in the summary; misaligned files and TSV lines without a TAB are errors.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import time
 from collections import Counter
@@ -41,6 +40,7 @@ from charrnn.datadir import (
     publish,
     refuse_data_dirs,
     temp_dir_for,
+    write_meta,
 )
 from charrnn.dates import write_dates
 from charrnn.errors import CharrnnError, UsageError
@@ -307,9 +307,7 @@ def _tokenize_pairs(
         },
         "sources": describe_sources(sources, hashes),
     }
-    (tmp / "meta.json").write_text(
-        json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_meta(tmp, meta)
     return meta
 
 
