@@ -8,7 +8,6 @@ to a temporary directory that is renamed into place only when everything succeed
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,18 +25,16 @@ from charrnn.datadir import (
     DATA_VERSION,
     SPLITS,
     Histogram,
+    build,
     check_out_dir,
     check_size,
     describe_sources,
-    publish,
     read_meta,
     refuse_data_dirs,
-    temp_dir_for,
     vocabulary_options,
     write_meta,
 )
 from charrnn.errors import CharrnnError
-from charrnn.files import io_error
 from charrnn.labels import load_label_dataset
 from charrnn.pairs import load_pair_dataset
 from charrnn.tokenizer import (
@@ -133,19 +130,14 @@ def tokenize_corpus(
     config.check()
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
-    tmp = temp_dir_for(out_dir)
-    try:
+
+    def make(tmp: Path) -> dict:
         meta = _tokenize_into(tmp, inputs, config, val_inputs, test_inputs, vocabulary, progress)
         for spooled in [tmp / "stdin.txt", *tmp.glob("stream-*.txt")]:
             spooled.unlink(missing_ok=True)  # text read once: the ids stay
-        publish(tmp, out_dir, force)
-    except OSError as e:  # writing the data: a full disk, say
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise io_error(out_dir, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return meta
+        return meta
+
+    return build(out_dir, force, make)
 
 
 class _Stream:

@@ -231,3 +231,20 @@ def write_meta(folder: Path, meta: dict) -> None:
     (folder / "meta.json").write_text(
         json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
     )
+
+
+def build(out_dir: Path, force: bool, make) -> dict:
+    """Write the data directory `out_dir`: `make(tmp)` fills a temporary folder beside it
+    and returns its meta; the folder is renamed into place (`publish`) only when that
+    succeeded, and removed when anything failed (a full disk: one error naming `out_dir`)."""
+    tmp = temp_dir_for(out_dir)
+    try:
+        meta = make(tmp)
+        publish(tmp, out_dir, force)
+    except OSError as e:  # writing the data: a full disk, say
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise io_error(out_dir, e) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta

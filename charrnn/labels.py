@@ -35,17 +35,15 @@ from charrnn.datadir import (
     DATA_VERSION,
     SPLITS,
     Histogram,
+    build,
     check_out_dir,
     check_size,
     describe_sources,
-    publish,
     refuse_data_dirs,
-    temp_dir_for,
     vocabulary_options,
     write_meta,
 )
 from charrnn.errors import CharrnnError, UsageError
-from charrnn.files import io_error
 from charrnn.pairs import encode_many
 from charrnn.plays import write_plays
 from charrnn.tokenizer import (
@@ -297,21 +295,16 @@ def tokenize_labels(
     config.check()
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
-    tmp = temp_dir_for(out_dir)
     given = {"vocabulary": vocabulary, "labels": None if labels is None else list(labels)}
-    try:
+
+    def make(tmp: Path) -> dict:
         meta = _tokenize_labels(
             tmp, (inputs, val_inputs, test_inputs), config, label_column, seed, given, progress
         )
-        shutil.rmtree(tmp / ".spool", ignore_errors=True)
-        publish(tmp, out_dir, force)
-    except OSError as e:  # writing the data: a full disk, say
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise io_error(out_dir, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return meta
+        shutil.rmtree(tmp / ".spool", ignore_errors=True)  # text read once: the ids stay
+        return meta
+
+    return build(out_dir, force, make)
 
 
 def _tokenize_labels(tmp, all_inputs, config, label_column, seed, given, progress) -> dict:

@@ -15,7 +15,6 @@ counted in the summary; misaligned files and TSV lines without a TAB are errors.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -34,17 +33,15 @@ from charrnn.datadir import (
     DATA_VERSION,
     SPLITS,
     Histogram,
+    build,
     check_out_dir,
     check_size,
     describe_sources,
-    publish,
     refuse_data_dirs,
-    temp_dir_for,
     write_meta,
 )
 from charrnn.dates import write_dates
 from charrnn.errors import CharrnnError, UsageError
-from charrnn.files import io_error
 from charrnn.tokenizer import (
     DEFAULT_BPE_VOCAB,
     BPETokenizer,
@@ -214,8 +211,8 @@ def tokenize_pairs(
         raise UsageError("--max-chars", f"{max_chars} must be at least 1", "use e.g. 1000")
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force, [*inputs, *val_inputs, *test_inputs])
-    tmp = temp_dir_for(out_dir)
-    try:
+
+    def make(tmp: Path) -> dict:
         meta = _tokenize_pairs(
             tmp,
             inputs,
@@ -230,14 +227,9 @@ def tokenize_pairs(
         )
         for spooled in [*tmp.glob("*.tsv"), tmp / "stdin.txt", *tmp.glob("stream-*.txt")]:
             spooled.unlink(missing_ok=True)
-        publish(tmp, out_dir, force)
-    except OSError as e:  # writing the data: a full disk, say
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise io_error(out_dir, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return meta
+        return meta
+
+    return build(out_dir, force, make)
 
 
 def _tokenize_pairs(
