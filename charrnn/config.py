@@ -90,6 +90,9 @@ class ModelConfig:
     num_layers: int = 1
     dropout: float = 0.3  # between stacked layers and on the last layer's output
     embed_dropout: float = 0.0  # on the embeddings
+    # DropConnect on the hidden-to-hidden weights (AWD-LSTM): one mask per batch, so every
+    # step of a sequence sees the same dropped recurrent weights
+    weight_dropout: float = 0.0
     tie_weights: bool = False  # share input embedding and output projection (embed == hidden)
     residual: bool = False  # add each stacked layer's input to its output (layers 2..n)
     nonlinearity: str = "tanh"  # rnn only: tanh | relu
@@ -114,7 +117,7 @@ class ModelConfig:
                 f"{value} is out of range",
                 f"use a whole number from 1 to {top}",
             )
-        for name in ("dropout", "embed_dropout"):
+        for name in ("dropout", "embed_dropout", "weight_dropout"):
             value = getattr(self, name)
             _require(0.0 <= value < 1.0, name, f"{value} is out of range", "use a value in [0, 1)")
         _require(

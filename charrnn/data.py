@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn import __version__, corpus
+from charrnn import __version__, corpus, kinds
 from charrnn.config import TokenizeConfig, to_dict
 from charrnn.datadir import (
     CACHE_CHARS,
@@ -35,8 +35,6 @@ from charrnn.datadir import (
     write_meta,
 )
 from charrnn.errors import CharrnnError
-from charrnn.labels import load_label_dataset
-from charrnn.pairs import load_pair_dataset
 from charrnn.tokenizer import (
     DEFAULT_BPE_VOCAB,
     SPECIALS,
@@ -353,15 +351,17 @@ class Dataset:
         return {"text": self.tokenizer}
 
 
-def load_dataset(path: str | Path) -> Dataset:
-    """Open a data directory, checking its format, version and file sizes."""
+def load_dataset(path: str | Path):
+    """Open a data directory of any kind (by its reader in charrnn.kinds), checking its
+    format, version and file sizes."""
     path = Path(path)
-    where = str(path)
     meta = read_meta(path)
-    if meta.get("kind", "lm") == "pairs":
-        return load_pair_dataset(path, meta)
-    if meta.get("kind") == "labels":
-        return load_label_dataset(path, meta)
+    return kinds.of_data(meta, str(path)).read_data(path, meta)
+
+
+def load_text_dataset(path: Path, meta: dict) -> Dataset:
+    """Open a data directory of plain text (see `load_dataset`)."""
+    where = str(path)
     tok = load(path / "tokenizer.json")
     itemsize = np.dtype(meta["dtype"]).itemsize
     for info in meta["splits"].values():

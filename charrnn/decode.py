@@ -118,19 +118,16 @@ def sample(
     rows, vocab = logits.shape
     device = logits.device
     shared = generator is None or isinstance(generator, torch.Generator)
-    per_row = None if shared else list(generator)  # one a row, following `alive`
     samples = [Sample() for _ in range(rows)]
     limits = list(max_lens) if max_lens is not None else [cfg.length] * rows
-    block = _block(rows, vocab, limits, per_row is not None)
+    block = _block(rows, vocab, limits, not shared)
     alive = list(range(rows))  # batch position -> row
     seen, ngram, ban = _filters(cfg, histories, banned, vocab, device)
-    filtered = cfg.top_k > 0 or cfg.top_p < 1.0 or cfg.min_p > 0.0
+    draw = _Draw(cfg, ban, block, generator if shared else list(generator))
     eos_banned = EOS_ID in banned
     # Without per-token work (streaming, stop strings, repetition filters) a step only needs
     # the rows' ends: one tensor comparison, not a Python loop over the rows.
     per_token = should_end is not None or seen is not None or ngram is not None
-    noise: Tensor | None = None
-    steps: tuple[Tensor, ...] = ()  # noise's rows, one per step of the block
     pending = _Pending(samples, block, on_block)
     nearest_limit = min(limits)
     for t in range(max(limits)):
@@ -139,18 +136,7 @@ def sample(
             scores = repetition_penalty(scores, seen, cfg.repetition_penalty)
         if ngram is not None:
             scores = ngram.apply(scores)
-        if cfg.temperature == 0:
-            tokens = (scores + ban).argmax(dim=-1)
-        else:
-            if t % block == 0 or noise is None:
-                noise = _noise(block, len(alive), vocab, generator, per_row, device)
-                if not filtered:  # argmax(l/T + g) = argmax(l + T g): fold T and the ban in
-                    noise = noise * cfg.temperature + ban
-                steps = noise.unbind(0)  # one view per step, made once (not a select a step)
-            if filtered:
-                tokens = (filter_logits(scores + ban, cfg) + steps[t % block]).argmax(-1)
-            else:
-                tokens = (scores + steps[t % block]).argmax(dim=-1)
+        tokens = draw(scores, t)
         if ngram is not None:  # the bans may leave a row nothing: it ends without a token
             dead = torch.isneginf((scores + ban).amax(-1))
             tokens = tokens.masked_fill(dead, PAD_ID)
@@ -178,8 +164,10 @@ def sample(
             state, tokens = stepper.select(state, index), tokens[index]
             alive = [alive[i] for i in keep]
             nearest_limit = min(limits[row] for row in alive)
-            per_row, noise, seen = _keep_rows(keep, index, per_row, noise, seen, ngram)
-            steps = steps if noise is None else noise.unbind(0)
+            draw.keep(keep, index)
+            seen = None if seen is None else seen[index]
+            if ngram is not None:
+                ngram.select(keep)
         elif pending.full():
             pending.settle(alive)
         logits, state = stepper.step(tokens, state)
@@ -187,6 +175,45 @@ def sample(
     for row in alive:
         samples[row].finished = samples[row].finished or "length"
     return samples
+
+
+class _Draw:
+    """Each step's tokens: the argmax (temperature 0), or the Gumbel-max draw, with the noise
+    made a block of steps at a time (from one generator, or one per row: `generator` a list,
+    following the rows still in the batch)."""
+
+    def __init__(self, cfg: SampleConfig, ban: Tensor, block: int, generator):
+        self.cfg, self.ban, self.block = cfg, ban, block
+        self.per_row = generator if isinstance(generator, list) else None
+        self.generator = None if self.per_row is not None else generator
+        self.filtered = cfg.top_k > 0 or cfg.top_p < 1.0 or cfg.min_p > 0.0
+        self.noise: Tensor | None = None
+        self.steps: tuple[Tensor, ...] = ()  # noise's rows, one per step of the block
+
+    def __call__(self, scores: Tensor, t: int) -> Tensor:
+        cfg = self.cfg
+        if cfg.temperature == 0:
+            return (scores + self.ban).argmax(dim=-1)
+        if t % self.block == 0 or self.noise is None:
+            rows, vocab = scores.shape
+            noise = _noise(self.block, rows, vocab, self.generator, self.per_row, scores.device)
+            if not self.filtered:  # argmax(l/T + g) = argmax(l + T g): fold T and the ban in
+                noise = noise * cfg.temperature + self.ban
+            self._set(noise)
+        if self.filtered:
+            return (filter_logits(scores + self.ban, cfg) + self.steps[t % self.block]).argmax(-1)
+        return (scores + self.steps[t % self.block]).argmax(dim=-1)
+
+    def _set(self, noise: Tensor | None) -> None:
+        self.noise = noise
+        self.steps = () if noise is None else noise.unbind(0)  # one view per step, made once
+
+    def keep(self, keep: list[int], index: Tensor) -> None:
+        """Only the batch positions `keep` (as a tensor: `index`) go on."""
+        if self.per_row is not None:
+            self.per_row = [self.per_row[i] for i in keep]
+        if self.noise is not None:
+            self._set(self.noise[:, index])
 
 
 def _block(rows: int, vocab: int, limits: list[int], own_generators: bool) -> int:
@@ -210,17 +237,6 @@ def _filters(cfg: SampleConfig, histories, banned: Sequence[int], vocab: int, de
     ban = torch.zeros(vocab, device=device)
     ban[list(banned)] = -math.inf  # added to the logits: banned tokens never win
     return seen, ngram, ban
-
-
-def _keep_rows(keep: list[int], index: Tensor, per_row, noise, seen, ngram):
-    """The per-row generators, noise and filter state of the batch positions `keep`."""
-    if ngram is not None:
-        ngram.select(keep)
-    return (
-        None if per_row is None else [per_row[i] for i in keep],
-        None if noise is None else noise[:, index],
-        None if seen is None else seen[index],
-    )
 
 
 def _noise(block: int, rows: int, vocab: int, generator, per_row, device) -> Tensor:

@@ -39,19 +39,7 @@ def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
         return run_data(trained, "pass the text to score: charrnn eval CHECKPOINT TEXT")
     if source != "-" and datadir.is_dataset(source):
         dataset = datamod.load_dataset(source)
-        kind = kinds.of_data(dataset.meta, source)
-        if kind.name != "lm":
-            raise CharrnnError(
-                source,
-                f"holds {kind.reads}, which scores a {kind.name} model",
-                f"pass text, or a data directory made by charrnn tokenize without {kind.flag}",
-            )
-        if dataset.tokenizer.to_json() != trained.tokenizer.to_json():
-            raise CharrnnError(
-                source,
-                "encoded with a different vocabulary than the model's",
-                "pass the raw text instead, and charrnn encodes it",
-            )
+        _check_data(dataset, trained, source, "pass the text itself, and charrnn encodes it")
         return dataset, source
     target = scratch / "data"
     datamod.tokenize_corpus(
@@ -64,21 +52,18 @@ def _dataset_for(trained: Trained, source: str | None, scratch: Path, progress):
     return datamod.load_dataset(target), "<stdin>" if source == "-" else source
 
 
-def _same_vocabularies(dataset, trained: Trained, path: str) -> None:
-    """Raise unless `dataset` is parallel text encoded with the seq2seq model's vocabularies."""
-    if dataset.meta.get("kind") != "pairs":
+def _check_data(dataset, trained: Trained, path: str, fix: str) -> None:
+    """Raise unless the data directory `path` holds the kind of data the model is scored on,
+    encoded with the model's vocabulary (or vocabularies). `fix`: what to pass instead."""
+    kind, mine = kinds.of_data(dataset.meta, path), kinds.get(trained.kind)
+    if kind is not mine:
         raise CharrnnError(
-            str(path),
-            "holds plain text, which scores a language model",
-            "pass a data directory made by charrnn tokenize --pairs, or --src and --ref files",
+            path, f"holds {kind.reads}, not the {mine.reads} that {mine.models} are scored on", fix
         )
-    model = (trained.source_tokenizer.to_json(), trained.tokenizer.to_json())
-    if (dataset.source_tokenizer.to_json(), dataset.target_tokenizer.to_json()) != model:
-        raise CharrnnError(
-            str(path),
-            "encoded with other vocabularies than the model's",
-            "pass --src and --ref files instead, and charrnn encodes them",
-        )
+    ours = {name: tok.to_json() for name, tok in dataset.tokenizers.items()}
+    if ours != trained.checkpoint["tokenizers"]:
+        what = "other vocabularies" if len(ours) > 1 else "a different vocabulary"
+        raise CharrnnError(path, f"encoded with {what} than the model's", fix)
 
 
 def score_lm(
@@ -137,7 +122,8 @@ def score_classifier(
         fix = "pass labelled text to score: charrnn eval RUN TEXT.tsv"
         dataset, name = run_data(trained, fix) if source is None else (None, source)
         dataset = dataset or datamod.load_dataset(source)
-        _same_vocabulary(dataset, trained, name)
+        fix = "pass the labelled text itself (text<TAB>label), and charrnn encodes it"
+        _check_data(dataset, trained, name, fix)
         split = split or "val"
         examples = dataset.split(split)
         classes = _class_numbers(dataset.labels, trained.labels, name)
@@ -159,23 +145,6 @@ def score_classifier(
         **result.as_dict(),
         "unknown": unknown,
     }
-
-
-def _same_vocabulary(dataset, trained: Trained, path: str) -> None:
-    """Raise unless `dataset` is labelled text encoded with the classifier's vocabulary."""
-    kind = kinds.of_data(dataset.meta, path)
-    if kind.name != "classify":
-        raise CharrnnError(
-            path,
-            f"holds {kind.reads}, not labelled text",
-            "pass a TSV of text<TAB>label, or a data directory made by charrnn tokenize --labels",
-        )
-    if dataset.tokenizer.to_json() != trained.tokenizer.to_json():
-        raise CharrnnError(
-            path,
-            "encoded with a different vocabulary than the model's",
-            "pass the labelled text itself, and charrnn encodes it",
-        )
 
 
 def _class_numbers(found: list[str], known: list[str], where: str) -> np.ndarray:
@@ -303,7 +272,9 @@ def score_seq2seq(
                 dataset, path = datamod.load_dataset(data), data
             else:
                 raise CharrnnError(data, "is not a data directory", "pass --src and --ref files")
-            _same_vocabularies(dataset, trained, path)
+            _check_data(
+                dataset, trained, path, "pass --src and --ref files, and charrnn encodes them"
+            )
             split = dataset.split(split_name)
             sources = [[*split.pair(i)[0].tolist(), EOS_ID] for i in range(len(split))]
             references = [

@@ -14,7 +14,6 @@ from charrnn import corpus, datadir, kinds
 from charrnn import data as datamod
 from charrnn.config import TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
-from charrnn.pairs import tokenize_pairs
 from charrnn.tokenizer import from_json
 from charrnn.trained import saved_data_path
 
@@ -52,23 +51,10 @@ def prepare_data(
         if datadir.is_dataset(target):
             return datamod.load_dataset(target)
     try:
-        if marked == "pairs":
-            tokenize_pairs([source], target, vocab, vocabulary=vocabulary, progress=progress)
-        elif marked == "labels":
-            from charrnn.labels import tokenize_labels
-
-            tokenize_labels(
-                [source],
-                target,
-                vocab,
-                label_column=label_column,
-                vocabulary=vocabulary,
-                progress=progress,
-            )
-        else:
-            datamod.tokenize_corpus(
-                [source], target, vocab, vocabulary=vocabulary, progress=progress
-            )
+        kind = kinds.for_data(marked)
+        options = {"label_column": label_column} if "label_column" in kind.data_options else {}
+        options.update(vocabulary=vocabulary, progress=progress)
+        kind.write_data([source], target, vocab, **options)
     except CharrnnError:
         if datadir.is_dataset(target):  # another process tokenized it at the same time
             return datamod.load_dataset(target)

@@ -96,7 +96,8 @@ def _check_run_dir(run_dir: Path, force: bool) -> None:
         (run_dir / name).unlink()
 
 
-REGULARISERS = ("dropout", "embed_dropout")  # model settings a resumed run may change
+# model settings a resumed run may change
+REGULARISERS = ("dropout", "embed_dropout", "weight_dropout")
 
 
 def _check_early(model_name, marked: str, model_options: dict, train_options: dict) -> None:
@@ -231,6 +232,33 @@ def _lock(run_dir: Path, resume: bool) -> RunLock | None:
     return lock
 
 
+def _configs_and_data(
+    run_dir, data, saved, model_name, model_options, train_options, force, progress, ranks
+):
+    """A run's model name, model and training configs, changes from the saved run's settings
+    and dataset: of the checkpoint `saved` to resume (with the flags that may change), or
+    of a new run from its flags and its data."""
+    source, marked = data[0], data[3]
+    if saved is not None:
+        if train_options.get("init_from"):
+            raise UsageError(
+                "--init-from", "starts a new run's encoder; a resumed run has its own", "drop it"
+            )
+        model_name, model_config, train_config, changes = _resumed_configs(
+            saved, model_name, model_options, train_options
+        )
+        if marked == "lm":  # the run knows its kind
+            data = (*data[:3], kinds.get(saved.get("kind", "lm")).data, data[4])
+        dataset = rundata.resumed_data(saved, run_dir, data, progress)
+        return model_name, model_config, train_config, changes, dataset
+    _check_new_run(source, model_name, marked, model_options, train_options)
+    dataset = rank0_first(ranks, lambda: _new_data(run_dir, data, force, progress))
+    kind = kinds.of_data(dataset.meta, str(dataset.path)).name
+    model_name = model_name or kinds.get(kind).default_model
+    model_config, train_config = configs_for(kind, model_options, train_options)
+    return model_name, model_config, train_config, {}, dataset
+
+
 def _train(
     source,
     run_dir,
@@ -254,24 +282,11 @@ def _train(
     run_dir = Path(run_dir)
     data = (source, cache_dir, vocab, marked, label_column)
     if resume:
-        if train_options.get("init_from"):
-            raise UsageError(
-                "--init-from", "starts a new run's encoder; a resumed run has its own", "drop it"
-            )
         saved = saved or _checkpoint_to_resume(run_dir)
-        model_name, model_config, train_config, changes = _resumed_configs(
-            saved, model_name, model_options, train_options
-        )
-        if marked == "lm":  # the run knows its kind
-            data = (*data[:3], kinds.get(saved.get("kind", "lm")).data, label_column)
-        dataset = rundata.resumed_data(saved, run_dir, data, progress)
-    else:
-        _check_new_run(source, model_name, marked, model_options, train_options)
-        changes = {}
-        dataset = rank0_first(ranks, lambda: _new_data(run_dir, data, force, progress))
-        kind = kinds.of_data(dataset.meta, str(dataset.path)).name
-        model_name = model_name or kinds.get(kind).default_model
-        model_config, train_config = configs_for(kind, model_options, train_options)
+    model_name, model_config, train_config, changes, dataset = _configs_and_data(
+        run_dir, data, saved if resume else None, model_name, model_options, train_options,
+        force, progress, ranks,
+    )  # fmt: skip
     train_config.check()
     device = device_for(ranks, train_config.device)
     watch = CoreWatch() if train_config.threads is None and device.type == "cpu" else None

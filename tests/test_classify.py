@@ -81,6 +81,21 @@ def test_last_pooling_is_each_directions_final_state():
     assert torch.allclose(model(ids, lengths)[0], model.head(pooled), atol=1e-6)
 
 
+def test_weights_saved_before_the_shared_stack_still_load():
+    """Classifier checkpoints written before it used RNNStack kept the torch module's weights
+    at rnn.* (now rnn.rnn.*): they load and predict the same."""
+    model = _model("classify-lstm", "max")
+    old = {k.replace("rnn.rnn.", "rnn."): v for k, v in model.state_dict().items()}
+    assert "rnn.weight_hh_l1_reverse" in old
+    again = models.build("classify-lstm", model.config, 30, num_classes=3).eval()
+    again.load_state_dict(old)
+    ids, lengths = make_batch(_texts())
+    assert torch.equal(again(ids, lengths), model(ids, lengths))
+    residual = ModelConfig(**{**model.config.__dict__, "residual": True})
+    deep = models.build("classify-gru", residual, 30, num_classes=3)
+    deep.load_state_dict(deep.state_dict())  # its rnn.layers.* keys are left alone
+
+
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_attention_weights_sum_to_one_over_real_tokens(name):
     model = _model(name, "attention")

@@ -175,7 +175,7 @@ def test_init_from_a_language_model_of_the_same_vocabulary(env, run, labelled):
     weights = checkpoint.load(env / "c" / "last.pt")["weights"]
     for mine, theirs in (
         ("embed.weight", "embed.weight"),
-        ("rnn.weight_hh_l0", "rnn.rnn.weight_hh_l0"),
+        ("rnn.rnn.weight_hh_l0", "rnn.rnn.weight_hh_l0"),
     ):
         assert torch.allclose(weights[mine], lm_weights[theirs], atol=1e-6), mine
     wide = ["train", env / "data", "-o", env / "w", "--embed-size", "8", "--init-from", env / "lm"]

@@ -304,3 +304,52 @@ def test_dropout_drops_its_share_and_keeps_the_mean(p):
     torch.manual_seed(0)
     assert torch.equal(dropout(x, p, True), y)  # torch's generator: seeded, repeatable
     assert dropout(x, p, False) is x and dropout(x, 0.0, True) is x
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_weight_dropout_keeps_one_recurrent_mask_per_sequence(cell):
+    """DropConnect (--weight-dropout): the fused pass over a sequence and stepping through it
+    with `step_weights` drop the same recurrent weights for every step; evaluation drops none."""
+    torch.manual_seed(3)
+    config = ModelConfig(cell=cell, hidden_size=8, num_layers=1, dropout=0.0, weight_dropout=0.5)
+    stack = RNNStack(5, config).train()
+    x = torch.randn(2, 9, 5)
+    torch.manual_seed(11)
+    fused, _ = stack(x)
+    torch.manual_seed(11)
+    weights = stack.step_weights()
+    state, steps = None, []
+    for t in range(x.shape[1]):
+        h, state = stack.step(x[:, t], state, weights)
+        steps.append(h)
+    torch.testing.assert_close(torch.stack(steps, 1), fused, rtol=1e-5, atol=1e-6)
+    # the mask is on the recurrent weights only, and half of them are gone
+    dropped = weights[0][1]
+    assert float((dropped == 0).float().mean()) == pytest.approx(0.5, abs=0.1)
+    assert weights[0][0] is stack.layer_weights()[0][0]
+    fused.sum().backward()  # the gradient reaches the weights through the mask
+    assert stack.rnn.weight_hh_l0.grad.abs().sum() > 0
+    stack.eval()
+    plain = RNNStack(5, ModelConfig(cell=cell, hidden_size=8, num_layers=1, dropout=0.0)).eval()
+    plain.load_state_dict(stack.state_dict())
+    torch.testing.assert_close(stack(x)[0], plain(x)[0])
+    assert stack.step_weights() is None
+
+
+def test_weight_dropout_in_a_seq2seq_decoder_and_a_classifier():
+    """The seq2seq decoder draws its mask once per batch; training changes with it and
+    evaluation does not."""
+    torch.manual_seed(0)
+    config = ModelConfig(cell="gru", hidden_size=8, embed_size=6, dropout=0.0, weight_dropout=0.4)
+    src, lengths = torch.randint(4, 20, (3, 5)), torch.tensor([5, 3, 2])
+    for name, args in (
+        ("seq2seq-gru", (src, lengths, torch.randint(4, 20, (3, 4)))),
+        ("classify-gru", (src, lengths)),
+    ):
+        sizes = {"num_classes": 3} if "classify" in name else {"source_vocab_size": 20}
+        model = models.build(name, config, 20, **sizes)
+        model.train()
+        a, b = model(*args)[0], model(*args)[0]
+        assert not torch.allclose(a, b)  # a fresh mask each batch
+        model.eval()
+        torch.testing.assert_close(model(*args)[0], model(*args)[0])

@@ -287,16 +287,7 @@ def sample(
         no_repeat_ngram=no_repeat_ngram or 0,
     )
     cfg.check()
-    if num_samples < 1:
-        raise UsageError("--num-samples", f"{num_samples} must be at least 1", "use 1 or more")
-    if max_chars is not None and max_chars < 1:
-        raise UsageError("--max-chars", f"{max_chars} must be at least 1", "use 1 or more")
-    if per_line and num_samples > 1 and not as_json:
-        raise UsageError(
-            "--num-samples",
-            "--per-line writes one line per input line",
-            "use --json for several samples per line",
-        )
+    _check_counts(num_samples, max_chars, per_line, as_json)
     from charrnn import generate
 
     stops = _stops(stop)
@@ -306,12 +297,7 @@ def sample(
         cfg = replace(cfg, no_repeat_ngram=no_repeat_ngram)
     ratio = length_ratio(trained.translates, max_len_ratio)
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
-    if per_line and num_samples > 1 and not as_json:
-        raise UsageError(
-            "--num-samples",
-            "one output line per input line",
-            "use --json for several samples per input",
-        )
+    _check_counts(num_samples, max_chars, per_line, as_json)  # seq2seq: per line
     prefix = _echo(trained, texts, per_line, echo)
     if seed is None:  # drawn here, so --json records the seed that repeats these samples
         seed = secrets.randbits(63)  # not torch.seed(): that reseeds torch's own generator
@@ -359,6 +345,19 @@ def sample(
     if stream and writer.line_open:  # end the line, as the other outputs do
         writer.write("\n")
     writer.close()
+
+
+def _check_counts(num_samples: int, max_chars: int | None, per_line: bool, as_json: bool):
+    if num_samples < 1:
+        raise UsageError("--num-samples", f"{num_samples} must be at least 1", "use 1 or more")
+    if max_chars is not None and max_chars < 1:
+        raise UsageError("--max-chars", f"{max_chars} must be at least 1", "use 1 or more")
+    if per_line and num_samples > 1 and not as_json:
+        raise UsageError(
+            "--num-samples",
+            "one output line is written per input line (--per-line, or a seq2seq model)",
+            "use --json for several samples per line",
+        )
 
 
 def _sample_record(r, prompt: str, line: int | None, settings: dict) -> dict:
@@ -490,21 +489,7 @@ def beam(
             "applies to language models (a seq2seq output ends with its own end token)",
             "drop --end; --max-len or --max-len-ratio caps a translation",
         )
-    if (attention or show_attention) and not _has_attention(trained):
-        flag = "--attention" if attention else "--show-attention"
-        kind = trained.model_name + ("" if not trained.translates else ", --attention none")
-        raise UsageError(
-            flag,
-            f"needs a seq2seq model with attention (this one is {kind})",
-            f"drop {flag}, or pass a seq2seq checkpoint trained with attention",
-        )
-    if attention is not None and (attention.is_dir() or not attention.parent.is_dir()):
-        what = "is a directory" if attention.is_dir() else "is in a folder that does not exist"
-        raise UsageError("--attention", f"{attention} {what}", "give a file path, e.g. att.png")
-    if attention is not None:
-        from charrnn.inspect import pictures
-
-        pictures.check_output(attention)  # .png or .svg, before the work
+    _check_attention_flags(trained, attention, show_attention)
     texts, prompts, per_line = _inputs(trained, prompt, per_line, unknown)
     prefix = _echo(trained, texts, per_line, echo)
     writer = Writer()
@@ -546,6 +531,25 @@ def beam(
                 else:
                     _attention(trained, chunk[0], results[0][0]["ids"], attention, show_attention)
     writer.close()
+
+
+def _check_attention_flags(trained, attention: Path | None, show_attention: bool) -> None:
+    """--attention FILE and --show-attention need a model with attention, and FILE a place."""
+    if (attention or show_attention) and not _has_attention(trained):
+        flag = "--attention" if attention else "--show-attention"
+        kind = trained.model_name + ("" if not trained.translates else ", --attention none")
+        raise UsageError(
+            flag,
+            f"needs a seq2seq model with attention (this one is {kind})",
+            f"drop {flag}, or pass a seq2seq checkpoint trained with attention",
+        )
+    if attention is not None and (attention.is_dir() or not attention.parent.is_dir()):
+        what = "is a directory" if attention.is_dir() else "is in a folder that does not exist"
+        raise UsageError("--attention", f"{attention} {what}", "give a file path, e.g. att.png")
+    if attention is not None:
+        from charrnn.inspect import pictures
+
+        pictures.check_output(attention)  # .png or .svg, before the work
 
 
 def _attention(

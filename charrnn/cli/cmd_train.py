@@ -311,6 +311,13 @@ def train(
     embed_dropout: Annotated[
         float | None, typer.Option(help=f"Dropout on the embeddings (default {M.embed_dropout}).")
     ] = None,
+    weight_dropout: Annotated[
+        float | None,
+        typer.Option(
+            help="DropConnect on the recurrent (hidden-to-hidden) weights, one mask per batch "
+            f"(default {M.weight_dropout})."
+        ),
+    ] = None,
     tie_weights: Annotated[
         bool | None,
         typer.Option(

@@ -26,13 +26,26 @@ class Kind:
     task: str  # "module:Class": what the training loop drives
     model_fields: tuple[str, ...]  # the ModelConfig fields only some kinds have: its own
     train_fields: tuple[str, ...]  # ... and the TrainConfig fields
+    writer: str  # "module:function" that tokenizes its text into a data directory
+    reader: str  # "module:function" that opens such a directory, given (path, meta)
+    data_options: tuple[str, ...] = ()  # the writer's own options that runs pass on
 
     def make_task(self, dataset, train_config, device, where: dict):
         """The training task of this kind over `dataset` (see charrnn.train)."""
-        module, name = self.task.split(":")
-        return getattr(importlib.import_module(module), name).for_run(
-            dataset, train_config, device, where
-        )
+        return _resolve(self.task).for_run(dataset, train_config, device, where)
+
+    def write_data(self, inputs, out_dir, config, **options) -> dict:
+        """Tokenize `inputs` into the data directory `out_dir`; its meta data."""
+        return _resolve(self.writer)(inputs, out_dir, config, **options)
+
+    def read_data(self, path, meta: dict):
+        """The dataset of the data directory `path` (its meta.json already read)."""
+        return _resolve(self.reader)(path, meta)
+
+
+def _resolve(ref: str):
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 KINDS: dict[str, Kind] = {
@@ -46,6 +59,8 @@ KINDS: dict[str, Kind] = {
         "charrnn.kinds.lm:LMTask",
         ("tie_weights",),
         ("seq_len", "batching", "reset_every"),
+        "charrnn.data:tokenize_corpus",
+        "charrnn.data:load_text_dataset",
     ),
     "seq2seq": Kind(
         "seq2seq",
@@ -57,6 +72,8 @@ KINDS: dict[str, Kind] = {
         "charrnn.kinds.seq2seq:PairTask",
         ("attention", "bidirectional", "input_feeding", "scaled_attention", "tie_weights"),
         ("scheduled_sampling", "label_smoothing"),
+        "charrnn.pairs:tokenize_pairs",
+        "charrnn.pairs:load_pair_dataset",
     ),
     "classify": Kind(
         "classify",
@@ -68,6 +85,9 @@ KINDS: dict[str, Kind] = {
         "charrnn.kinds.classify:ClassifyTask",
         ("bidirectional", "pooling"),  # a classifier's output is labels: nothing to tie
         ("seq_len", "class_weights", "best_on", "init_from"),
+        "charrnn.labels:tokenize_labels",
+        "charrnn.labels:load_label_dataset",
+        ("label_column",),
     ),
 }
 OWN_MODEL_FIELDS = {name for kind in KINDS.values() for name in kind.model_fields}
@@ -99,6 +119,11 @@ def of_data(meta: dict, where: str = "data directory") -> Kind:
             "tokenize it again with this charrnn, or upgrade charrnn",
         )
     return kind
+
+
+def for_data(name: str) -> Kind:
+    """The kind whose data directories are of kind `name` (lm, pairs, labels)."""
+    return _BY_DATA[name]
 
 
 def by_flag(flag: str) -> Kind:

@@ -308,15 +308,13 @@ def init_from_lm(model: nn.Module, path, tokenizer) -> str:
                 f"train the classifier with --model classify-{theirs.cell} --embed-size "
                 f"{theirs.embed_size} --hidden-size {theirs.hidden_size * directions}",
             )
-    weights = lm.model.state_dict()
     layers = 1 if mine.bidirectional else min(mine.num_layers, theirs.num_layers)
     with torch.no_grad():
-        model.embed.weight.copy_(weights["embed.weight"])
-        for k in range(layers):
-            for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                name = f"rnn.rnn.{part}_l{k}"  # a residual stack keeps one module a layer
-                source = weights[name] if name in weights else weights[f"rnn.layers.{k}.{part}_l0"]
-                getattr(model.rnn, f"{part}_l{k}").copy_(source)
+        model.embed.weight.copy_(lm.model.embed.weight)
+        for k in range(layers):  # each layer's forward direction
+            ours, source = model.rnn.layer_weights()[k], lm.model.rnn.layer_weights()[k]
+            for mine_w, theirs_w in zip(ours, source, strict=True):
+                mine_w.copy_(theirs_w)
     return f"encoder started from {where}: its embeddings and {layers} recurrent layer(s)"
 
 

@@ -1,7 +1,7 @@
 """Many-to-one classification: read a whole text, pool the recurrent states, predict a label.
 
     x      = embed(ids)                                     (B, T, E)
-    s      = RNN(x) over packed sequences                   (B, T, H)   both directions: H/2 each
+    s      = RNNStack(x) over packed sequences              (B, T, H)   both directions: H/2 each
     pooled = pool(s) over real tokens                       (B, H)
     logits = W dropout(pooled)                              (B, C)
 
@@ -15,18 +15,17 @@ on the other texts of its batch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from charrnn.config import POOLINGS, ModelConfig
-from charrnn.models.rnn import Dropout
+from charrnn.models.rnn import Dropout, RNNStack
 from charrnn.tokenizer import PAD_ID
 
 __all__ = ["POOLINGS", "Classifier"]
-_MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 class Classifier(nn.Module):
@@ -41,16 +40,9 @@ class Classifier(nn.Module):
         directions = 2 if c.bidirectional else 1
         self.embed = nn.Embedding(vocab_size, c.embed_size, padding_idx=PAD_ID)
         self.embed_dropout = Dropout(c.embed_dropout)
-        extra = {"nonlinearity": c.nonlinearity} if c.cell == "rnn" else {}
-        self.rnn = _MODULES[c.cell](
-            c.embed_size,
-            c.hidden_size // directions,
-            num_layers=c.num_layers,
-            batch_first=True,
-            dropout=c.dropout if c.num_layers > 1 else 0.0,
-            bidirectional=c.bidirectional,
-            **extra,
-        )
+        per_direction = replace(c, hidden_size=c.hidden_size // directions)
+        self.rnn = RNNStack(c.embed_size, per_direction, bidirectional=c.bidirectional)
+        self._register_load_state_dict_pre_hook(_stack_keys)
         self.dropout = Dropout(c.dropout)
         if c.pooling == "attention":
             self.attend = nn.Linear(c.hidden_size, c.hidden_size)
@@ -62,13 +54,11 @@ class Classifier(nn.Module):
         `weights`, also the attention pooling's weights (B, T), zero at padding (None for the
         other poolings)."""
         x = self.embed_dropout(self.embed(ids))  # (B, T, E)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        outputs, state = self.rnn(packed)
+        states, final = self.rnn(x, lengths=lengths)  # zero past each text's end
         attention = None
         if self.config.pooling == "last":
-            pooled = self._last(state[0] if isinstance(state, tuple) else state)
+            pooled = self._last(final[0])
         else:
-            states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=ids.shape[1])
             mask = torch.arange(ids.shape[1], device=ids.device)[None] < lengths[:, None].to(
                 ids.device
             )  # (B, T): True at real tokens
@@ -93,3 +83,11 @@ class Classifier(nn.Module):
         weights = torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1)
         pooled = torch.bmm(weights.to(states.dtype)[:, None], states).squeeze(1)
         return pooled, weights
+
+
+def _stack_keys(state_dict, prefix, *args) -> None:
+    """Checkpoints of charrnn 0.x before the classifier used RNNStack kept its torch module
+    at `rnn.` where RNNStack keeps it at `rnn.rnn.`: read them where they are now."""
+    old = re.compile(re.escape(prefix + "rnn.") + r"(weight|bias)_(ih|hh)_l\d+(_reverse)?$")
+    for key in [k for k in state_dict if old.match(k)]:
+        state_dict[prefix + "rnn.rnn." + key[len(prefix) + 4 :]] = state_dict.pop(key)

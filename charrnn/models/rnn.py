@@ -12,6 +12,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from charrnn.config import ModelConfig
@@ -44,6 +45,17 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     draws = words.view(torch.int16)[:n].bitwise_and_(0x7FFF)  # 15 random bits in each
     keep = round((1.0 - p) * 32768)
     return x * (draws.view(x.shape) < keep) * (32768 / keep)
+
+
+def run_dropped(module: nn.Module, p: float, training: bool, *args):
+    """Call a fused torch RNN/GRU/LSTM module; while training with `p` > 0, with its
+    hidden-to-hidden weights dropped (DropConnect, AWD-LSTM's weight drop): one mask per call,
+    so every step of the sequences sees the same recurrent weights."""
+    if not training or p == 0.0:
+        return module(*args)
+    named = module.named_parameters()
+    dropped = {n: dropout(w, p, True) for n, w in named if n.startswith("weight_hh")}
+    return functional_call(module, dropped, args)
 
 
 class Dropout(nn.Dropout):
@@ -84,6 +96,7 @@ class RNNStack(nn.Module):
         module = _MODULES[config.cell]
         self.residual = config.residual
         self.between_dropout = config.dropout if config.num_layers > 1 else 0.0
+        self.weight_dropout = config.weight_dropout
         self.rnn_kind = config.nonlinearity if config.cell == "rnn" else config.cell
         self._cell_step = _CELL_STEPS[self.rnn_kind]
         if not self.residual:
@@ -127,7 +140,7 @@ class RNNStack(nn.Module):
         if lengths is not None:
             x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         if not self.residual and not (self.training and self.between_dropout > 0):
-            out, new = self.rnn(x, _to_torch(state, self.cell))
+            out, new = self._call(self.rnn, x, _to_torch(state, self.cell))
             states = [_from_torch(new)]
         elif not self.residual:
             out, states = self._layer_by_layer(x, state)
@@ -139,7 +152,7 @@ class RNNStack(nn.Module):
                 if state is not None:
                     layer_state = tuple(s[i * per_layer : (i + 1) * per_layer] for s in state)
                 inp = x if i == 0 else _map(x, self.between)
-                out, new = layer(inp, _to_torch(layer_state, self.cell))
+                out, new = self._call(layer, inp, _to_torch(layer_state, self.cell))
                 if i > 0:  # residual connection from layer 2 on
                     out = _map(out, lambda data, skip=inp: data + _data(skip))
                 x = out
@@ -148,6 +161,18 @@ class RNNStack(nn.Module):
         if lengths is not None:
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
         return out, tuple(torch.cat(parts, dim=0) for parts in zip(*states, strict=True))
+
+    def _drop_weights(self, named) -> dict[str, Tensor]:
+        """DropConnect: the hidden-to-hidden weights among `named` (name, tensor) with one
+        fresh mask each, while training with --weight-dropout; {} otherwise."""
+        if not (self.training and self.weight_dropout > 0):
+            return {}
+        p = self.weight_dropout
+        return {n: dropout(w, p, True) for n, w in named if n.startswith("weight_hh")}
+
+    def _call(self, module: nn.Module, x, hx):
+        """A fused module's call, with its recurrent weights dropped (see `_drop_weights`)."""
+        return run_dropped(module, self.weight_dropout, self.training, x, hx)
 
     def _layer_by_layer(self, x, state: State | None):
         """The fused module's layers one call each, with dropout between them drawn from
@@ -167,7 +192,9 @@ class RNNStack(nn.Module):
         for i in range(self.num_layers):
             if i > 0:
                 data = dropout(data, self.between_dropout, True)
-            weights = [getattr(self.rnn, n) for n in names[i * width : (i + 1) * width]]
+            layer = [(n, getattr(self.rnn, n)) for n in names[i * width : (i + 1) * width]]
+            dropped = self._drop_weights(layer)
+            weights = [dropped.get(n, w) for n, w in layer]
             hx = tuple(s[i * self.directions : (i + 1) * self.directions] for s in state)
             hx = hx if self.cell == "lstm" else hx[0]
             with warnings.catch_warnings():  # cuDNN copies one layer's weights: intended
@@ -194,18 +221,36 @@ class RNNStack(nn.Module):
             )
         return out
 
-    def step(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+    def step_weights(self) -> list[list[Tensor]] | None:
+        """While training with --weight-dropout, the layers' weights for a sequence of `step`
+        calls, the recurrent ones dropped with one mask for the whole sequence (draw them
+        once a batch and pass them to every step); None otherwise (`step` uses its own)."""
+        if not (self.training and self.weight_dropout > 0):
+            return None
+        p = self.weight_dropout
+        return [
+            [dropout(w, p, True) if j == 1 else w for j, w in enumerate(layer)]
+            for layer in self.layer_weights()
+        ]
+
+    def step(
+        self, x: Tensor, state: State | None = None, weights: list[list[Tensor]] | None = None
+    ) -> tuple[Tensor, State]:
         """One time step, x (B, input_size) -> output (B, H), new state: the same computation
         as `forward` on a length-1 sequence (dropout between layers included), through the
         cell kernels, or for decoding on the CPU through oneDNN (see models/packed.py).
-        Unidirectional stacks only."""
+        `weights`: from `step_weights` (default: the layers' own). Unidirectional stacks
+        only."""
         if self.directions != 1:
             raise ValueError("step() needs a unidirectional stack")
         if state is None:
             state = self.init_state(x.shape[0], x.device)
         lstm = self.cell == "lstm"
-        weights = self.layer_weights()
-        use_packed = packed.usable(x) and packed.worth_it(self.rnn_kind, x.shape[0], weights)
+        own = weights is None
+        weights = self.layer_weights() if own else weights
+        use_packed = (
+            own and packed.usable(x) and packed.worth_it(self.rnn_kind, x.shape[0], weights)
+        )
         dtype = packed.step_dtype(self.rnn_kind, x.shape[0], weights)
         fast = (
             packed.cached(self, weights, lambda: packed.pack(self.rnn_kind, weights, dtype), dtype)

@@ -153,13 +153,15 @@ class Seq2SeqModel(nn.Module):
         flat = self.drop(h).flatten(0, -2)
         return packed.linear(self.head, flat).view(*h.shape[:-1], -1)
 
-    def attend(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+    def attend(
+        self, tokens: Tensor, state: DecoderState, weights: list | None = None
+    ) -> tuple[Tensor, DecoderState]:
         """One decoder step up to the output layer: tokens (B,) -> the attentional vector
-        h~ (B, H), new state."""
+        h~ (B, H), new state. `weights`: the decoder's for this sequence (RNNStack.step)."""
         x = self.embed_drop(self.tgt_embed(tokens))  # (B, E)
         if self.input_feeding:
             x = torch.cat([x, state.feed], dim=-1)  # (B, E + H)
-        h, rnn = self.decoder.step(x, state.rnn)  # (B, H)
+        h, rnn = self.decoder.step(x, state.rnn, weights)  # (B, H)
         weights = None
         if self.attention is not None:
             context, weights = self.attention(h, state.keys, state.memory, state.mask)
@@ -178,8 +180,9 @@ class Seq2SeqModel(nn.Module):
         state = self.encode(src, lengths)
         outputs, weight_steps = [], []
         token = tgt_in[:, 0]
+        decoder = self.decoder.step_weights()  # one --weight-dropout mask for the batch
         for t in range(tgt_in.shape[1]):
-            h, state = self.attend(token, state)
+            h, state = self.attend(token, state, decoder)
             if sample_prob > 0:
                 h = self.logits(h)
             outputs.append(h)
