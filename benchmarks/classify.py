@@ -80,11 +80,8 @@ def charrnn(train: Path, test: Path, run: Path, args) -> dict:
     command = [*exe, "train", str(train), "--labels", *column, "-o", str(run)]
     command += ["--time-budget", args.budget, "--seed", str(args.seed), "--json", "-q"]
     command += args.train_flag
-    summary = json.loads(subprocess.run(command, check=True, capture_output=True).stdout)
-    scores = subprocess.run(
-        [*exe, "eval", str(run), str(test), *column, "--json"], check=True, capture_output=True
-    )
-    result = json.loads(scores.stdout)
+    summary = json.loads(_run(command))
+    result = json.loads(_run([*exe, "eval", str(run), str(test), *column, "--json"]))
     return {
         "accuracy": result["accuracy"],
         "macro_f1": result["macro_f1"],
@@ -92,6 +89,14 @@ def charrnn(train: Path, test: Path, run: Path, args) -> dict:
         "model": summary["model"],
         "config": summary["model_config"],
     }
+
+
+def _run(command: list[str]) -> str:
+    """A command's stdout; its stderr and exit status end the benchmark when it fails."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout
 
 
 def main() -> None:

@@ -8,10 +8,12 @@ A checkpoint is one `torch.save` file of plain dicts, lists, numbers, strings an
     model          {"name": registry entry, "config": ModelConfig fields, "labels": a
                    classifier's label names by class number}
     tokenizers     {"text": tokenizer.json text} (seq2seq: {"source": ..., "target": ...})
-    weights        the model's state_dict (on CPU, so it loads anywhere)
+    weights        the model's state_dict (on CPU, so it loads anywhere): with --ema-decay,
+                   the moving average of the weights, which decoding and scoring use
     data           {"path": data directory, "val": split statistics}
     train          config, step, epoch, index, elapsed, optimizer state, lr scale, RNG states,
-                   task state (the carried hidden state), best validation loss, patience count
+                   task state (the carried hidden state), best validation loss, patience count;
+                   with --ema-decay, the optimizer's own weights ("weights"; else None)
     metrics        the latest evaluation
 """
 

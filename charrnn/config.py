@@ -195,6 +195,9 @@ class TrainConfig:
     time_budget: float | None = None  # seconds; 10 minutes when no other limit is given
     clip_norm: float = 1.0  # clip the global gradient norm; 0 turns it off
     clip_value: float = 0.0  # clip each gradient element (char-rnn style); 0 turns it off
+    # evaluate, save and decode with an exponential moving average of the weights (optim.
+    # WeightAverage); 0 turns it off
+    ema_decay: float = 0.0
     eval_every: int = 200
     patience: int = 10  # stop after this many evaluations without improvement; 0: never
     checkpoint_every: int = 0  # steps; 0: at every evaluation
@@ -285,6 +288,12 @@ class TrainConfig:
         )
         _require(self.clip_norm >= 0, "clip_norm", "must not be negative", "use 0 to turn it off")
         _require(self.clip_value >= 0, "clip_value", "must not be negative", "use 0 to turn it off")
+        _require(
+            0 <= self.ema_decay < 1,
+            "ema_decay",
+            f"{self.ema_decay} is out of range",
+            "use a decay in [0, 1), e.g. 0.995; 0 turns averaging off",
+        )
         for name in ("eval_every", "log_every"):
             _require(getattr(self, name) >= 1, name, "must be at least 1", "use 1 or more")
         _require(self.patience >= 0, "patience", "must not be negative", "use 0 to turn it off")
@@ -333,7 +342,8 @@ class TrainConfig:
 # language-model values were tuned for the best bits per character on tinyshakespeare in 10
 # CPU minutes, the seq2seq ones for the built-in dates task in 2 CPU minutes.
 KIND_DEFAULTS: dict[str, dict[str, dict]] = {
-    "lm": {"model": {}, "train": {}},
+    # weight averaging: 2.1013 -> 2.0879 bits/char at 2,750 steps of 640 units (numbers.md)
+    "lm": {"model": {}, "train": {"ema_decay": 0.998}},
     "seq2seq": {
         "model": {"hidden_size": 256, "dropout": 0.1, "scaled_attention": True},
         # over word pieces, label smoothing too (charrnn.sizing.seq2seq_label_smoothing)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -127,6 +129,62 @@ def clip(params: list, grads: list, norm: float, total_norm, cfg: TrainConfig) -
             torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
             clipped = True
     return clipped
+
+
+class WeightAverage:
+    """An exponential moving average of the trained weights (Polyak averaging; AWD-LSTM's
+    averaged SGD): evaluations, best.pt and last.pt use the average while the optimizer goes
+    on with the trained weights. The decay at step n is min(decay, (1 + n) / (10 + n)), so
+    that a short run is not held near its first weights."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    def update(self, step: int) -> None:
+        """Move the average towards the weights after update number `step` (from 0)."""
+        keep = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for average, p in zip(self.shadow, self.params, strict=True):
+                average.lerp_(p.detach(), 1.0 - keep)
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """The model holds the averaged weights inside the block, its own again after."""
+        with torch.no_grad():
+            trained = [p.detach().clone() for p in self.params]
+            for p, average in zip(self.params, self.shadow, strict=True):
+                p.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, own in zip(self.params, trained, strict=True):
+                    p.copy_(own)
+
+    def weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """`model`'s state dict on the CPU with the averages in place of the trained weights
+        (a tied weight is one tensor under both names)."""
+        averages = {
+            (p.data_ptr(), p.shape): a for p, a in zip(self.params, self.shadow, strict=True)
+        }
+        copies: dict[tuple, torch.Tensor] = {}
+        weights = {}
+        for name, t in model.state_dict().items():
+            key = (t.data_ptr(), t.shape)
+            if key not in copies:
+                copies[key] = averages.get(key, t).detach().cpu().clone()
+            weights[name] = copies[key]
+        return weights
+
+    def copy(self) -> list[torch.Tensor]:
+        return [a.clone() for a in self.shadow]
+
+    def load(self, shadow: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for average, saved in zip(self.shadow, shadow, strict=True):
+                average.copy_(saved)
 
 
 def _layer_of(name: str) -> str:

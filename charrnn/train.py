@@ -20,6 +20,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from charrnn.distributed import agree, any_rank, from_rank0, gather_rank_states,
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.optim import (
     LoopState,
+    WeightAverage,
     clip,
     epoch_limit,
     layer_grad_norms,
@@ -129,6 +131,8 @@ class _Loop:
         self.opt = make_optimizer(model, self.cfg)
         self.scaler = torch.amp.GradScaler(device.type) if devices.needs_scaler(precision) else None
         self.params = [p for p in model.parameters() if p.requires_grad]
+        # made from the weights the model starts with: a resumed run's saved average
+        self.average = WeightAverage(self.raw, self.cfg.ema_decay) if self.cfg.ema_decay else None
         self.state = LoopState()
         self.resume: dict | None = None
         self.changes: dict = {}
@@ -147,6 +151,8 @@ class _Loop:
             checkpoint.seed_everything(self.cfg.seed)
             return
         train, task, cfg = resume["train"], self.task, self.cfg
+        if train.get("weights") is not None:  # the checkpoint's weights are an average
+            checkpoint.load_weights(self.raw, train["weights"], "the checkpoint's trained weights")
         if train["config"].get("optimizer", cfg.optimizer) == cfg.optimizer:
             settings = [
                 {k: v for k, v in g.items() if k != "params"} for g in self.opt.param_groups
@@ -199,7 +205,7 @@ class _Loop:
             trim_log(self.run_dir / "metrics.jsonl", state.step)
         path = self.run_dir / "metrics.jsonl" if self.writer else None
         self.log = MetricsLog(path, self.hooks.on_event, state.warned)
-        self.good = _snapshot(self.raw, self.opt)  # the last good state, for rollbacks
+        self.good = _snapshot(self)  # the last good state, for rollbacks
         task.sample_validation(eval_sample_tokens(self.cfg, task.tokens_per_step))
         self.watch, self.watched = watch, time.monotonic()
         self.speed = 0.0  # tokens per second of the latest train record
@@ -365,6 +371,8 @@ class _Loop:
             scaler.update()
         else:
             self.opt.step()
+        if self.average is not None:
+            self.average.update(state.step)
         state.step += 1
         state.tokens += task.last_tokens
         self.session_steps += 1
@@ -440,7 +448,8 @@ class _Loop:
     def _evaluate(self, full: bool) -> dict | None:
         state = self.state
         began = time.monotonic()
-        with devices.autocast(self.device, self.precision):
+        averaged = self.average.applied() if self.average is not None else nullcontext()
+        with averaged, devices.autocast(self.device, self.precision):
             result = self.task.evaluate(self.raw, full=full)
         seconds = time.monotonic() - began
         if self.task.eval_cost(full):
@@ -483,14 +492,14 @@ class _Loop:
         ranks = gather_rank_states(self.task, self.world_size)  # every rank takes part
         finite = all(torch.isfinite(p).all() for p in self.raw.parameters())
         if finite:
-            self.good = _snapshot(self.raw, self.opt)
+            self.good = _snapshot(self)
         if not self.writer:
             return
         if not finite:
             message = f"not writing {name}: weights are not finite"
             self.log.write({"event": "warning", "step": self.state.step, "message": message})
             return
-        payload = _payload(self.raw, self.opt, self.state, self.task, self.given, self.info)
+        payload = _payload(self, self.given)
         payload["metrics"] = evaluation or {}
         if self.scaler is not None:
             payload["train"]["scaler"] = self.scaler.state_dict()
@@ -532,8 +541,12 @@ def _advance(state: LoopState, steps_per_epoch: int) -> None:
         state.index = 0
 
 
-def _snapshot(model: nn.Module, opt: torch.optim.Optimizer) -> dict:
-    return {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict())}
+def _snapshot(loop: _Loop) -> dict:
+    return {
+        "model": copy.deepcopy(loop.raw.state_dict()),
+        "opt": copy.deepcopy(loop.opt.state_dict()),
+        "average": loop.average.copy() if loop.average is not None else None,
+    }
 
 
 def _diverged(loop: _Loop, loss_value: float, norm: float) -> dict:
@@ -565,6 +578,8 @@ def _diverged(loop: _Loop, loss_value: float, norm: float) -> dict:
         )
     loop.raw.load_state_dict(good["model"])
     loop.opt.load_state_dict(good["opt"])
+    if loop.average is not None and good["average"] is not None:
+        loop.average.load(good["average"])
     loop.log.write(
         {
             "event": "warning",
@@ -589,7 +604,11 @@ def cpu_weights(model: nn.Module) -> dict[str, Tensor]:
     return weights
 
 
-def _payload(model, opt, state: LoopState, task, cfg: TrainConfig, info: RunInfo) -> dict:
+def _payload(loop: _Loop, cfg: TrainConfig) -> dict:
+    """What a checkpoint holds (see charrnn.checkpoint). With weight averaging, `weights` are
+    the average (what decoding uses) and train.weights the optimizer's own."""
+    model, opt, state, task, info = loop.raw, loop.opt, loop.state, loop.task, loop.info
+    average = loop.average
     return {
         "kind": info.kind,
         "command": info.command,
@@ -600,8 +619,9 @@ def _payload(model, opt, state: LoopState, task, cfg: TrainConfig, info: RunInfo
         },
         "tokenizers": info.tokenizers,
         "data": info.data,
-        "weights": cpu_weights(model),
+        "weights": cpu_weights(model) if average is None else average.weights(model),
         "train": {
+            "weights": None if average is None else cpu_weights(model),
             "config": asdict(cfg),
             "state": asdict(state),
             "optimizer": _cpu(opt.state_dict()),

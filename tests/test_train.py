@@ -590,3 +590,55 @@ def test_the_time_left_for_the_final_evaluation_ends_training_early():
     # the schedule ends where training does: at the budget less what follows it
     assert progress_fraction(cfg, state, 10, reserve=10.0) == pytest.approx(1.0)
     assert progress_fraction(cfg, state, 10) == pytest.approx(0.9)
+
+
+def test_weight_average_against_a_naive_loop():
+    """The average after each update is the hand-written EMA with the ramped decay; applied()
+    puts the average in and the trained weights back exactly; a tied weight stays one tensor."""
+    from charrnn.optim import WeightAverage
+
+    torch.manual_seed(0)
+    model = RNNLanguageModel(12, ModelConfig(embed_size=8, hidden_size=8, tie_weights=True))
+    average = WeightAverage(model, 0.9)
+    naive = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for step in range(30):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        average.update(step)
+        keep = min(0.9, (1 + step) / (10 + step))
+        for n, p in model.named_parameters():
+            naive[n] = keep * naive[n] + (1 - keep) * p.detach()
+    trained = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with average.applied():
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(p.detach(), naive[n])
+    assert all(torch.equal(p, trained[n]) for n, p in model.named_parameters())
+    weights = average.weights(model)
+    assert weights["head.weight"] is weights["embed.weight"]
+    torch.testing.assert_close(weights["rnn.rnn.weight_hh_l0"], naive["rnn.rnn.weight_hh_l0"])
+
+
+def test_training_with_weight_averaging_evaluates_saves_and_resumes_it_exactly(tmp_path, data_dir):
+    """best.pt and last.pt hold the average (what decoding and eval use) and the optimizer's
+    own weights beside it; the final evaluation scored the average; a resume is exact."""
+    full = _train(data_dir, tmp_path / "full", max_steps=16, ema_decay=0.8, log_every=4)
+    saved = checkpoint.load(tmp_path / "full" / "last.pt")
+    averaged, own = saved["weights"], saved["train"]["weights"]
+    assert any(not torch.equal(averaged[k], own[k]) for k in averaged)
+    trained = load_trained(tmp_path / "full" / "last.pt")
+    dataset = load_dataset(data_dir)
+    nll, tokens = lm.evaluate(
+        trained.model, dataset.ids("val"), seq_len=64, device=torch.device("cpu")
+    )
+    assert full["last_eval"]["val_loss"] == pytest.approx(nll / tokens, rel=1e-4)
+    half = _train(data_dir, tmp_path / "half", max_steps=16, ema_decay=0.8, stop_at=7, log_every=4)
+    assert half["step"] == 7
+    _train(data_dir, tmp_path / "half", resume=True, max_steps=16, log_every=4)
+    again = checkpoint.load(tmp_path / "half" / "last.pt")
+    for key in averaged:
+        assert torch.equal(again["weights"][key], averaged[key])
+        assert torch.equal(again["train"]["weights"][key], own[key])
+    plain = _train(data_dir, tmp_path / "plain", max_steps=16, log_every=4, ema_decay=0.0)
+    assert plain["last_eval"]["val_loss"] != full["last_eval"]["val_loss"]
+    assert checkpoint.load(tmp_path / "plain" / "last.pt")["train"]["weights"] is None

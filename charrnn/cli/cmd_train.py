@@ -47,6 +47,7 @@ from charrnn.errors import UsageError
 M, T = ModelConfig, TrainConfig  # defaults live in the dataclasses; shown in --help
 S2S_M, S2S_T = KIND_DEFAULTS["seq2seq"]["model"], KIND_DEFAULTS["seq2seq"]["train"]
 C_M, C_T = KIND_DEFAULTS["classify"]["model"], KIND_DEFAULTS["classify"]["train"]
+LM_T = KIND_DEFAULTS["lm"]["train"]
 
 
 def cache_dir() -> Path:
@@ -484,6 +485,14 @@ def train(
         float | None,
         typer.Option(
             help="Clip each gradient element to +-this (char-rnn style); 0 = off (default 0)."
+        ),
+    ] = None,
+    ema_decay: Annotated[
+        float | None,
+        typer.Option(
+            help="Evaluate and keep an exponential moving average of the weights with this "
+            "decay per step (Polyak averaging); 0 = off (default: language models "
+            f"{LM_T['ema_decay']}, others {T.ema_decay})."
         ),
     ] = None,
     eval_every: Annotated[
