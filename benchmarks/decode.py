@@ -13,8 +13,9 @@
 3. Beam search (beam 5) against greedy decoding, per generated token. Target: <= 2.5x.
 
 The model is an LSTM language model (embedding 64, hidden `--hidden-size`, 768 by default:
-what the defaults pick for 10 minutes of tinyshakespeare) over a 69-token character
-vocabulary with random weights (speed does not depend on training). Everything runs once per
+the size these figures were first measured on; the 10-minute defaults now pick 640 on the
+development machine) over a 69-token character vocabulary with random weights (speed does
+not depend on training). Everything runs once per
 `--precision` (each contender, the bare loop included, in that precision). Each comparison
 runs its contenders in turn, `--rounds` times, and keeps each one's fastest round.
 """
