@@ -47,17 +47,6 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     return x * (draws.view(x.shape) < keep) * (32768 / keep)
 
 
-def run_dropped(module: nn.Module, p: float, training: bool, *args):
-    """Call a fused torch RNN/GRU/LSTM module; while training with `p` > 0, with its
-    hidden-to-hidden weights dropped (DropConnect, AWD-LSTM's weight drop): one mask per call,
-    so every step of the sequences sees the same recurrent weights."""
-    if not training or p == 0.0:
-        return module(*args)
-    named = module.named_parameters()
-    dropped = {n: dropout(w, p, True) for n, w in named if n.startswith("weight_hh")}
-    return functional_call(module, dropped, args)
-
-
 class Dropout(nn.Dropout):
     """nn.Dropout through `dropout` (the same module in a state dict and a repr)."""
 
@@ -171,8 +160,10 @@ class RNNStack(nn.Module):
         return {n: dropout(w, p, True) for n, w in named if n.startswith("weight_hh")}
 
     def _call(self, module: nn.Module, x, hx):
-        """A fused module's call, with its recurrent weights dropped (see `_drop_weights`)."""
-        return run_dropped(module, self.weight_dropout, self.training, x, hx)
+        """A fused module's call, with its recurrent weights dropped (see `_drop_weights`):
+        one mask per call, so every step of the sequences sees the same recurrent weights."""
+        dropped = self._drop_weights(module.named_parameters())
+        return functional_call(module, dropped, (x, hx)) if dropped else module(x, hx)
 
     def _layer_by_layer(self, x, state: State | None):
         """The fused module's layers one call each, with dropout between them drawn from
