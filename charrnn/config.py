@@ -338,23 +338,9 @@ class TrainConfig:
         )
 
 
-# Defaults that differ by model kind; every other default is the dataclasses' own. The
-# language-model values were tuned for the best bits per character on tinyshakespeare in 10
-# CPU minutes, the seq2seq ones for the built-in dates task in 2 CPU minutes.
-KIND_DEFAULTS: dict[str, dict[str, dict]] = {
-    # weight averaging: 2.1013 -> 2.0879 bits/char at 2,750 steps of 640 units (numbers.md)
-    "lm": {"model": {}, "train": {"ema_decay": 0.998}},
-    "seq2seq": {
-        "model": {"hidden_size": 256, "dropout": 0.1, "scaled_attention": True},
-        # over word pieces, label smoothing too (charrnn.sizing.seq2seq_label_smoothing)
-        "train": {"lr": 3e-3, "batch_size": 64},
-    },
-    # chosen on builtin:plays in 2 CPU minutes (docs/numbers.md): max pooling, lr 1e-2
-    "classify": {
-        "model": {"hidden_size": 256, "dropout": 0.3, "bidirectional": True, "pooling": "max"},
-        "train": {"lr": 1e-2, "batch_size": 32, "seq_len": 512, "eval_every": 100},
-    },
-}
+# Defaults that differ by model kind (each kind's entry in charrnn.kinds says why); every
+# other default is the dataclasses' own.
+KIND_DEFAULTS: dict[str, dict[str, dict]] = {k.name: k.defaults for k in kinds.KINDS.values()}
 
 
 def configs_for(kind: str, model_given: dict, train_given: dict) -> tuple[ModelConfig, TrainConfig]:

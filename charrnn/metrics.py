@@ -14,7 +14,7 @@ import numpy as np
 from charrnn import corpus, datadir, decode, kinds
 from charrnn import data as datamod
 from charrnn import device as devices
-from charrnn.config import TokenizeConfig
+from charrnn.config import MAX_LEN_RATIO, TokenizeConfig
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.kinds import lm
 from charrnn.tokenizer import EOS_ID, UNK_ID
@@ -66,11 +66,21 @@ def _check_data(dataset, trained: Trained, path: str, fix: str) -> None:
         raise CharrnnError(path, f"encoded with {what} than the model's", fix)
 
 
+def _check_split(source: str | None, split: str | None) -> None:
+    """--split chooses a split of a data directory: not of text."""
+    text = source is not None and (source == "-" or not datadir.is_dataset(source))
+    if split is not None and text:
+        raise UsageError(
+            "--split", "chooses a split of a data directory, not of a text file", "drop --split"
+        )
+
+
 def score_lm(
     trained: Trained, source: str | None = None, *, split: str | None = None, progress=None
 ) -> dict:
     """Full-pass loss, perplexity and bits per token, character and byte of a language model
     on `source` (default: the run's validation split)."""
+    _check_split(source, split)
     scratch = Path(tempfile.mkdtemp(prefix="charrnn-eval-"))
     try:
         dataset, name = _dataset_for(trained, source, scratch, progress)
@@ -108,16 +118,17 @@ def score_classifier(
     source: str | None = None,
     *,
     split: str | None = None,
-    label_column: str = "last",
+    label_column: str | None = None,
     progress=None,
 ) -> dict:
     """Loss, accuracy, macro-F1, per-label precision/recall/F1 and the confusion matrix of a
     classifier on `source`: labelled text (a TSV, a folder of label folders, -, a built-in
     task) or a labelled data directory (its `split`, default val); default: the run's own
-    validation split."""
+    validation split. `label_column`: a TSV's, first or last (default)."""
     from charrnn import labels as labelled
     from charrnn.kinds.classify import score
 
+    _check_split(source, split)
     if source is None or (source != "-" and datadir.is_dataset(source)):
         fix = "pass labelled text to score: charrnn eval RUN TEXT.tsv"
         dataset, name = run_data(trained, fix) if source is None else (None, source)
@@ -131,7 +142,7 @@ def score_classifier(
         unknown = int(dataset.stats(split).get("unknown", 0))
     else:
         examples, unknown = labelled.encode_examples(
-            source, trained.tokenizer, trained.labels, label_column, progress
+            source, trained.tokenizer, trained.labels, label_column or "last", progress
         )
         name, split = ("<stdin>" if source == "-" else source), None
     if not len(examples):
@@ -246,15 +257,79 @@ def _reference_text(tokenizer, ids: np.ndarray) -> str:
 
 def score_seq2seq(
     trained: Trained,
-    src: str | None = None,
-    refs: list[str] | None = None,
+    source: str | None = None,
     *,
-    beam: decode.BeamConfig = decode.BeamConfig(),
-    max_len_ratio: float,
-    split_name: str = "val",
-    unknown: str = "unk",
-    data: str | None = None,
+    split: str | None = None,
     progress=None,
+    src: str | None = None,
+    ref: list[str] | None = None,
+    beam_size: int | None = None,
+    length_penalty: str | None = None,
+    coverage_penalty: float | None = None,
+    no_repeat_ngram: int | None = None,
+    max_len_ratio: float | None = None,
+) -> dict:
+    """BLEU, chrF, ROUGE and exact match of a seq2seq model's beam-search outputs, and the
+    loss of the references: on `src` against `ref`, or on the `split` (default val) of
+    `source` (a data directory of parallel text) or of the run's own data. The options not
+    given (None) take `charrnn eval`'s defaults."""
+    from charrnn import generate
+
+    _check_translation_sources(source, src, ref, split)
+    beam = decode.BeamConfig(
+        beam_size=decode.BeamConfig.beam_size if beam_size is None else beam_size,
+        length_penalty=length_penalty or decode.BeamConfig.length_penalty,
+        coverage_penalty=coverage_penalty or 0.0,
+        no_repeat_ngram=(
+            generate.no_repeat_default(trained) if no_repeat_ngram is None else no_repeat_ngram
+        ),
+        max_len=1000,
+    )
+    beam.check()
+    result = _translate_and_score(
+        trained, src, ref, beam, max_len_ratio or MAX_LEN_RATIO, split or "val", source, progress
+    )
+    result.pop("hypotheses")
+    return result
+
+
+def _check_translation_sources(source, src, ref, split) -> None:
+    """What a seq2seq model is scored on: --src and --ref, or a data directory's split."""
+    if source is not None and source != "-" and not Path(source).exists():
+        raise CharrnnError(str(source), "no such file or directory", "check the path")
+    if source is not None and (str(source) == "-" or not datadir.is_dataset(source)):
+        raise UsageError(
+            "TEXT",
+            "a seq2seq model is scored on --src and --ref files, or on a data directory "
+            "of parallel text",
+            "pass --src FILE --ref FILE",
+        )
+    if source is not None and src is not None:
+        raise UsageError(
+            "TEXT", "a data directory and --src both give sentences to score", "drop one"
+        )
+    if ref and src is None:
+        raise UsageError(
+            "--ref",
+            "needs --src, the sources to translate",
+            "pass --src FILE too, or neither to score the run's own split",
+        )
+    if split is not None and src is not None:
+        raise UsageError(
+            "--split", "chooses a split of a data directory, not of --src", "drop --split"
+        )
+
+
+def _translate_and_score(
+    trained: Trained,
+    src: str | None,
+    refs: list[str] | None,
+    beam: decode.BeamConfig,
+    max_len_ratio: float,
+    split_name: str,
+    data: str | None,
+    progress,
+    unknown: str = "unk",
 ) -> dict:
     """Decode sources with beam search and score the outputs (BLEU, chrF, ROUGE, exact
     match), plus the teacher-forced loss of the (first) references. Default data: the run's

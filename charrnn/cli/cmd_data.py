@@ -24,13 +24,10 @@ from charrnn.errors import CharrnnError, UsageError
 from charrnn.labels import (
     DEFAULT_SEED,
     check_label_column,
-    describe_labels,
-    tokenize_labels,
 )
-from charrnn.pairs import DEFAULT_MAX_CHARS, describe_pairs, tokenize_pairs
+from charrnn.pairs import DEFAULT_MAX_CHARS
 
 TD = TokenizeConfig  # defaults live in the dataclass
-MAX_LABELS_SHOWN = 30  # rows of the per-label table; --json has them all
 
 
 # -- tokenize ----------------------------------------------------------------------------------
@@ -159,13 +156,9 @@ def tokenize(
 ) -> None:
     """Turn a corpus into token ids on disk (tokenizer.json, meta.json, train/val/test .bin)."""
     kind = kinds.data_kind(inputs, pairs, labels)
-    _check_kind_options(
-        kind,
-        {"--shared-vocab": shared_vocab, "--max-chars": max_chars, "--shuffle": shuffle},
-        glob=glob,
-        seed=seed,
-        label_column=label_column,
-    )
+    own_flags = {"--shared-vocab": shared_vocab, "--max-chars": max_chars, "--shuffle": shuffle}
+    own_flags["--label-column"] = label_column
+    _check_kind_options(kind, own_flags, glob=glob, seed=seed)
     for frac, files, name in ((val_frac, val, "val"), (test_frac, test, "test")):
         if frac is not None and files:
             raise UsageError(
@@ -197,44 +190,57 @@ def tokenize(
         vocabulary, label_set = _vocabulary(tokenizer, kind)
     given = {"val_inputs": val or (), "test_inputs": test or (), "force": force}
     given["vocabulary"] = vocabulary
-    if kind == "pairs":
-        options = {"shared_vocab": shared_vocab, "shuffle_seed": (seed or 0) if shuffle else None}
-        options["max_chars"] = DEFAULT_MAX_CHARS if max_chars is None else max_chars
-        _tokenize_pairs(inputs, out_dir, config, {**given, **options}, quiet, as_json)
-        return
-    if kind == "labels":
-        options = {"label_column": label_column or "last", "labels": label_set}
-        options["seed"] = DEFAULT_SEED if seed is None else seed
-        _tokenize_labels(inputs, out_dir, config, {**given, **options}, quiet, as_json)
-        return
+    own = {  # each kind's writer takes its own of these (Kind.data_options)
+        "shared_vocab": shared_vocab,
+        "max_chars": DEFAULT_MAX_CHARS if max_chars is None else max_chars,
+        "shuffle_seed": (seed or 0) if shuffle else None,
+        "label_column": label_column or "last",
+        "labels": label_set,
+        "seed": DEFAULT_SEED if seed is None else seed,
+    }
+    writes = kinds.for_data(kind)
+    options = {**given, **{k: v for k, v in own.items() if k in writes.data_options}}
     with progress_bar(quiet) as progress:
-        meta = datamod.tokenize_corpus(inputs, out_dir, config, **given, progress=progress)
-    summary = {"path": str(out_dir), **datamod.describe(meta)}
+        meta = writes.write_data(inputs, out_dir, config, **options, progress=progress)
+    summary = {"path": str(out_dir), **writes.describe_data(meta)}
     if vocabulary is None:
-        _warn_small_bpe(config, summary["vocab"]["size"])
+        _warn_small_bpe(config, summary["vocab"])
+    _show_data(writes, summary, "wrote", as_json)
+
+
+def _show_data(kind: kinds.Kind, summary: dict, verb: str, as_json: bool) -> None:
     if as_json:
         out_json(summary)
-    else:
-        _print_data_summary(summary, verb="wrote")
+        return
+    for line in kind.data_lines(summary, verb):
+        out(line)
 
 
-def _check_kind_options(kind: str, pair_options: dict, *, glob, seed, label_column) -> None:
+OWN_FLAGS = {  # the flags of only some kinds' writers, and the option each sets
+    "--shared-vocab": "shared_vocab",
+    "--max-chars": "max_chars",
+    "--shuffle": "shuffle_seed",
+    "--label-column": "label_column",
+}
+
+
+def _check_kind_options(kind: str, own_flags: dict, *, glob, seed) -> None:
     """Raise for a flag that the kind of text does not take."""
-    for flag, value in pair_options.items():
-        if value not in (None, False) and kind != "pairs":
-            raise UsageError(flag, "is for parallel text", "add --pairs, or drop it")
+    takes = kinds.for_data(kind).data_options
+    for flag, value in own_flags.items():
+        if value not in (None, False) and OWN_FLAGS[flag] not in takes:
+            owner = next(k for k in kinds.KINDS.values() if OWN_FLAGS[flag] in k.data_options)
+            raise UsageError(flag, f"is for {owner.reads}", f"add {owner.flag}, or drop it")
     if kind == "pairs" and glob != TD.glob:
         raise UsageError(
             "--glob", "picks files in folders of text, not parallel text", "drop --glob"
         )
-    if seed is not None and not pair_options["--shuffle"] and kind != "labels":
+    if seed is not None and not own_flags["--shuffle"] and "seed" not in takes:
         raise UsageError(
             "--seed", "seeds --shuffle (and the split of --labels)", "add --shuffle, or drop --seed"
         )
-    if label_column is not None:
-        if kind != "labels":
-            raise UsageError("--label-column", "is for labelled text", "add --labels, or drop it")
-        check_label_column(label_column)
+    if own_flags["--label-column"] is not None:
+        check_label_column(own_flags["--label-column"])
 
 
 def _warn_parallel(inputs: list[str]) -> None:
@@ -246,53 +252,6 @@ def _warn_parallel(inputs: list[str]) -> None:
                 "language-model data of it; add --pairs for seq2seq data (or --labels for "
                 "labelled text)"
             )
-
-
-def _tokenize_pairs(inputs, out_dir, config, options: dict, quiet: bool, as_json: bool) -> None:
-    with progress_bar(quiet) as progress:
-        meta = tokenize_pairs(inputs, out_dir, config, **options, progress=progress)
-    summary = {"path": str(out_dir), **describe_pairs(meta)}
-    if options["vocabulary"] is None:
-        v = summary["vocab"]
-        for side in ("source",) if v["shared"] else ("source", "target"):
-            _warn_small_bpe(config, v[side]["size"], "" if v["shared"] else f" ({side})")
-    if as_json:
-        out_json(summary)
-    else:
-        _print_pairs_summary(summary, verb="wrote")
-
-
-def _tokenize_labels(inputs, out_dir, config, options: dict, quiet: bool, as_json: bool) -> None:
-    with progress_bar(quiet) as progress:
-        meta = tokenize_labels(inputs, out_dir, config, **options, progress=progress)
-    summary = {"path": str(out_dir), **describe_labels(meta)}
-    if options["vocabulary"] is None:
-        _warn_small_bpe(config, summary["vocab"]["size"])
-    if as_json:
-        out_json(summary)
-    else:
-        _print_labels_summary(summary, verb="wrote")
-
-
-def _print_data_summary(summary: dict, verb: str) -> None:
-    v = summary["vocab"]
-    extra = ", lowercase" if v["lowercase"] else ""
-    extra += f", {v['normalize'].upper()}" if v["normalize"] != "none" else ""
-    out(
-        f"{verb} {summary['path']}: {v['kind']} vocabulary of {v['size']:,} tokens "
-        f"(4 special){extra}, ids as {summary['dtype']}, {summary['sources']} source file(s)"
-    )
-    for name, s in summary["splits"].items():
-        unk = f", {s['unknown']:,} unknown" if s["unknown"] else ""
-        out(
-            f"  {name:<5} {s['tokens']:>13,} tokens {s['chars']:>13,} chars "
-            f"{s['bytes']:>13,} bytes{unk}"
-        )
-    if summary["unknown_chars"]:
-        shown = ", ".join(f"{c!r} x{n}" for c, n in list(summary["unknown_chars"].items())[:8])
-        out(f"  characters not in the vocabulary: {shown}")
-    top = "  ".join(f"{c['char']!r} {100 * c['fraction']:.1f}%" for c in summary["top_chars"])
-    out(f"  top characters: {top}  (together {100 * summary['top_coverage']:.1f}% of train)")
 
 
 # -- info --------------------------------------------------------------------------------------
@@ -328,29 +287,26 @@ def info(
             return
         _print_checkpoint(summary)
         return
-    dataset = datamod.load_dataset(path)
-    kinds = {"pairs": (describe_pairs, _print_pairs_summary)}
-    kinds["labels"] = (describe_labels, _print_labels_summary)
-    if dataset.meta.get("kind") in kinds:
-        describe, show = kinds[dataset.meta["kind"]]
-        summary = {"path": str(path), **describe(dataset.meta)}
-        if as_json:
-            out_json(summary)
-        else:
-            show(summary, verb="data directory")
-        return
-    summary = {"path": str(path), **datamod.describe(dataset.meta)}
-    if as_json:
-        out_json(summary)
-    else:
-        _print_data_summary(summary, verb="data directory")
+    meta = datamod.load_dataset(path).meta
+    kind = kinds.of_data(meta, str(path))
+    _show_data(kind, {"path": str(path), **kind.describe_data(meta)}, "data directory", as_json)
 
 
-def _warn_small_bpe(config: TokenizeConfig, got: int, side: str = "") -> None:
+def _warn_small_bpe(config: TokenizeConfig, vocab: dict) -> None:
     """A BPE vocabulary smaller than asked: the text ran out of pairs to merge."""
     asked = config.vocab_size
-    if config.vocab == "bpe" and asked and got < asked:
-        warn(f"--vocab-size {asked}: the text gave {got:,} tokens{side} (no more pairs to merge)")
+    if "source" not in vocab:  # one vocabulary
+        sides = {"": vocab}
+    elif vocab["shared"]:  # parallel text, one vocabulary for both sides
+        sides = {"": vocab["source"]}
+    else:
+        sides = {f" ({side})": vocab[side] for side in ("source", "target")}
+    for side, v in sides.items():
+        if config.vocab == "bpe" and asked and v["size"] < asked:
+            got = v["size"]
+            warn(
+                f"--vocab-size {asked}: the text gave {got:,} tokens{side} (no more pairs to merge)"
+            )
 
 
 def _vocabulary(path: Path, kind: str):
@@ -369,69 +325,6 @@ def _vocabulary(path: Path, kind: str):
     if kind == "labels" and datadir.is_dataset(path):
         return vocab, getattr(datamod.load_dataset(path), "labels", None)
     return vocab, None
-
-
-def _print_labels_summary(summary: dict, verb: str) -> None:
-    v = summary["vocab"]
-    labels = summary["labels"]
-    out(
-        f"{verb} {summary['path']}: labelled text, {len(labels):,} labels, {v['kind']} "
-        f"vocabulary of {v['size']:,} tokens (4 special), ids as {summary['dtype']}, "
-        f"{summary['sources']:,} source file(s), split: {summary['split_method']}"
-    )
-    splits = summary["splits"]
-    for name, s in splits.items():
-        unk = f", {s['unknown']:,} unknown" if s["unknown"] else ""
-        out(
-            f"  {name:<5} {s['examples']:>9,} examples {s['tokens']:>11,} tokens "
-            f"{s['chars']:>11,} chars{unk}"
-        )
-    width = min(max(len(label) for label in labels), 40)
-    out(f"  {'label':<{width}} " + " ".join(f"{name:>9}" for name in splits))
-    shown = labels if len(labels) <= MAX_LABELS_SHOWN else labels[: MAX_LABELS_SHOWN - 1]
-    for label in shown:
-        counts = " ".join(f"{s['labels'][label]:>9,}" for s in splits.values())
-        out(f"  {label[:width]:<{width}} {counts}")
-    if len(shown) < len(labels):
-        out(f"  ... and {len(labels) - len(shown):,} more labels (--json lists them all)")
-    if summary["unknown_chars"]:
-        missing = ", ".join(f"{c!r} x{n}" for c, n in list(summary["unknown_chars"].items())[:8])
-        out(f"  characters not in the vocabulary: {missing}")
-
-
-def _print_pairs_summary(summary: dict, verb: str) -> None:
-    v = summary["vocab"]
-    shared = ", shared" if v["shared"] else ""
-    out(
-        f"{verb} {summary['path']}: parallel text, {v['source']['kind']} vocabularies of "
-        f"{v['source']['size']:,} (source) and {v['target']['size']:,} (target) tokens{shared}"
-    )
-    if v.get("picked"):
-        out(f"  vocabulary picked by --vocab auto: {v['picked']}")
-    for name, s in summary["splits"].items():
-        src, tgt = s["source"], s["target"]
-        unknown = [f"{s[side]['unknown']:,} {side}" for side in ("source", "target")]
-        extra = f", unknown {' / '.join(unknown)}" if src["unknown"] or tgt["unknown"] else ""
-        out(
-            f"  {name:<5} {s['pairs']:>9,} pairs  source {src['tokens']:>9,} tokens "
-            f"{src['chars']:>9,} chars  target {tgt['tokens']:>9,} tokens "
-            f"{tgt['chars']:>9,} chars{extra}"
-        )
-    for side in ("source", "target"):
-        missing = summary.get("unknown_chars", {}).get(side)
-        if missing:
-            shown = ", ".join(f"{c!r} x{n}" for c, n in list(missing.items())[:8])
-            out(f"  {side} characters not in the vocabulary: {shown}")
-        top = summary.get("top_chars", {}).get(side)
-        if top:
-            shares = "  ".join(f"{c['char']!r} {100 * c['fraction']:.1f}%" for c in top[:8])
-            out(f"  top {side} characters: {shares}")
-    f = summary["filtered"]
-    if f["empty"] or f["too_long"]:
-        out(
-            f"  filtered: {f['empty']:,} with an empty side, {f['too_long']:,} longer than "
-            f"{f['max_chars']:,} characters"
-        )
 
 
 def _print_checkpoint(summary: dict) -> None:

@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from charrnn import models
+from charrnn import kinds, models
 from charrnn.cli._app import (
     STARTED,
     Interrupted,
@@ -45,9 +45,17 @@ from charrnn.datadir import is_dataset
 from charrnn.errors import UsageError
 
 M, T = ModelConfig, TrainConfig  # defaults live in the dataclasses; shown in --help
-S2S_M, S2S_T = KIND_DEFAULTS["seq2seq"]["model"], KIND_DEFAULTS["seq2seq"]["train"]
-C_M, C_T = KIND_DEFAULTS["classify"]["model"], KIND_DEFAULTS["classify"]["train"]
-LM_T = KIND_DEFAULTS["lm"]["train"]
+C_M, C_T = KIND_DEFAULTS["classify"]["model"], KIND_DEFAULTS["classify"]["train"]  # its flags
+
+
+def _per_kind(section: str, field: str) -> str:
+    """'; seq2seq models 256; classifiers 256': the kinds whose defaults (charrnn.kinds) set
+    this model or training field, for --help."""
+    return "".join(
+        f"; {kind.models} {kind.defaults[section][field]}"
+        for kind in kinds.KINDS.values()
+        if field in kind.defaults[section]
+    )
 
 
 def cache_dir() -> Path:
@@ -296,7 +304,7 @@ def train(
         int | None,
         typer.Option(
             help="Hidden units per layer (default: picked for the time budget and the "
-            f"corpus by measuring this machine's speed; seq2seq {S2S_M['hidden_size']})."
+            f"corpus by measuring this machine's speed{_per_kind('model', 'hidden_size')})."
         ),
     ] = None,
     num_layers: Annotated[
@@ -306,7 +314,7 @@ def train(
         float | None,
         typer.Option(
             help="Dropout between layers and on the output (default: by how many times the "
-            f"budget reads the corpus, 0 to {MAX_AUTO_DROPOUT}; seq2seq {S2S_M['dropout']})."
+            f"budget reads the corpus, 0 to {MAX_AUTO_DROPOUT}{_per_kind('model', 'dropout')})."
         ),
     ] = None,
     embed_dropout: Annotated[
@@ -418,8 +426,8 @@ def train(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            help=f"Sequences (or pairs, or texts) per batch (default {T.batch_size}; seq2seq "
-            f"{S2S_T['batch_size']}; classify {C_T['batch_size']})."
+            help=f"Sequences (or pairs, or texts) per batch (default {T.batch_size}"
+            f"{_per_kind('train', 'batch_size')})."
         ),
     ] = None,
     seq_len: Annotated[
@@ -444,10 +452,7 @@ def train(
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(
-            help=f"Peak learning rate (default {T.lr}; seq2seq {S2S_T['lr']}; classify "
-            f"{C_T['lr']})."
-        ),
+        typer.Option(help=f"Peak learning rate (default {T.lr}{_per_kind('train', 'lr')})."),
     ] = None,
     min_lr_frac: Annotated[
         float | None,
@@ -491,8 +496,8 @@ def train(
         float | None,
         typer.Option(
             help="Evaluate and keep an exponential moving average of the weights with this "
-            "decay per step (Polyak averaging); 0 = off (default: language models "
-            f"{LM_T['ema_decay']}, others {T.ema_decay})."
+            f"decay per step (Polyak averaging); 0 = off (default {T.ema_decay}"
+            f"{_per_kind('train', 'ema_decay')})."
         ),
     ] = None,
     eval_every: Annotated[
@@ -659,7 +664,6 @@ def train(
 def _check_marks(pairs: bool, labels: bool, label_column: str) -> None:
     """--pairs and --labels mark INPUT as one kind of text, not both; --label-column is
     first or last."""
-    from charrnn import kinds
     from charrnn.labels import check_label_column
 
     kinds.data_kind([], pairs, labels)

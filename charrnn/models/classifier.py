@@ -91,3 +91,8 @@ def _stack_keys(state_dict, prefix, *args) -> None:
     old = re.compile(re.escape(prefix + "rnn.") + r"(weight|bias)_(ih|hh)_l\d+(_reverse)?$")
     for key in [k for k in state_dict if old.match(k)]:
         state_dict[prefix + "rnn.rnn." + key[len(prefix) + 4 :]] = state_dict.pop(key)
+
+
+def build(config: ModelConfig, vocab_size: int, _, num_classes: int | None) -> Classifier:
+    """The classifier of the registry (charrnn.kinds)."""
+    return Classifier(vocab_size, num_classes or 2, config)

@@ -328,3 +328,8 @@ class RNNLanguageModel(nn.Module):
         """One decoding step: ids (B,) -> logits (B, V), new state."""
         out, state = self.rnn.step(self.embed_drop(self.embed(ids)), state)  # (B, H)
         return packed.linear(self.head, self.drop(out)), state
+
+
+def build(config: ModelConfig, vocab_size: int, *_) -> RNNLanguageModel:
+    """The language model of the registry (charrnn.kinds)."""
+    return RNNLanguageModel(vocab_size, config)

@@ -197,3 +197,8 @@ class Seq2SeqModel(nn.Module):
         weights = torch.stack(weight_steps, dim=1) if weight_steps else None
         stacked = torch.stack(outputs, dim=1)
         return (stacked if sample_prob > 0 else self.logits(stacked)), weights
+
+
+def build(config: ModelConfig, vocab_size: int, source_vocab_size: int | None, _=None):
+    """The seq2seq model of the registry (charrnn.kinds): `vocab_size` is the target's."""
+    return Seq2SeqModel(source_vocab_size or vocab_size, vocab_size, config)
