@@ -55,6 +55,12 @@ def test_every_classifier_end_to_end(env, run, labelled, name):
     assert 0 <= first["last_eval"]["val_accuracy"] <= 1
     again = ok(run("train", "--resume", run_dir, "--max-steps", "9", "--json", "-q")).json()
     assert again["step"] == 9
+    # best.pt is the evaluation with the best validation macro-F1 unless --best-on says
+    best = checkpoint.load(run_dir / "best.pt")
+    assert best["train"]["config"]["best_on"] == "macro_f1"
+    evals = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    f1s = [r["val_macro_f1"] for r in evals if r["event"] == "eval"]
+    assert best["train"]["state"]["best_val_loss"] == pytest.approx(1 - max(f1s))
     lines = ok(run("classify", run_dir, stdin=(labelled / "texts.txt").read_text())).stdout
     rows = [line.split("\t") for line in lines.splitlines()]
     assert len(rows) == 30 and all(r[0] in WORDS and 0 < float(r[1]) <= 1 for r in rows)

@@ -397,7 +397,7 @@ def train(
         str | None,
         typer.Option(
             help="classify: the validation score that picks best.pt and counts --patience: "
-            "loss, accuracy or macro_f1 (default loss)."
+            f"loss, accuracy or macro_f1 (default {C_T.get('best_on', T.best_on)})."
         ),
     ] = None,
     init_from: Annotated[
