@@ -287,7 +287,14 @@ def score_seq2seq(
     )
     beam.check()
     result = _translate_and_score(
-        trained, src, ref, beam, max_len_ratio or MAX_LEN_RATIO, split or "val", source, progress
+        trained,
+        src,
+        ref,
+        beam,
+        MAX_LEN_RATIO if max_len_ratio is None else max_len_ratio,
+        split or "val",
+        source,
+        progress,
     )
     result.pop("hypotheses")
     return result

@@ -1,5 +1,6 @@
-"""`charrnn eval`'s scores as lines of text, one function per kind of result (the kinds
-registry, charrnn.kinds, names each kind's); the CLI prints them, or the result as JSON."""
+"""Results as lines of text: `charrnn eval`'s scores and the data directory summaries of
+`tokenize` and `info`, one function per kind of result (the kinds registry, charrnn.kinds,
+names each kind's). The CLI prints them, or the result as JSON."""
 
 from __future__ import annotations
 

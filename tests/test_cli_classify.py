@@ -114,6 +114,10 @@ def test_classifier_bad_input(env, run, labelled, shakespeare_like):
     assert_error(run("classify", run_dir, "--explain", env / "x.png", stdin="owl\n"), 2, ".html")
     (env / "other.tsv").write_text("owl\tbird\nkiwi\tfruit\nsedan\tcar\n")
     assert_error(run("eval", run_dir, env / "other.tsv"), 1, "car")
+    for flags in (["--beam-size", "3"], ["--src", env / "other.tsv"]):
+        assert_error(run("eval", run_dir, *flags), 2, "is for seq2seq models, not classifiers")
+    ratio = run("eval", run_dir, "--max-len-ratio", "3")
+    assert_error(ratio, 2, "applies to seq2seq models (this is a classifier)")
     lm_run = env / "lm"
     ok(run("train", shakespeare_like, "-o", lm_run, *TINY, "--seq-len", "16", "--max-steps", "2"))
     assert_error(run("classify", lm_run, stdin="x\n"), 2, "not a classifier")

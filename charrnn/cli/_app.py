@@ -102,15 +102,15 @@ MaxLenRatio = Annotated[
 ]
 
 
-def length_ratio(translates: bool, value: float | None) -> float:
+def length_ratio(translates: bool, value: float | None, what: str = "a language model") -> float:
     """--max-len-ratio's value: 2 unless given; only a seq2seq model (`translates`) has a
-    source to measure."""
+    source to measure (`what` the model is, when not)."""
     if value is None:
         return MAX_LEN_RATIO
     if not translates:
         raise UsageError(
             "--max-len-ratio",
-            "applies to seq2seq models (this is a language model)",
+            f"applies to seq2seq models (this is {what})",
             "drop it; --length (sample) or --max-len (beam) caps a language model's output",
         )
     if not 0 < value < math.inf:

@@ -146,8 +146,8 @@ def evaluate(
     from charrnn.cli.cmd_decode import load_model
 
     trained = load_model(checkpoint, device, threads, precision)
-    length_ratio(trained.translates, max_len_ratio)  # checked: only seq2seq models have one
     kind = kinds.get(trained.kind)
+    length_ratio(trained.translates, max_len_ratio, kind.one)  # checked: a seq2seq model's
     options = {
         "src": src,
         "ref": ref,

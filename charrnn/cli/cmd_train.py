@@ -504,7 +504,8 @@ def train(
         int | None,
         typer.Option(
             help="Evaluate on a fixed sample of the validation split every N steps (the last "
-            f"evaluation scores all of it) (default {T.eval_every})."
+            f"evaluation scores all of it) (default {T.eval_every}"
+            f"{_per_kind('train', 'eval_every')})."
         ),
     ] = None,
     patience: Annotated[

@@ -20,6 +20,7 @@ class Kind:
 
     name: str  # in checkpoints and the model registry
     models: str  # its models, in messages
+    one: str  # one of them, in messages
     data: str  # a data directory's meta.json "kind"
     reads: str  # what its data is, in messages
     flag: str | None  # the flag that marks such input text (None: plain text, the default)
@@ -92,6 +93,7 @@ KINDS: dict[str, Kind] = {
     "lm": Kind(
         name="lm",
         models="language models",
+        one="a language model",
         data="lm",
         reads="plain text",
         flag=None,
@@ -130,6 +132,7 @@ KINDS: dict[str, Kind] = {
     "seq2seq": Kind(
         name="seq2seq",
         models="seq2seq models",
+        one="a seq2seq model",
         data="pairs",
         reads="parallel text",
         flag="--pairs",
@@ -183,6 +186,7 @@ KINDS: dict[str, Kind] = {
     "classify": Kind(
         name="classify",
         models="classifiers",
+        one="a classifier",
         data="labels",
         reads="labelled text",
         flag="--labels",
