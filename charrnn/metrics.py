@@ -286,7 +286,7 @@ def score_seq2seq(
         max_len=1000,
     )
     beam.check()
-    result = _translate_and_score(
+    return _translate_and_score(
         trained,
         src,
         ref,
@@ -296,8 +296,6 @@ def score_seq2seq(
         source,
         progress,
     )
-    result.pop("hypotheses")
-    return result
 
 
 def _check_translation_sources(source, src, ref, split) -> None:
@@ -336,12 +334,11 @@ def _translate_and_score(
     split_name: str,
     data: str | None,
     progress,
-    unknown: str = "unk",
 ) -> dict:
     """Decode sources with beam search and score the outputs (BLEU, chrF, ROUGE, exact
     match), plus the teacher-forced loss of the (first) references. Default data: the run's
     `split_name` split, or that split of `data` (a parallel data directory encoded with the
-    model's vocabularies)."""
+    model's vocabularies). A source character outside the vocabulary is read as <unk>."""
     from charrnn import generate, pairs
     from charrnn.kinds import seq2seq
 
@@ -369,7 +366,7 @@ def _translate_and_score(
                 raise UsageError("--ref", "--src needs references", "pass --ref FILE")
             texts = read_lines(src)
             references = read_references(refs, len(texts), src)
-            sources, missing = generate.encode_inputs(trained, texts, unknown)
+            sources, missing = generate.encode_inputs(trained, texts, "unk")
             (scratch / "src.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
             (scratch / "ref.txt").write_text(
                 "\n".join(r[0] for r in references) + "\n", encoding="utf-8"
@@ -408,5 +405,4 @@ def _translate_and_score(
         **text_scores(hyps, references),
         **loss,
         "unknown": missing,
-        "hypotheses": hyps,
     }

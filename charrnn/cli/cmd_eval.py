@@ -127,11 +127,7 @@ def evaluate(
             "hyp": hyp,
             **metrics.text_scores(hyps, metrics.read_references(ref, len(hyps), hyp)),
         }
-        if as_json:
-            out_json(result)
-        else:
-            for line in reports.translations(result):
-                out(line)
+        _show(result, reports.translations, as_json)
         return
     if checkpoint is None:
         raise UsageError("CHECKPOINT", "nothing to score", "pass a checkpoint, or --hyp and --ref")
@@ -170,8 +166,13 @@ def evaluate(
         result = kind.score(
             trained, source, split, progress, **{k: options[k] for k in kind.eval_options}
         )
+    _show(result, kind.report_lines, as_json)
+
+
+def _show(result: dict, lines, as_json: bool) -> None:
+    """`result` as JSON, or as the `lines(result)` that put it into words."""
     if as_json:
         out_json(result)
         return
-    for line in kind.report_lines(result):
+    for line in lines(result):
         out(line)
